@@ -1,0 +1,25 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="snip_tf",
+    version="0.1.0",
+    description="SNIP: single-shot network pruning at initialization for Keras 3 on TensorFlow",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["snip_tf", "snip_tf.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "tensorflow>=2.16",
+        "keras>=3.3",
+        "tensorflow-datasets>=4.9",
+        "keras-tuner>=1.4",
+        "absl-py>=1.4",
+        "ml-collections>=0.1.1",
+        "numpy>=1.26",
+        "scikit-learn>=1.3",
+        "matplotlib>=3.7",
+    ],
+    extras_require={
+        "dev": ["pytest>=7.4", "pytest-xdist>=3.3", "hypothesis>=6.80"],
+    },
+)

@@ -1,0 +1,120 @@
+"""``SNIPCallback``: prune inside ``model.fit`` before the first weight update."""
+
+from __future__ import annotations
+
+import keras
+from absl import logging
+
+from snip_tf import pruning, selection
+
+
+class SNIPCallback(keras.callbacks.Callback):
+    """Prunes the model with SNIP before ``fit`` makes its first weight update.
+
+    With ``data=None`` the connection sensitivity is computed on the first training batch(es) that
+    ``fit`` itself draws (the paper's "one mini-batch of training data"); that batch is then trained
+    on as usual. With ``data`` (an ``(x, y)`` tuple or a ``tf.data.Dataset`` of ``(x, y)`` batches)
+    the model is pruned on it in ``on_train_begin``.
+
+    If the model is already pruned (a second ``fit``; a ``BackupAndRestore`` or checkpoint resume of a
+    pruned run that restored at least the requested fraction of zeros), the callback does not prune
+    again: it keeps (or re-installs, from the zero pattern) the existing mask.
+
+    Args:
+        sparsity: fraction of prunable weights to remove, in [0, 1).
+        data: data to score on; default the first ``num_batches`` training batches.
+        num_batches: number of batches whose gradients are summed.
+        **options: passed to :func:`snip_tf.snip` (``loss``, ``include_bias``, ``training``).
+
+    Attributes:
+        masks: ``{variable.path: boolean mask}`` once pruned.
+
+    Example:
+    >>> model.fit(x, y, epochs=10, callbacks=[snip_tf.SNIPCallback(0.99)])   # doctest: +SKIP
+    """
+
+    _OPTIONS = ("loss", "include_bias", "training")
+
+    def __init__(self, sparsity, data=None, num_batches: int = 1, **options):
+        super().__init__()
+        self.sparsity = selection.validate_sparsity(sparsity)
+        unknown = sorted(set(options) - set(self._OPTIONS))
+        if unknown:
+            raise ValueError(f"SNIPCallback got unknown options {unknown}; it accepts "
+                             f"{list(self._OPTIONS)}.")
+        if not isinstance(num_batches, int) or isinstance(num_batches, bool) or num_batches < 1:
+            raise ValueError(f"num_batches must be a positive integer; got {num_batches!r}.")
+        self.data = data
+        self.num_batches = num_batches
+        self.options = options
+        self.masks = None
+
+    def _adopt_existing(self) -> bool:
+        model = self.model
+        if pruning.is_pruned(model):
+            self.masks = {p: m for p, m in _installed_masks(model).items()}
+            logging.info("SNIPCallback: the model is already pruned; keeping its mask.")
+            return True
+        include_bias = self.options.get("include_bias", False)
+        report = pruning.sparsity_report(model, include_bias=include_bias)
+        if report.total and report.total - report.kept >= round(self.sparsity * report.total) > 0:
+            # A resumed run: the restored weights carry the mask as exact zeros.
+            self.masks = pruning.masks_from_zeros(model, include_bias=include_bias)
+            pruning.apply_masks(model, self.masks)
+            logging.info("SNIPCallback: restored weights are already %.4f sparse; re-installed "
+                         "their zero pattern as the mask instead of re-scoring.", report.sparsity)
+            return True
+        return False
+
+    def _prune(self, data, num_batches):
+        self.masks = pruning.snip(self.model, data, self.sparsity, num_batches=num_batches,
+                                  **self.options)
+        logging.info("SNIPCallback: pruned to sparsity %.4f.", pruning.sparsity(
+            self.model, include_bias=self.options.get("include_bias", False)))
+
+    def on_train_begin(self, logs=None):
+        if self.model.built and self._adopt_existing():
+            return
+        if self.data is not None:
+            self._prune(self.data, self.num_batches)
+            return
+        self._wrap_train_function()
+
+    def _wrap_train_function(self):
+        model = self.model
+        model.make_train_function()
+        original = model.train_function
+        callback = self
+
+        def prune_then_train(iterator):
+            # The first batches are drawn here, scored on, then trained on by the rebuilt train
+            # function, which also accepts a plain Python iterator of batches (as `train_on_batch`
+            # uses it) and runs up to `steps_per_execution` of them per call.
+            batches = [_next_batch(iterator) for _ in range(callback.num_batches)]
+            model.train_function = original
+            if not (model.built and callback._adopt_existing()):
+                callback._prune(iter(batches), callback.num_batches)
+            model.make_train_function(force=True)
+            train = model.train_function
+            steps = max(int(getattr(model, "steps_per_execution", 1) or 1), 1)
+            logs = None
+            for start in range(0, len(batches), steps):
+                logs = train(iter(batches[start:start + steps]))
+            return logs
+
+        model.train_function = prune_then_train
+
+
+def _next_batch(iterator):
+    return iterator.get_next() if hasattr(iterator, "get_next") else next(iterator)
+
+
+def _installed_masks(model) -> dict:
+    from snip_tf import masking
+
+    out = {}
+    for entry in masking.prunable_entries(model, include_bias=True):
+        mask = masking.current_mask(entry)
+        if mask is not None:
+            out[entry.path] = mask
+    return out

@@ -1,0 +1,291 @@
+"""Which weights are prunable, and the constraint hooks that hold pruned weights at zero.
+
+A pruned weight is held at zero by a Keras constraint on its variable: Keras 3 optimizers apply
+``variable.constraint`` after every update (``fit``, ``train_on_batch`` and custom loops calling
+``optimizer.apply_gradients`` alike), so momentum, Adam moments and decoupled weight decay can never
+move a pruned weight off zero.
+
+On a plain model the mask lives in a :class:`PruningMask` constraint that is also set on the layer's
+``*_constraint`` attribute, so it is part of the layer config and survives ``model.save`` /
+``keras.models.load_model``. Inside a :class:`snip_tf.Masked` wrapper the mask lives in the wrapper's
+non-trainable mask variables instead (see ``wrappers.py``).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import zlib
+from typing import Iterator, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+L = keras.layers
+
+# Layer class -> {variable name: name of the layer attribute holding that variable's constraint}.
+_KERNELS = (
+    ((L.Dense, L.EinsumDense, L.Conv1D, L.Conv2D, L.Conv3D,
+      L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose), {"kernel": "kernel_constraint"}),
+    ((L.DepthwiseConv1D, L.DepthwiseConv2D), {"kernel": "depthwise_constraint"}),
+    ((L.SeparableConv1D, L.SeparableConv2D), {"depthwise_kernel": "depthwise_constraint",
+                                              "pointwise_kernel": "pointwise_constraint"}),
+    ((L.Embedding,), {"embeddings": "embeddings_constraint"}),
+    ((L.SimpleRNNCell, L.LSTMCell, L.GRUCell), {"kernel": "kernel_constraint",
+                                                "recurrent_kernel": "recurrent_constraint"}),
+)
+_BIAS = {"bias": "bias_constraint"}
+
+
+def prunable_variable_names(layer, include_bias: bool = False) -> dict:
+    """``{variable name: constraint attribute}`` for the weights of ``layer`` that SNIP ranks."""
+    for classes, names in _KERNELS:
+        if isinstance(layer, classes):
+            if include_bias and not isinstance(layer, L.Embedding):
+                return {**names, **_BIAS}
+            return dict(names)
+    return {}
+
+
+def is_supported(layer) -> bool:
+    """True for layers that own prunable weights themselves or through sublayers (RNN, MHA, ...)."""
+    return bool(prunable_variable_names(layer)) or isinstance(
+        layer, (L.RNN, L.Bidirectional, L.MultiHeadAttention))
+
+
+@dataclasses.dataclass(eq=False)
+class PrunableWeight:
+    """One ranked variable and where its mask is kept.
+
+    ``layer`` owns ``variable``. ``constraint_owner``/``constraint_attr`` name the attribute that is
+    serialized in the config (the layer itself, or the MultiHeadAttention that rebuilds its
+    projections from one shared ``kernel_constraint``; then ``key`` tells the projections apart).
+    ``wrapper`` is the enclosing :class:`snip_tf.Masked`, whose mask variable then holds the mask.
+    """
+
+    layer: keras.layers.Layer
+    variable: keras.Variable
+    constraint_owner: keras.layers.Layer
+    constraint_attr: str
+    key: str = ""
+    wrapper: Optional[keras.layers.Layer] = None
+
+    @property
+    def path(self) -> str:
+        return self.variable.path
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.variable.shape))
+
+
+def _walk(layer, parent=None, wrapper=None) -> Iterator[tuple]:
+    from snip_tf.wrappers import Masked  # wrappers imports this module
+
+    if isinstance(layer, Masked):
+        wrapper = layer
+    yield layer, parent, wrapper
+    for sub in layer._flatten_layers(include_self=False, recursive=False):
+        yield from _walk(sub, layer, wrapper)
+
+
+def prunable_entries(model, include_bias: bool = False) -> list[PrunableWeight]:
+    """The prunable weights of ``model`` in a fixed order (the order used to break ties).
+
+    If the model contains :class:`snip_tf.Masked` wrappers, only the wrapped layers are prunable (an
+    explicit opt-in); otherwise every supported layer is. Layers with ``trainable=False`` are skipped.
+    """
+    walked = list(_walk(model))
+    any_wrapped = any(w is not None for _, _, w in walked)
+    entries, seen = [], set()
+    for layer, parent, wrapper in walked:
+        if any_wrapped and wrapper is None:
+            continue
+        names = prunable_variable_names(layer, include_bias)
+        if not names or not layer.trainable:
+            continue
+        own = {v.name: v for v in layer._trainable_variables}
+        for var_name, attr in names.items():
+            var = own.get(var_name)
+            if var is None or id(var) in seen:
+                continue
+            seen.add(id(var))
+            if isinstance(parent, L.MultiHeadAttention):
+                # MHA serializes one constraint for all four projections and rebuilds them from it.
+                owner, owner_attr, key = parent, "_" + attr, f"{layer.name}/{var_name}"
+            else:
+                owner, owner_attr, key = layer, attr, ""
+            entries.append(PrunableWeight(layer, var, owner, owner_attr, key, wrapper))
+    return entries
+
+
+def prunable_weights(model, include_bias: bool = False) -> list:
+    """The variables SNIP ranks: kernels of Dense, EinsumDense, Conv*, DepthwiseConv*, SeparableConv*,
+    Embedding, and kernel/recurrent_kernel of SimpleRNN/LSTM/GRU cells (also inside ``Bidirectional``,
+    ``keras.layers.RNN`` and MultiHeadAttention). Biases only with ``include_bias=True``.
+
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    >>> [v.path for v in prunable_weights(model)]
+    ['dense/kernel']
+    """
+    return [e.variable for e in prunable_entries(model, include_bias)]
+
+
+def _encode_mask(mask: np.ndarray) -> dict:
+    packed = np.packbits(np.asarray(mask, dtype=bool).ravel())
+    return {"shape": list(mask.shape),
+            "bits": base64.b64encode(zlib.compress(packed.tobytes(), 9)).decode("ascii")}
+
+
+def _decode_mask(encoded: dict) -> np.ndarray:
+    shape = tuple(encoded["shape"])
+    raw = np.frombuffer(zlib.decompress(base64.b64decode(encoded["bits"])), dtype=np.uint8)
+    return np.unpackbits(raw, count=int(np.prod(shape))).astype(bool).reshape(shape)
+
+
+@keras.saving.register_keras_serializable(package="snip_tf")
+class PruningMask(keras.constraints.Constraint):
+    """Constraint that zeroes the pruned entries of a weight after the layer's own constraint.
+
+    Args:
+        mask: boolean array, True where the weight is kept.
+        inner: the constraint the layer had before pruning (applied first), or None.
+        masks: instead of ``mask``, ``{path suffix: mask}`` when one constraint object serves several
+            variables (MultiHeadAttention's projections); the variable's path selects its mask.
+
+    The masks are stored in the config bit-packed and zlib-compressed, so a saved model keeps them.
+
+    >>> c = PruningMask(np.array([True, False]))
+    >>> c(tf.constant([3.0, 4.0])).numpy().tolist()
+    [3.0, 0.0]
+    """
+
+    def __init__(self, mask=None, inner=None, masks=None):
+        if (mask is None) == (masks is None):
+            raise ValueError("PruningMask needs exactly one of `mask` or `masks`.")
+        self.inner = keras.constraints.get(inner)
+        self.masks = {"": np.asarray(mask, dtype=bool)} if mask is not None else {
+            k: np.asarray(v, dtype=bool) for k, v in masks.items()}
+        self._tensors = {}
+
+    def mask_for(self, variable) -> np.ndarray:
+        if "" in self.masks:
+            return self.masks[""]
+        path = getattr(variable, "path", None)
+        if path is None:
+            raise ValueError("This PruningMask holds several masks and needs the variable itself "
+                             f"(with a .path) to choose one; got {type(variable).__name__}.")
+        for key, mask in self.masks.items():
+            if path == key or path.endswith("/" + key):
+                return mask
+        raise ValueError(f"PruningMask has no mask for variable {path!r}; it holds "
+                         f"{sorted(self.masks)}.")
+
+    def _tensor(self, variable):
+        mask = self.mask_for(variable)
+        key = id(mask)
+        if key not in self._tensors:
+            # Created eagerly even when first called while tracing, so every graph captures it
+            # instead of embedding a copy as a constant.
+            with tf.init_scope():
+                self._tensors[key] = tf.constant(mask)
+        return self._tensors[key]
+
+    def __call__(self, w):
+        mask = self._tensor(w)
+        if self.inner is not None:
+            w = self.inner(w)
+        return tf.where(mask, w, tf.zeros_like(w))
+
+    def with_mask(self, key: str, mask) -> "PruningMask":
+        """A copy that also holds ``mask`` under ``key`` (keyed form only)."""
+        masks = {k: v for k, v in self.masks.items() if k != ""}
+        masks[key] = mask
+        return PruningMask(masks=masks, inner=self.inner)
+
+    def get_config(self):
+        config = {"inner": keras.constraints.serialize(self.inner) if self.inner else None}
+        if "" in self.masks:
+            config["mask"] = _encode_mask(self.masks[""])
+        else:
+            config["masks"] = {k: _encode_mask(v) for k, v in self.masks.items()}
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        inner = config.get("inner")
+        inner = keras.constraints.deserialize(inner) if inner else None
+        if config.get("mask") is not None:
+            return cls(mask=_decode_mask(config["mask"]), inner=inner)
+        return cls(masks={k: _decode_mask(v) for k, v in config["masks"].items()}, inner=inner)
+
+
+class VariableMask(keras.constraints.Constraint):
+    """Constraint reading the mask from a variable (used by :class:`snip_tf.Masked`; not serialized:
+    the wrapper re-installs it when it is built, and the mask variable is saved with the weights)."""
+
+    def __init__(self, mask_variable, inner=None):
+        self.mask_variable = mask_variable
+        self.inner = inner
+
+    def __call__(self, w):
+        if self.inner is not None:
+            w = self.inner(w)
+        return tf.where(tf.cast(self.mask_variable, tf.bool), w, tf.zeros_like(w))
+
+
+def _inner_of(constraint):
+    return constraint.inner if isinstance(constraint, (PruningMask, VariableMask)) else constraint
+
+
+def current_mask(entry: PrunableWeight) -> Optional[np.ndarray]:
+    """The installed mask of a weight, or None where it was never pruned."""
+    constraint = entry.variable.constraint
+    if isinstance(constraint, VariableMask):
+        return constraint.mask_variable.numpy().astype(bool)
+    if isinstance(constraint, PruningMask):
+        return constraint.mask_for(entry.variable)
+    return None
+
+
+def install_mask(entry: PrunableWeight, mask: np.ndarray) -> None:
+    """Zero the pruned entries of ``entry.variable`` and install the hook that keeps them zero."""
+    mask = np.asarray(mask, dtype=bool)
+    var = entry.variable
+    inner = _inner_of(var.constraint)
+    var.assign(tf.where(mask, var.value, tf.zeros_like(var.value)))
+    if entry.wrapper is not None:
+        mask_var = entry.wrapper.mask_variable(var)
+        mask_var.assign(mask.astype(mask_var.dtype))
+        var.constraint = VariableMask(mask_var, inner)
+        return
+    owner_constraint = getattr(entry.constraint_owner, entry.constraint_attr, None)
+    if entry.key:
+        if isinstance(owner_constraint, PruningMask) and "" not in owner_constraint.masks:
+            persisted = owner_constraint.with_mask(entry.key, mask)
+        else:
+            persisted = PruningMask(masks={entry.key: mask}, inner=_inner_of(owner_constraint))
+        setattr(entry.constraint_owner, entry.constraint_attr, persisted)
+        var.constraint = PruningMask(mask, inner)
+    else:
+        constraint = PruningMask(mask, inner)
+        setattr(entry.constraint_owner, entry.constraint_attr, constraint)
+        var.constraint = constraint
+
+
+def remove_mask(entry: PrunableWeight) -> None:
+    """Remove the pruning hook of one weight (the zeros stay), restoring the layer's own constraint."""
+    var = entry.variable
+    var.constraint = _inner_of(var.constraint)
+    if entry.wrapper is None:
+        owner_constraint = getattr(entry.constraint_owner, entry.constraint_attr, None)
+        setattr(entry.constraint_owner, entry.constraint_attr, _inner_of(owner_constraint))
+
+
+def invalidate_traced_functions(model) -> None:
+    """Constraints are read when the train step is traced: a step traced before pruning must go."""
+    for attr in ("train_function", "test_function", "predict_function"):
+        if getattr(model, attr, None) is not None:
+            setattr(model, attr, None)

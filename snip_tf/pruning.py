@@ -1,0 +1,180 @@
+"""The functional API: ``snip`` scores, selects and prunes; ``apply_masks`` installs given masks;
+``sparsity`` / ``sparsity_report`` measure the result."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import Optional
+
+import numpy as np
+
+from snip_tf import masking, scoring, selection
+
+
+class LayerCollapseWarning(UserWarning):
+    """Every weight of a prunable variable was pruned: the layer is disconnected."""
+
+
+def snip(model, data, sparsity, loss=None, num_batches: int = 1, *, include_bias: bool = False,
+         training: bool = False) -> dict:
+    """Prune ``model`` in place at initialization by connection sensitivity (SNIP).
+
+    Scores every prunable weight by ``|dL/dc|`` at ``c = 1`` on ``data``, keeps the global top
+    ``κ = round((1 - sparsity) * m)`` of all ``m`` prunable weights, sets the others to zero and
+    installs constraint hooks that keep them zero through any later training. If anything is wrong
+    (sparsity, data, loss, non-finite scores) a ValueError is raised and the model is unchanged.
+
+    Args:
+        model: a Keras model (Sequential, Functional or subclassed; plain or with Masked layers).
+        data: an ``(x, y)`` tuple (one batch) or a ``tf.data.Dataset`` of ``(x, y)`` batches.
+        sparsity: fraction of prunable weights to remove, in [0, 1).
+        loss: loss to score with; default the model's compiled loss.
+        num_batches: number of dataset batches whose gradients are summed.
+        include_bias: rank biases together with the weights (the authors' code did).
+        training: ``training`` flag of the scoring pass (False: BatchNorm in inference mode).
+
+    Returns:
+        ``{variable.path: boolean mask}`` (True = kept).
+
+    >>> model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
+    ...                           keras.layers.Dense(2)])
+    >>> model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    >>> masks = snip(model, (np.random.rand(32, 8), np.random.randint(0, 2, 32)), sparsity=0.9)
+    >>> sum(int(m.sum()) for m in masks.values())    # round(0.1 * (8*16 + 16*2))
+    16
+    """
+    sparsity = selection.validate_sparsity(sparsity)
+    entries, scores = scoring.abs_mask_gradients(
+        model, data, loss, num_batches, include_bias=include_bias, training=training)
+    keep = selection.num_to_keep(sparsity, sum(e.size for e in entries))
+    if not any(np.any(s) for s in scores):
+        raise ValueError("Every connection sensitivity is zero: the loss does not depend on the "
+                         "prunable weights for this data. The model was not changed.")
+    masks = selection.top_k_masks(scores, keep)
+    _install(model, entries, masks)
+    return {e.path: m for e, m in zip(entries, masks)}
+
+
+def apply_masks(model, masks: dict, *, include_bias: Optional[bool] = None) -> None:
+    """Prune ``model`` in place with given masks ``{variable.path: boolean array}``.
+
+    Use it to install masks computed elsewhere (another criterion, another copy of the model, a
+    file). Every key must name a prunable weight and every shape must match; otherwise a ValueError
+    is raised and nothing changes. Prunable weights not named keep their current state.
+    """
+    if include_bias is None:
+        include_bias = True
+    entries = {e.path: e for e in masking.prunable_entries(model, include_bias)}
+    unknown = sorted(set(masks) - set(entries))
+    if unknown:
+        raise ValueError(f"apply_masks: no prunable weight named {unknown}; the model's prunable "
+                         f"weights are {sorted(entries)}.")
+    chosen, arrays = [], []
+    for path, mask in masks.items():
+        mask = np.asarray(mask)
+        if tuple(mask.shape) != tuple(entries[path].variable.shape):
+            raise ValueError(f"apply_masks: mask for {path!r} has shape {mask.shape}; the weight has "
+                             f"shape {tuple(entries[path].variable.shape)}.")
+        chosen.append(entries[path])
+        arrays.append(mask.astype(bool))
+    _install(model, chosen, arrays)
+
+
+def masks_from_zeros(model, *, include_bias: bool = False) -> dict:
+    """``{path: weight != 0}`` for every prunable weight: the zero pattern of an already-pruned model
+    (e.g. one restored from a checkpoint into freshly built layers)."""
+    return {e.path: np.asarray(e.variable.numpy()) != 0
+            for e in masking.prunable_entries(model, include_bias)}
+
+
+def _install(model, entries, masks) -> None:
+    for entry, mask in zip(entries, masks):
+        masking.install_mask(entry, mask)
+    masking.invalidate_traced_functions(model)
+    collapsed = [e.path for e, m in zip(entries, masks) if not np.any(m)]
+    if collapsed:
+        warnings.warn(
+            f"Layer collapse: every weight of {', '.join(collapsed)} was pruned, which disconnects "
+            "the network there. Lower the sparsity or use a criterion/guard that keeps connections "
+            "in every layer.", LayerCollapseWarning, stacklevel=3)
+
+
+def is_pruned(model) -> bool:
+    """True when pruning hooks are installed on the model's prunable weights."""
+    return any(masking.current_mask(e) is not None and not masking.current_mask(e).all()
+               for e in masking.prunable_entries(model, include_bias=True))
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerSparsity:
+    layer: str
+    weight: str
+    shape: tuple
+    kept: int
+    total: int
+
+    @property
+    def sparsity(self) -> float:
+        return 1.0 - self.kept / self.total if self.total else 0.0
+
+    @property
+    def collapsed(self) -> bool:
+        return self.kept == 0
+
+
+@dataclasses.dataclass(frozen=True)
+class SparsityReport:
+    """Per-weight sparsity of the prunable weights; ``print(report)`` shows a table."""
+
+    rows: tuple
+
+    @property
+    def kept(self) -> int:
+        return sum(r.kept for r in self.rows)
+
+    @property
+    def total(self) -> int:
+        return sum(r.total for r in self.rows)
+
+    @property
+    def sparsity(self) -> float:
+        return 1.0 - self.kept / self.total if self.total else 0.0
+
+    @property
+    def collapsed(self) -> list:
+        return [r.weight for r in self.rows if r.collapsed]
+
+    def to_dict(self) -> dict:
+        return {"sparsity": self.sparsity, "kept": self.kept, "total": self.total,
+                "collapsed": self.collapsed,
+                "layers": [{**dataclasses.asdict(r), "shape": list(r.shape),
+                            "sparsity": r.sparsity, "collapsed": r.collapsed} for r in self.rows]}
+
+    def __str__(self) -> str:
+        header = ("weight", "shape", "kept", "total", "sparsity")
+        lines = [(r.weight, "x".join(map(str, r.shape)), f"{r.kept:,}", f"{r.total:,}",
+                  f"{100 * r.sparsity:.2f}%" + ("  COLLAPSED" if r.collapsed else ""))
+                 for r in self.rows]
+        lines.append(("total", "", f"{self.kept:,}", f"{self.total:,}",
+                      f"{100 * self.sparsity:.2f}%"))
+        widths = [max(len(row[i]) for row in [header] + lines) for i in range(len(header))]
+        fmt = "  ".join(f"{{:<{w}}}" if i < 2 else f"{{:>{w}}}" for i, w in enumerate(widths))
+        rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
+        return "\n".join([fmt.format(*header), rule] + [fmt.format(*l) for l in lines[:-1]]
+                         + [rule, fmt.format(*lines[-1])])
+
+
+def sparsity_report(model, *, include_bias: bool = False) -> SparsityReport:
+    """Per-weight table (layer, weight, shape, kept, total, sparsity, collapsed) of exact zeros."""
+    rows = []
+    for e in masking.prunable_entries(model, include_bias):
+        values = e.variable.numpy()
+        rows.append(LayerSparsity(e.layer.name, e.path, tuple(values.shape),
+                                  int(np.count_nonzero(values)), int(values.size)))
+    return SparsityReport(tuple(rows))
+
+
+def sparsity(model, *, include_bias: bool = False) -> float:
+    """Global fraction of exact zeros among the prunable weights."""
+    return sparsity_report(model, include_bias=include_bias).sparsity

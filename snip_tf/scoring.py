@@ -1,0 +1,200 @@
+"""Connection sensitivity: g = dL/dc at c = 1 for mask variables c on the prunable weights.
+
+The forward pass runs the model with every prunable weight w replaced by ``c * w`` through
+``keras.StatelessScope`` (Keras's own mechanism for running a model on substituted variable values),
+and ``tf.GradientTape`` differentiates the loss with respect to the c tensors. Nothing is assigned to
+the model: scoring leaves every weight, optimizer slot and BatchNorm statistic as it was.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from snip_tf import masking
+
+# float16 gradients of a loss near 1 underflow for small weights; scores are normalized, so the loss
+# may be scaled by any constant. We start high and halve on overflow, like a dynamic loss scale.
+_FLOAT16_LOSS_SCALES = tuple(2.0 ** k for k in range(15, -1, -3))
+
+
+def _to_global(value):
+    """A tf.distribute per-replica value as one tensor (replicas concatenated on the batch axis)."""
+    if isinstance(value, tf.distribute.DistributedValues):
+        strategy = tf.distribute.get_strategy()
+        parts = strategy.experimental_local_results(value) if strategy else value.values
+        return tf.concat(list(parts), axis=0)
+    return value
+
+
+def _as_batch(element):
+    if not isinstance(element, (tuple, list)) or len(element) not in (2, 3):
+        raise ValueError(
+            "Each batch must be an (x, y) or (x, y, sample_weight) tuple; got "
+            f"{type(element).__name__}" + (f" of length {len(element)}"
+                                           if isinstance(element, (tuple, list)) else "") + ".")
+    x, y, *rest = element
+    sample_weight = rest[0] if rest else None
+    return tuple(tf.nest.map_structure(_to_global, v) if v is not None else None
+                 for v in (x, y, sample_weight))
+
+
+def batches_of(data, num_batches: int = 1) -> list:
+    """The ``num_batches`` batches to score on, as ``(x, y, sample_weight)`` tuples.
+
+    ``data`` is one batch as an ``(x, y)`` / ``(x, y, sample_weight)`` tuple of arrays or tensors, or a
+    ``tf.data.Dataset`` (or any iterable) of such batches.
+    """
+    if not isinstance(num_batches, (int, np.integer)) or isinstance(num_batches, bool) \
+            or num_batches < 1:
+        raise ValueError(f"num_batches must be a positive integer; got {num_batches!r}.")
+    if isinstance(data, tuple):
+        if num_batches != 1:
+            raise ValueError(
+                f"An (x, y) tuple is one batch, but num_batches={num_batches}; pass a "
+                "tf.data.Dataset of batches to score on several.")
+        return [_as_batch(data)]
+    if data is None or isinstance(data, (str, bytes, dict, np.ndarray, tf.Tensor, list)):
+        raise ValueError(
+            "data must be an (x, y) tuple of arrays/tensors or a tf.data.Dataset of (x, y) batches; "
+            f"got {type(data).__name__}.")
+    batches = []
+    source = data.take(num_batches) if isinstance(data, tf.data.Dataset) else data
+    for element in source:
+        batches.append(_as_batch(element))
+        if len(batches) == num_batches:
+            break
+    if len(batches) < num_batches:
+        raise ValueError(f"The data gave {len(batches)} batch(es), fewer than num_batches="
+                         f"{num_batches}.")
+    return batches
+
+
+def resolve_loss(model, loss=None) -> Callable:
+    """``loss_fn(y, y_pred, sample_weight) -> scalar``: the given loss or the model's compiled loss
+    (without regularization terms: SNIP scores the data loss)."""
+    if loss is None:
+        compiled = getattr(model, "_compile_loss", None)
+        if compiled is None:
+            raise ValueError(
+                "No loss to score with: the model is not compiled with a loss and no `loss=` was "
+                "given. Call model.compile(loss=...) first or pass loss='sparse_categorical_crossentropy'"
+                " (or any Keras loss / callable).")
+        return lambda y, y_pred, sw: compiled(y, y_pred, sw)
+    loss_obj = keras.losses.get(loss) if isinstance(loss, (str, dict)) else loss
+    if not callable(loss_obj):
+        raise ValueError(f"loss must be a Keras loss, its name, or a callable; got {loss!r}.")
+
+    def loss_fn(y, y_pred, sw):
+        if isinstance(loss_obj, keras.losses.Loss):
+            return loss_obj(y, y_pred, sample_weight=sw)
+        values = loss_obj(y, y_pred)
+        if sw is not None:
+            values = values * tf.cast(sw, values.dtype)
+        return tf.reduce_mean(values)
+
+    return loss_fn
+
+
+def _ensure_built(model, x) -> None:
+    if not model.built:
+        try:
+            model(x, training=False)
+        except Exception as error:  # noqa: BLE001 - re-raised with the cause
+            raise ValueError(f"The data does not fit the model: {error}") from error
+
+
+def mask_gradients(model, entries: Sequence[masking.PrunableWeight], batches, loss_fn,
+                   training: bool = False, mask_values: Optional[Sequence] = None) -> list:
+    """Sum over ``batches`` of dL/dc at c = ``mask_values`` (default all ones), one array per entry."""
+    variables = [e.variable for e in entries]
+    if mask_values is None:
+        mask_values = [None] * len(variables)
+    use_float16 = getattr(model.dtype_policy, "compute_dtype", "float32") == "float16"
+    scales = _FLOAT16_LOSS_SCALES if use_float16 else (1.0,)
+
+    @tf.function(reduce_retracing=True, autograph=False)
+    def step(x, y, sw, masks, scale):
+        with tf.GradientTape() as tape:
+            tape.watch(masks)
+            mapping = [(v, tf.cast(v.value, c.dtype) * c) for v, c in zip(variables, masks)]
+            with keras.StatelessScope(state_mapping=mapping):
+                y_pred = model(x, training=training)
+                loss = tf.cast(loss_fn(y, y_pred, sw), tf.float32)
+            scaled = loss * scale
+        grads = tape.gradient(scaled, masks, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        return loss, [g / scale for g in grads]
+
+    masks0 = [tf.ones(v.shape, tf.float32) if m is None else tf.cast(m, tf.float32)
+              for v, m in zip(variables, mask_values)]
+    total = None
+    for x, y, sw in batches:
+        for scale in scales:
+            try:
+                loss, grads = step(x, y, sw, masks0, tf.constant(scale, tf.float32))
+            except (ValueError, TypeError, tf.errors.InvalidArgumentError) as error:
+                raise ValueError(f"The data does not fit the model: {error}") from error
+            finite = bool(np.isfinite(loss.numpy())) and all(
+                bool(tf.reduce_all(tf.math.is_finite(g))) for g in grads)
+            if finite:
+                break
+        if not finite:
+            raise ValueError(
+                "Connection sensitivity is not finite (NaN or Inf): the loss on the scoring batch is "
+                f"{float(loss.numpy())}. Check the batch for NaN/Inf values and the loss function. "
+                "The model was not changed.")
+        total = grads if total is None else [a + b for a, b in zip(total, grads)]
+    return [g.numpy() for g in total]
+
+
+def abs_mask_gradients(model, data, loss=None, num_batches=1, *, include_bias=False,
+                       training=False, entries=None, mask_values=None):
+    """``(entries, |sum_b dL_b/dc|)``: the unnormalized SNIP scores, in ``entries`` order."""
+    batches = batches_of(data, num_batches)
+    loss_fn = resolve_loss(model, loss)
+    _ensure_built(model, batches[0][0])
+    if entries is None:
+        entries = masking.prunable_entries(model, include_bias)
+    if not entries:
+        raise ValueError(
+            f"The model {model.name!r} has no prunable weights (kernels of Dense, Conv, Embedding, "
+            "RNN/LSTM/GRU, MultiHeadAttention ... layers that are trainable).")
+    grads = mask_gradients(model, entries, batches, loss_fn, training, mask_values)
+    return entries, [np.abs(g) for g in grads]
+
+
+def connection_sensitivity(model, data, loss=None, num_batches: int = 1, *,
+                           include_bias: bool = False, training: bool = False) -> dict:
+    """Normalized connection sensitivity of every prunable weight (Lee et al. 2019, eq. 6).
+
+    ``s_j = |g_j| / sum_k |g_k|`` with ``g = dL/dc`` at ``c = 1``; gradients of several batches are
+    summed before the absolute value.
+
+    Args:
+        model: a Keras model (built, or buildable from ``data``).
+        data: an ``(x, y)`` tuple (one batch) or a ``tf.data.Dataset`` of ``(x, y)`` batches.
+        loss: a Keras loss, its name or a callable ``(y_true, y_pred)``; default the compiled loss.
+        num_batches: how many batches of a dataset to sum the gradients over.
+        include_bias: rank biases too (as the authors' code did).
+        training: the ``training`` flag of the scoring forward pass; the default False runs
+            BatchNorm on its moving statistics (as the authors' code did) and dropout off.
+
+    Returns:
+        ``{variable.path: float32 array of the variable's shape}``, summing to 1 over all entries.
+
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    >>> model.compile(loss="mse")
+    >>> s = connection_sensitivity(model, (np.ones((3, 4)), np.zeros((3, 2))))
+    >>> round(float(sum(v.sum() for v in s.values())), 5)
+    1.0
+    """
+    entries, scores = abs_mask_gradients(model, data, loss, num_batches,
+                                         include_bias=include_bias, training=training)
+    total = float(sum(np.sum(s, dtype=np.float64) for s in scores))
+    if total == 0.0:
+        raise ValueError("Every connection sensitivity is zero: the loss does not depend on the "
+                         "prunable weights for this data. The model was not changed.")
+    return {e.path: (s / total).astype(np.float32) for e, s in zip(entries, scores)}

@@ -1,0 +1,191 @@
+"""Explicit per-layer masking: the :class:`Masked` wrapper, ``wrap`` to add it and ``strip`` to remove
+every trace of pruning from a model."""
+
+from __future__ import annotations
+
+import re
+from typing import Callable, Iterable, Optional, Union
+
+import keras
+
+from snip_tf import masking
+
+_MASK_REGISTERED_NAME = "snip_tf>PruningMask"
+
+
+@keras.saving.register_keras_serializable(package="snip_tf")
+class Masked(keras.layers.Wrapper):
+    """Wraps a layer and owns one non-trainable mask variable (the paper's c) per prunable weight.
+
+    Once a model contains ``Masked`` layers, only the wrapped layers are pruned by ``snip_tf.snip`` and
+    ``SNIPCallback``: wrapping is how a user picks the layers to prune. The masks are ordinary layer
+    weights, so they are saved by ``model.save``, ``save_weights`` and checkpoints. Before pruning every
+    mask is 1 and the layer computes exactly what the wrapped layer computes.
+
+    Supports single-input layers: Dense, EinsumDense, Conv*, DepthwiseConv*, SeparableConv*, Embedding,
+    SimpleRNN/LSTM/GRU, ``keras.layers.RNN`` and Bidirectional. (MultiHeadAttention is pruned on plain
+    models without a wrapper.)
+
+    Example:
+    >>> model = keras.Sequential([keras.Input((8,)), Masked(keras.layers.Dense(4)),
+    ...                           keras.layers.Dense(2)])
+    >>> [v.path for v in snip_tf.prunable_weights(model)]   # only the wrapped layer
+    ['masked/dense/kernel']
+    """
+
+    def __init__(self, layer, include_bias: bool = False, **kwargs):
+        if not isinstance(layer, keras.layers.Layer):
+            raise ValueError(f"Masked expects a keras.layers.Layer, got {type(layer).__name__}.")
+        if isinstance(layer, keras.layers.MultiHeadAttention) or not masking.is_supported(layer):
+            raise ValueError(
+                f"Masked cannot wrap {type(layer).__name__} (layer {layer.name!r}): it owns no weight "
+                "that snip_tf prunes through a wrapper. Supported: Dense, EinsumDense, Conv*, "
+                "DepthwiseConv*, SeparableConv*, Embedding, SimpleRNN, LSTM, GRU, RNN, Bidirectional.")
+        super().__init__(layer, **kwargs)
+        self.include_bias = include_bias
+        self._masks = {}
+
+    def build(self, input_shape=None):
+        if not self.layer.built:
+            self.layer.build(input_shape)
+        for entry in masking.prunable_entries(self, self.include_bias):
+            if id(entry.variable) in self._masks:
+                continue
+            relative = entry.path[len(self.layer.path) + 1:] if self.layer.path else entry.path
+            mask = self.add_weight(
+                name=re.sub(r"[^A-Za-z0-9_]", "_", relative) + "_mask",
+                shape=entry.variable.shape, dtype=entry.variable.dtype,
+                initializer="ones", trainable=False)
+            self._masks[id(entry.variable)] = mask
+            entry.variable.constraint = masking.VariableMask(mask, entry.variable.constraint)
+        self.built = True
+
+    def mask_variable(self, variable):
+        """The mask variable of one of the wrapped layer's weights."""
+        return self._masks[id(variable)]
+
+    def call(self, inputs, training=None, mask=None, **kwargs):
+        if self.layer._call_has_training_arg:
+            kwargs["training"] = training
+        if mask is not None and self.layer._call_has_mask_arg:
+            kwargs["mask"] = mask
+        return self.layer(inputs, **kwargs)
+
+    def compute_output_shape(self, input_shape):
+        return self.layer.compute_output_shape(input_shape)
+
+    def compute_mask(self, inputs, mask=None):
+        return self.layer.compute_mask(inputs, mask)
+
+    def get_config(self):
+        return {**super().get_config(), "include_bias": self.include_bias}
+
+
+def _strip_config(config):
+    """The config with every PruningMask replaced by the constraint it wrapped."""
+    if isinstance(config, dict):
+        if config.get("registered_name") == _MASK_REGISTERED_NAME:
+            return _strip_config(config["config"].get("inner"))
+        return {k: _strip_config(v) for k, v in config.items()}
+    if isinstance(config, list):
+        return [_strip_config(v) for v in config]
+    return config
+
+
+def _plain_clone(layer):
+    return layer.__class__.from_config(_strip_config(layer.get_config()))
+
+
+def _non_input_layers(model):
+    return [l for l in model.layers if not isinstance(l, keras.layers.InputLayer)]
+
+
+def _is_graph_model(model) -> bool:
+    return isinstance(model, keras.Sequential) or type(model).__name__ == "Functional"
+
+
+def _copy_weights(src, dst) -> None:
+    """Copy weights between a layer and its clone, looking through Masked on either side."""
+    src = src.layer if isinstance(src, Masked) else src
+    dst = dst.layer if isinstance(dst, Masked) else dst
+    if _is_graph_model(src):
+        for s, d in zip(_non_input_layers(src), _non_input_layers(dst)):
+            _copy_weights(s, d)
+    else:
+        dst.set_weights(src.get_weights())
+
+
+def _clone(model, clone_function) -> keras.Model:
+    if not _is_graph_model(model):
+        raise ValueError(
+            f"Expected a Sequential or Functional model; got the subclassed model "
+            f"{type(model).__name__!r}, which Keras cannot clone. Prune it as it is "
+            "(snip_tf.snip / SNIPCallback work on subclassed models) or wrap its layers with Masked "
+            "in its own code.")
+    clone = keras.models.clone_model(model, clone_function=clone_function, recursive=True)
+    _copy_weights(model, clone)
+    return clone
+
+
+def wrap(model, layers: Optional[Union[Iterable[str], Callable]] = None,
+         include_bias: bool = False) -> keras.Model:
+    """A copy of a Sequential/Functional ``model`` (same weights) with supported layers in ``Masked``.
+
+    Args:
+        layers: names of the layers to wrap, or a predicate ``layer -> bool``; default every supported
+            layer (MultiHeadAttention stays unwrapped).
+        include_bias: rank the wrapped layers' biases too.
+
+    >>> wrapped = snip_tf.wrap(keras.Sequential([keras.Input((8,)), keras.layers.Dense(2)]))
+    >>> type(wrapped.layers[0]).__name__
+    'Masked'
+    """
+    if layers is None:
+        def chosen(layer):
+            return not isinstance(layer, keras.layers.MultiHeadAttention)
+    elif callable(layers):
+        chosen = layers
+    else:
+        names = set(layers)
+        all_names = {l.name for l in model._flatten_layers(include_self=False)}
+        unknown = names - all_names
+        if unknown:
+            raise ValueError(f"wrap(layers=...) names layers the model does not have: "
+                             f"{sorted(unknown)}. Its layers are {sorted(all_names)}.")
+
+        def chosen(layer):
+            return layer.name in names
+
+    def clone_function(layer):
+        clone = layer.__class__.from_config(layer.get_config())
+        if isinstance(layer, Masked) or not masking.is_supported(layer) or not chosen(layer):
+            return clone
+        return Masked(clone, include_bias=include_bias)
+
+    return _clone(model, clone_function)
+
+
+def strip(model) -> keras.Model:
+    """A plain Keras model with the same weights (pruned ones exactly zero) and outputs, without
+    ``Masked`` wrappers, mask variables or pruning constraints.
+
+    Sequential/Functional models are cloned; the input model is left as it is. A subclassed model
+    cannot be cloned: its pruning constraints are removed in place and the same model is returned.
+    """
+    if not _is_graph_model(model):
+        if any(isinstance(l, Masked) for l in model._flatten_layers()):
+            raise ValueError(
+                f"strip cannot remove Masked wrappers from the subclassed model "
+                f"{type(model).__name__!r}; Keras cannot clone it. Build it without Masked layers "
+                "(a plain model can be pruned directly).")
+        for entry in masking.prunable_entries(model, include_bias=True):
+            masking.remove_mask(entry)
+        masking.invalidate_traced_functions(model)
+        return model
+
+    def clone_function(layer):
+        if isinstance(layer, Masked):
+            return _plain_clone(layer.layer)
+        return _plain_clone(layer)
+
+    return _clone(model, clone_function)
