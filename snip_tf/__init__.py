@@ -4,6 +4,7 @@
 >>> model.fit(x, y, callbacks=[snip_tf.SNIPCallback(0.99)])   # doctest: +SKIP
 """
 
+from snip_tf import selection
 from snip_tf.callbacks import SNIPCallback
 from snip_tf.export import export
 from snip_tf.masking import PruningMask, prunable_weights

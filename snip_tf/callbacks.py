@@ -57,7 +57,8 @@ class SNIPCallback(keras.callbacks.Callback):
             return True
         include_bias = self.options.get("include_bias", False)
         report = pruning.sparsity_report(model, include_bias=include_bias)
-        if report.total and report.total - report.kept >= round(self.sparsity * report.total) > 0:
+        if (self.sparsity > 0 and report.total
+                and report.kept <= selection.num_to_keep(self.sparsity, report.total)):
             # A resumed run: the restored weights carry the mask as exact zeros.
             self.masks = pruning.masks_from_zeros(model, include_bias=include_bias)
             pruning.apply_masks(model, self.masks)
@@ -73,10 +74,11 @@ class SNIPCallback(keras.callbacks.Callback):
             self.model, include_bias=self.options.get("include_bias", False)))
 
     def on_train_begin(self, logs=None):
-        if self.model.built and self._adopt_existing():
-            return
-        if self.data is not None:
-            self._prune(self.data, self.num_batches)
+        if (self.model.built and self._adopt_existing()) or self.data is not None:
+            if self.masks is None:
+                self._prune(self.data, self.num_batches)
+            # `fit` built its train function before this hook; rebuild it with the constraints.
+            self.model.make_train_function(force=True)
             return
         self._wrap_train_function()
 

@@ -1,0 +1,221 @@
+"""Pruned weights stay zero through every way of training; callback, resume and collapse."""
+
+import os
+import warnings
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import snip_tf
+from conftest import classification_data, mlp
+
+LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def assert_masked(model, masks):
+    for v, m in zip(snip_tf.prunable_weights(model), masks.values()):
+        assert (v.numpy()[~m] == 0.0).all(), v.path
+
+
+@pytest.mark.parametrize("optimizer", [
+    lambda: keras.optimizers.SGD(0.1, momentum=0.9),
+    lambda: keras.optimizers.Adam(0.01),
+    lambda: keras.optimizers.AdamW(0.01, weight_decay=0.1),
+    lambda: keras.optimizers.RMSprop(0.01),
+])
+@pytest.mark.parametrize("loop", ["fit", "custom"])
+def test_pruned_weights_stay_exactly_zero(optimizer, loop):
+    x, y = classification_data(n=64)
+    model = mlp()
+    model.compile(optimizer=optimizer(), loss=LOSS)
+    masks = snip_tf.snip(model, (x, y), 0.8)
+    if loop == "fit":
+        model.fit(x, y, epochs=3, batch_size=16, verbose=0)
+    else:
+        opt = optimizer()
+
+        @tf.function
+        def step(xb, yb):
+            with tf.GradientTape() as tape:
+                loss = LOSS(yb, model(xb, training=True))
+            grads = tape.gradient(loss, model.trainable_variables)
+            opt.apply_gradients(zip(grads, model.trainable_variables))
+
+        for _ in range(10):
+            step(x, y)
+    assert_masked(model, masks)
+    kept = sum(int(m.sum()) for m in masks.values())
+    assert snip_tf.sparsity_report(model).kept == kept   # the kept weights are trained, non-zero
+
+
+def test_existing_constraint_is_composed_not_dropped():
+    x, y = classification_data(n=64)
+    model = mlp(kernel_constraint=keras.constraints.MaxNorm(0.05))
+    model.compile(optimizer=keras.optimizers.SGD(1.0), loss=LOSS)
+    masks = snip_tf.snip(model, (x, y), 0.5)
+    model.fit(x, y, epochs=2, verbose=0)
+    kernel = snip_tf.prunable_weights(model)[0].numpy()
+    assert np.sqrt((kernel ** 2).sum(axis=0)).max() <= 0.05 + 1e-6   # MaxNorm still applied
+    assert_masked(model, masks)
+    stripped = snip_tf.strip(model)
+    assert isinstance(stripped.layers[1].kernel_constraint, keras.constraints.MaxNorm)
+
+
+def test_same_weights_and_batch_give_the_same_mask():
+    x, y = classification_data()
+    a = mlp()
+    b = mlp()
+    b.set_weights(a.get_weights())
+    ma = snip_tf.snip(a, (x, y), 0.9)
+    mb = snip_tf.snip(b, (x, y), 0.9)
+    assert all((p == q).all() for p, q in zip(ma.values(), mb.values()))
+
+
+def test_functional_and_subclassed_models():
+    x, y = classification_data()
+
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.flat = keras.layers.Flatten()
+            self.hidden = keras.layers.Dense(12, activation="relu")
+            self.out = keras.layers.Dense(3)
+
+        def call(self, inputs):
+            return self.out(self.hidden(self.flat(inputs)))
+
+    inputs = keras.Input((6, 5))
+    functional = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(inputs)))
+    for model in (Net(), functional):
+        model.compile(optimizer="adam", loss=LOSS)
+        model.fit(x, y, epochs=2, verbose=0, callbacks=[snip_tf.SNIPCallback(0.75)])
+        report = snip_tf.sparsity_report(model)
+        assert report.kept == snip_tf.selection.num_to_keep(0.75, report.total)
+
+
+def test_callback_without_data_scores_the_first_training_batch():
+    x, y = classification_data(n=64)
+    model = mlp()
+    twin = mlp()
+    twin.set_weights(model.get_weights())
+    callback = snip_tf.SNIPCallback(0.9)
+    history = model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0,
+                        callbacks=[callback])
+    expected = snip_tf.snip(twin, (x[:16], y[:16]), 0.9)
+    assert all((a == b).all() for a, b in zip(callback.masks.values(), expected.values()))
+    assert_masked(model, callback.masks)
+    # the scoring batch was trained on: same number of steps as an unpruned run
+    assert len(history.history["loss"]) == 2
+    twin.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    assert twin.optimizer.iterations.numpy() == model.optimizer.iterations.numpy() == 8
+
+
+def test_callback_with_steps_per_execution_and_dataset():
+    x, y = classification_data(n=64)
+    model = mlp()
+    model.compile(optimizer="sgd", loss=LOSS, steps_per_execution=3)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    callback = snip_tf.SNIPCallback(0.9, num_batches=2)
+    model.fit(ds, epochs=2, verbose=0, callbacks=[callback])
+    assert model.optimizer.iterations.numpy() == 16
+    assert_masked(model, callback.masks)
+
+
+def test_callback_with_explicit_data():
+    x, y = classification_data(n=64)
+    model = mlp()
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    twin = mlp()
+    twin.set_weights(model.get_weights())
+    callback = snip_tf.SNIPCallback(0.9, data=ds, num_batches=2)
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[callback])
+    expected = snip_tf.snip(twin, ds, 0.9, num_batches=2)
+    assert all((a == b).all() for a, b in zip(callback.masks.values(), expected.values()))
+    assert_masked(model, callback.masks)
+
+
+def test_callback_validates_its_arguments():
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        snip_tf.SNIPCallback(1.0)
+    with pytest.raises(ValueError, match="unknown options"):
+        snip_tf.SNIPCallback(0.5, temperature=3)
+
+
+def test_second_fit_does_not_prune_again():
+    x, y = classification_data(n=64)
+    model = mlp()
+    callback = snip_tf.SNIPCallback(0.9)
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[callback])
+    first = {k: v.copy() for k, v in callback.masks.items()}
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[snip_tf.SNIPCallback(0.9)])
+    assert_masked(model, first)
+
+
+def test_backup_and_restore_resume_keeps_the_mask(tmp_path):
+    x, y = classification_data(n=64)
+    backup = str(tmp_path / "backup")
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise RuntimeError("interrupted")
+
+    model = mlp()
+    callback = snip_tf.SNIPCallback(0.9)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        model.fit(x, y, epochs=4, verbose=0, callbacks=[
+            keras.callbacks.BackupAndRestore(backup), callback, Interrupt()])
+    masks = callback.masks
+    fresh = mlp()   # a new process would rebuild the model from code
+    resumed = snip_tf.SNIPCallback(0.9)
+    fresh.fit(x, y, epochs=4, verbose=0, callbacks=[
+        keras.callbacks.BackupAndRestore(backup), resumed])
+    assert all((a == b).all() for a, b in zip(resumed.masks.values(), masks.values()))
+    assert_masked(fresh, masks)
+
+
+def test_tf_train_checkpoint_round_trip(tmp_path):
+    x, y = classification_data(n=64)
+    model = mlp()
+    masks = snip_tf.snip(model, (x, y), 0.9)
+    model.fit(x, y, epochs=1, verbose=0)
+    checkpoint = tf.train.Checkpoint(model=model)
+    path = checkpoint.save(os.path.join(tmp_path, "ckpt"))
+    restored = mlp()
+    tf.train.Checkpoint(model=restored).restore(path).expect_partial()
+    snip_tf.apply_masks(restored, snip_tf.masks_from_zeros(restored))
+    restored.fit(x, y, epochs=1, verbose=0)
+    assert_masked(restored, masks)
+
+
+def test_layer_collapse_is_detected_warned_and_reported():
+    x, y = classification_data()
+    inputs = keras.Input((6, 5))
+    flat = keras.layers.Flatten()(inputs)
+    side = keras.layers.Dense(4, name="side")
+    merged = keras.layers.Concatenate()([keras.layers.Dense(200)(flat), side(flat)])
+    model = keras.Model(inputs, keras.layers.Dense(3)(merged))
+    model.compile(loss=LOSS)
+    # A side branch whose weights are tiny scores far below the rest and loses every connection.
+    side.kernel.assign(side.kernel * 1e-6)
+    with pytest.warns(snip_tf.LayerCollapseWarning, match="side/kernel"):
+        snip_tf.snip(model, (x, y), 0.99)
+    report = snip_tf.sparsity_report(model)
+    assert report.collapsed and "COLLAPSED" in str(report)
+    assert report.to_dict()["collapsed"] == report.collapsed
+
+
+def test_sparsity_report_table():
+    x, y = classification_data()
+    model = mlp()
+    snip_tf.snip(model, (x, y), 0.5)
+    report = snip_tf.sparsity_report(model)
+    assert report.sparsity == pytest.approx(0.5, abs=1 / report.total)
+    text = str(report)
+    assert "kernel" in text and "total" in text and "%" in text
+    assert [r.total for r in report.rows] == [30 * 16, 16 * 3]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        snip_tf.sparsity(model)
