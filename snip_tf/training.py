@@ -1,0 +1,122 @@
+"""One training run from a config: data, model, SNIP at initialization, fit, evaluate, report.
+
+``train.py`` is the command-line front end; experiments call :func:`run` with their own configs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from typing import Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from snip_tf import callbacks as snip_callbacks
+from snip_tf import data as snip_data
+from snip_tf import models, pruning
+
+
+def _optimizer(config):
+    lr = config.learning_rate
+    if config.lr_boundaries:
+        boundaries = [int(b) for b in config.lr_boundaries]
+        lr = keras.optimizers.schedules.PiecewiseConstantDecay(
+            boundaries, [config.learning_rate * 0.1 ** i for i in range(len(boundaries) + 1)])
+    kwargs = {"clipnorm": config.clipnorm} if config.clipnorm else {}
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(lr, momentum=config.momentum, **kwargs)
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(lr, **kwargs)
+    raise ValueError(f"optimizer must be 'sgd' or 'adam'; got {config.optimizer!r}.")
+
+
+def hardware() -> dict:
+    return {"platform": platform.platform(), "cpu_count": os.cpu_count(),
+            "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+            "tensorflow": tf.__version__, "keras": keras.__version__}
+
+
+def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = None,
+        export_dir: Optional[str] = None, verbose: int = 0) -> dict:
+    """Train ``config`` once and return (and write) its results.
+
+    Returns a dict with the config, the per-layer sparsity report, final metrics (test/validation
+    error, train loss), the number of iterations and the wall time.
+    """
+    start = time.perf_counter()
+    keras.utils.set_random_seed(config.seed)
+    scoring_size = config.snip.batch_size or None
+    datasets = snip_data.make_datasets(
+        config.dataset, config.batch_size, data_dir=data_dir or config.data_dir or None,
+        validation_fraction=config.validation_fraction, seed=config.seed,
+        normalize=config.normalize, augment=config.augment, sequential=config.sequential,
+        label_noise=config.label_noise, scoring_batch_size=scoring_size)
+    model = models.get(config.model, input_shape=datasets.input_shape,
+                       num_classes=datasets.num_classes, initializer=config.initializer,
+                       l2=config.l2, seed=config.seed)
+    model.compile(optimizer=_optimizer(config),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+
+    callbacks = []
+    snip_callback = None
+    if config.sparsity > 0:
+        # |D_b| = 0: the callback scores the first batch fit draws; otherwise a batch of that size.
+        data = datasets.scoring_batch if scoring_size else None
+        snip_callback = snip_callbacks.SNIPCallback(
+            config.sparsity, data=data, num_batches=config.snip.num_batches,
+            include_bias=config.snip.include_bias)
+        callbacks.append(snip_callback)
+
+    history = model.fit(datasets.train, validation_data=datasets.validation, epochs=config.epochs,
+                        callbacks=callbacks, verbose=verbose, shuffle=False)  # tf.data shuffles
+    test = model.evaluate(datasets.test, return_dict=True, verbose=0)
+    report = pruning.sparsity_report(model, include_bias=config.snip.include_bias)
+    wall = time.perf_counter() - start
+
+    result = {
+        "config": config.to_dict(),
+        "dataset_source": datasets.source,
+        "train_size": datasets.train_size,
+        "iterations": int(model.optimizer.iterations.numpy()),
+        "epochs": config.epochs,
+        "metrics": {
+            "test_accuracy": float(test["accuracy"]),
+            "test_error": 1.0 - float(test["accuracy"]),
+            "test_loss": float(test["loss"]),
+            "train_loss": float(history.history["loss"][-1]),
+            "validation_error": (1.0 - float(history.history["val_accuracy"][-1])
+                                 if "val_accuracy" in history.history else None),
+        },
+        "sparsity": report.to_dict(),
+        "wall_time_s": wall,
+        "hardware": hardware(),
+        "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+    }
+    results_dir = results_dir if results_dir is not None else config.results_dir
+    if results_dir:
+        os.makedirs(results_dir, exist_ok=True)
+        path = os.path.join(results_dir, f"{config.name}_s{config.sparsity}_seed{config.seed}.json")
+        with open(path, "w") as f:
+            json.dump(result, f, indent=2, default=_jsonable)
+        result["results_path"] = path
+        logging.info("Wrote %s", path)
+    export_dir = export_dir or config.export_dir
+    if export_dir:
+        from snip_tf.export import export
+        result["export_path"] = export(model, export_dir, overwrite=True)
+    result["model"] = model
+    return result
+
+
+def _jsonable(value):
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, (tuple, set)):
+        return list(value)
+    return str(value)
