@@ -1,0 +1,52 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import REPO
+from snip_tf import models
+
+PAPER_COUNTS = {"lenet-300-100": 267e3, "lenet-5-caffe": 431e3, "lstm-s": 137e3,
+                "lstm-b": 536e3, "gru-s": 104e3, "gru-b": 404e3}
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_COUNTS))
+def test_parameter_counts_within_3_percent_of_the_paper(name):
+    model = models.get(name)
+    assert abs(model.count_params() - PAPER_COUNTS[name]) / PAPER_COUNTS[name] < 0.03
+
+
+def test_initializers_and_unknown_names():
+    a = models.get("lenet-300-100", initializer="vs-h", seed=1)
+    b = models.get("lenet-300-100", initializer="vs-h", seed=1)
+    np.testing.assert_array_equal(a.layers[1].kernel.numpy(), b.layers[1].kernel.numpy())
+    assert np.std(models.get("lenet-300-100", initializer="rn").layers[1].kernel.numpy()) == \
+        pytest.approx(0.1, rel=0.05)
+    with pytest.raises(ValueError, match="Unknown model"):
+        models.get("resnet-9000")
+    with pytest.raises(ValueError, match="Unknown initializer"):
+        models.get("lenet-300-100", initializer="zeros")
+
+
+def test_train_py_end_to_end(tmp_path):
+    results = tmp_path / "results"
+    export = tmp_path / "export"
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO, "train.py"), "--config.epochs=2",
+         "--config.sparsity=0.8", f"--results_dir={results}", f"--export_dir={export}",
+         "--verbose=0"], capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "sparsity reached: 80.00%" in proc.stdout and "test accuracy" in proc.stdout
+    (path,) = results.glob("*.json")
+    result = json.loads(path.read_text())
+    assert result["sparsity"]["sparsity"] == pytest.approx(0.8, abs=1e-4)
+    assert 0.5 < result["metrics"]["test_accuracy"] <= 1.0
+    assert result["config"]["sparsity"] == 0.8 and result["wall_time_s"] > 0
+    assert {r["weight"].split("/")[-1] for r in result["sparsity"]["layers"]} == {"kernel"}
+    served = tf.saved_model.load(str(export))
+    out = served.serve(tf.zeros((2, 8, 8, 1)))
+    assert out.shape == (2, 10)
