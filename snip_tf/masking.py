@@ -125,9 +125,9 @@ def prunable_weights(model, include_bias: bool = False) -> list:
     Embedding, and kernel/recurrent_kernel of SimpleRNN/LSTM/GRU cells (also inside ``Bidirectional``,
     ``keras.layers.RNN`` and MultiHeadAttention). Biases only with ``include_bias=True``.
 
-    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="out")], name="net")
     >>> [v.path for v in prunable_weights(model)]
-    ['dense/kernel']
+    ['net/out/kernel']
     """
     return [e.variable for e in prunable_entries(model, include_bias)]
 

@@ -27,10 +27,11 @@ class Masked(keras.layers.Wrapper):
     models without a wrapper.)
 
     Example:
-    >>> model = keras.Sequential([keras.Input((8,)), Masked(keras.layers.Dense(4)),
-    ...                           keras.layers.Dense(2)])
+    >>> model = keras.Sequential([keras.Input((8,)),
+    ...                           Masked(keras.layers.Dense(4, name="hidden"), name="masked"),
+    ...                           keras.layers.Dense(2)], name="net")
     >>> [v.path for v in snip_tf.prunable_weights(model)]   # only the wrapped layer
-    ['masked/dense/kernel']
+    ['net/masked/hidden/kernel']
     """
 
     def __init__(self, layer, include_bias: bool = False, **kwargs):
