@@ -40,10 +40,14 @@ MODELS = {"LeNet-5-Caffe": (lenet5, (28, 28, 1)), "LSTM(128)": (recurrent(keras.
           "GRU(128)": (recurrent(keras.layers.GRU), (28, 28))}
 
 
+JIT_COMPILE = "auto"
+
+
 def compiled(build):
     model = build()
     model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  jit_compile=JIT_COMPILE)
     return model
 
 
@@ -60,10 +64,14 @@ def main():
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--sparsity", type=float, default=0.95)
     parser.add_argument("--pairs", type=int, default=4, help="dense/pruned model pairs timed")
+    parser.add_argument("--jit_compile", choices=["auto", "true", "false"], default="auto",
+                        help="Keras compile(jit_compile=...): auto (Keras's default), XLA on, off")
     args = parser.parse_args()
+    global JIT_COMPILE
+    JIT_COMPILE = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
     rng = np.random.default_rng(0)
     print(f"batch {BATCH}, sparsity {args.sparsity}, {args.repeats} interleaved repetitions, "
-          f"{args.pairs} model pairs, {args.steps} steps per timing; keras {keras.__version__}, {os.cpu_count()} CPUs\n")
+          f"{args.pairs} model pairs, {args.steps} steps per timing, jit_compile={args.jit_compile}; keras {keras.__version__}, {os.cpu_count()} CPUs\n")
     rows = []
     for name, (build, shape) in MODELS.items():
         x = rng.normal(size=(BATCH,) + shape).astype("float32")
