@@ -4,12 +4,12 @@
 >>> model.fit(x, y, callbacks=[snip_tf.SNIPCallback(0.99)])   # doctest: +SKIP
 """
 
-from snip_tf import selection
+from snip_tf import criteria, selection
 from snip_tf.callbacks import SNIPCallback
 from snip_tf.export import export
 from snip_tf.masking import PruningMask, prunable_weights
 from snip_tf.pruning import (LayerCollapseWarning, SparsityReport, apply_masks, is_pruned,
-                             masks_from_zeros, snip, sparsity, sparsity_report)
+                             masks_from_zeros, prune, snip, sparsity, sparsity_report)
 from snip_tf.scoring import connection_sensitivity
 from snip_tf.wrappers import Masked, strip, wrap
 
@@ -18,5 +18,5 @@ __version__ = "0.1.0"
 __all__ = [
     "SNIPCallback", "Masked", "PruningMask", "LayerCollapseWarning", "SparsityReport",
     "apply_masks", "connection_sensitivity", "export", "is_pruned", "masks_from_zeros",
-    "prunable_weights", "snip", "sparsity", "sparsity_report", "strip", "wrap",
+    "prunable_weights", "prune", "snip", "sparsity", "sparsity_report", "strip", "wrap",
 ]

@@ -24,7 +24,8 @@ class SNIPCallback(keras.callbacks.Callback):
         sparsity: fraction of prunable weights to remove, in [0, 1).
         data: data to score on; default the first ``num_batches`` training batches.
         num_batches: number of batches whose gradients are summed.
-        **options: passed to :func:`snip_tf.snip` (``loss``, ``include_bias``, ``training``).
+        **options: passed to :func:`snip_tf.prune` (``criterion`` (default "snip"), ``loss``,
+            ``include_bias``, ``training``, ``seed``).
 
     Attributes:
         masks: ``{variable.path: boolean mask}`` once pruned.
@@ -33,7 +34,7 @@ class SNIPCallback(keras.callbacks.Callback):
     >>> model.fit(x, y, epochs=10, callbacks=[snip_tf.SNIPCallback(0.99)])   # doctest: +SKIP
     """
 
-    _OPTIONS = ("loss", "include_bias", "training")
+    _OPTIONS = ("criterion", "loss", "include_bias", "training", "seed")
 
     def __init__(self, sparsity, data=None, num_batches: int = 1, **options):
         super().__init__()
@@ -68,8 +69,8 @@ class SNIPCallback(keras.callbacks.Callback):
         return False
 
     def _prune(self, data, num_batches):
-        self.masks = pruning.snip(self.model, data, self.sparsity, num_batches=num_batches,
-                                  **self.options)
+        self.masks = pruning.prune(self.model, data, self.sparsity, num_batches=num_batches,
+                                   **self.options)
         logging.info("SNIPCallback: pruned to sparsity %.4f.", pruning.sparsity(
             self.model, include_bias=self.options.get("include_bias", False)))
 

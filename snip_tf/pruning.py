@@ -9,33 +9,61 @@ from typing import Optional
 
 import numpy as np
 
-from snip_tf import masking, scoring, selection
+from snip_tf import criteria, masking, scoring, selection
 
 
 class LayerCollapseWarning(UserWarning):
     """Every weight of a prunable variable was pruned: the layer is disconnected."""
 
 
-def snip(model, data, sparsity, loss=None, num_batches: int = 1, *, include_bias: bool = False,
-         training: bool = False) -> dict:
-    """Prune ``model`` in place at initialization by connection sensitivity (SNIP).
+def prune(model, data, sparsity, criterion="snip", loss=None, num_batches: int = 1, *,
+          include_bias: bool = False, training: bool = False, seed: int = 0) -> dict:
+    """Prune ``model`` in place at initialization by ``criterion`` (default SNIP).
 
-    Scores every prunable weight by ``|dL/dc|`` at ``c = 1`` on ``data``, keeps the global top
-    ``κ = round((1 - sparsity) * m)`` of all ``m`` prunable weights, sets the others to zero and
-    installs constraint hooks that keep them zero through any later training. If anything is wrong
-    (sparsity, data, loss, non-finite scores) a ValueError is raised and the model is unchanged.
+    Scores every prunable weight, keeps the global top ``κ = round((1 - sparsity) * m)`` of all
+    ``m`` prunable weights, sets the others to zero and installs constraint hooks that keep them
+    zero through any later training. If anything is wrong (sparsity, data, loss, non-finite scores)
+    a ValueError is raised and the model is unchanged.
 
     Args:
         model: a Keras model (Sequential, Functional or subclassed; plain or with Masked layers).
-        data: an ``(x, y)`` tuple (one batch) or a ``tf.data.Dataset`` of ``(x, y)`` batches.
+        data: an ``(x, y)`` tuple (one batch) or a ``tf.data.Dataset`` of ``(x, y)`` batches; may be
+            None for data-free criteria (magnitude, random) on a built model.
         sparsity: fraction of prunable weights to remove, in [0, 1).
+        criterion: a name from ``snip_tf.criteria.names()`` or a ``Criterion`` instance.
         loss: loss to score with; default the model's compiled loss.
         num_batches: number of dataset batches whose gradients are summed.
         include_bias: rank biases together with the weights (the authors' code did).
         training: ``training`` flag of the scoring pass (False: BatchNorm in inference mode).
+        seed: seed of randomized criteria.
 
     Returns:
         ``{variable.path: boolean mask}`` (True = kept).
+    """
+    sparsity = selection.validate_sparsity(sparsity)
+    crit = criteria.get(criterion)
+    entries, batches, loss_fn = scoring.prepare(model, data, loss, num_batches,
+                                                include_bias=include_bias,
+                                                needs_data=crit.needs_data)
+    keep = selection.num_to_keep(sparsity, sum(e.size for e in entries))
+    scores = crit.scores(model, entries, batches, loss_fn, training=training, seed=seed)
+    if not all(np.isfinite(s).all() for s in scores):
+        raise ValueError(f"The {crit.name} scores are not finite (NaN or Inf). The model was not "
+                         "changed.")
+    if not any(np.any(s) for s in scores):
+        raise ValueError(f"Every {crit.name} score is zero: the loss does not depend on the "
+                         "prunable weights for this data. The model was not changed.")
+    masks = selection.top_k_masks(scores, keep)
+    _install(model, entries, masks)
+    return {e.path: m for e, m in zip(entries, masks)}
+
+
+def snip(model, data, sparsity, loss=None, num_batches: int = 1, *, include_bias: bool = False,
+         training: bool = False) -> dict:
+    """Prune ``model`` in place at initialization by connection sensitivity (SNIP).
+
+    Scores every prunable weight by ``|dL/dc|`` at ``c = 1`` on ``data`` and keeps the global top
+    ``κ = round((1 - sparsity) * m)``; see :func:`prune` for the arguments and guarantees.
 
     >>> model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
     ...                           keras.layers.Dense(2)])
@@ -44,16 +72,8 @@ def snip(model, data, sparsity, loss=None, num_batches: int = 1, *, include_bias
     >>> sum(int(m.sum()) for m in masks.values())    # round(0.1 * (8*16 + 16*2))
     16
     """
-    sparsity = selection.validate_sparsity(sparsity)
-    entries, scores = scoring.abs_mask_gradients(
-        model, data, loss, num_batches, include_bias=include_bias, training=training)
-    keep = selection.num_to_keep(sparsity, sum(e.size for e in entries))
-    if not any(np.any(s) for s in scores):
-        raise ValueError("Every connection sensitivity is zero: the loss does not depend on the "
-                         "prunable weights for this data. The model was not changed.")
-    masks = selection.top_k_masks(scores, keep)
-    _install(model, entries, masks)
-    return {e.path: m for e, m in zip(entries, masks)}
+    return prune(model, data, sparsity, "snip", loss, num_batches, include_bias=include_bias,
+                 training=training)
 
 
 def apply_masks(model, masks: dict, *, include_bias: Optional[bool] = None) -> None:

@@ -150,20 +150,27 @@ def mask_gradients(model, entries: Sequence[masking.PrunableWeight], batches, lo
     return [g.numpy() for g in total]
 
 
-def abs_mask_gradients(model, data, loss=None, num_batches=1, *, include_bias=False,
-                       training=False, entries=None, mask_values=None):
-    """``(entries, |sum_b dL_b/dc|)``: the unnormalized SNIP scores, in ``entries`` order."""
-    batches = batches_of(data, num_batches)
-    loss_fn = resolve_loss(model, loss)
-    _ensure_built(model, batches[0][0])
-    if entries is None:
-        entries = masking.prunable_entries(model, include_bias)
+def prepare(model, data, loss=None, num_batches=1, *, include_bias=False, needs_data=True):
+    """Validate the inputs of a scoring call: ``(entries, batches, loss_fn)``.
+
+    Builds an unbuilt model from the first batch. Data-free criteria (``needs_data=False``) accept
+    ``data=None`` on a built model and get ``batches = []`` and ``loss_fn = None`` then.
+    """
+    if data is None and not needs_data:
+        if not model.built:
+            raise ValueError(f"The model {model.name!r} is not built; build it (call it on data) "
+                             "or pass data.")
+        batches, loss_fn = [], None
+    else:
+        batches = batches_of(data, num_batches)
+        loss_fn = resolve_loss(model, loss) if needs_data else None
+        _ensure_built(model, batches[0][0])
+    entries = masking.prunable_entries(model, include_bias)
     if not entries:
         raise ValueError(
             f"The model {model.name!r} has no prunable weights (kernels of Dense, Conv, Embedding, "
             "RNN/LSTM/GRU, MultiHeadAttention ... layers that are trainable).")
-    grads = mask_gradients(model, entries, batches, loss_fn, training, mask_values)
-    return entries, [np.abs(g) for g in grads]
+    return entries, batches, loss_fn
 
 
 def connection_sensitivity(model, data, loss=None, num_batches: int = 1, *,
@@ -191,8 +198,8 @@ def connection_sensitivity(model, data, loss=None, num_batches: int = 1, *,
     >>> round(float(sum(v.sum() for v in s.values())), 5)
     1.0
     """
-    entries, scores = abs_mask_gradients(model, data, loss, num_batches,
-                                         include_bias=include_bias, training=training)
+    entries, batches, loss_fn = prepare(model, data, loss, num_batches, include_bias=include_bias)
+    scores = [np.abs(g) for g in mask_gradients(model, entries, batches, loss_fn, training)]
     total = float(sum(np.sum(s, dtype=np.float64) for s in scores))
     if total == 0.0:
         raise ValueError("Every connection sensitivity is zero: the loss does not depend on the "

@@ -44,26 +44,31 @@ class Masked(keras.layers.Wrapper):
                 "DepthwiseConv*, SeparableConv*, Embedding, SimpleRNN, LSTM, GRU, RNN, Bidirectional.")
         super().__init__(layer, **kwargs)
         self.include_bias = include_bias
-        self._masks = {}
+        self.mask_weights = []
+        self._masked_ids = []
 
     def build(self, input_shape=None):
         if not self.layer.built:
             self.layer.build(input_shape)
         for entry in masking.prunable_entries(self, self.include_bias):
-            if id(entry.variable) in self._masks:
+            if id(entry.variable) in self._masked_ids:
                 continue
             relative = entry.path[len(self.layer.path) + 1:] if self.layer.path else entry.path
+            name = re.sub(r"[^A-Za-z0-9_]", "_", relative) + "_mask"
             mask = self.add_weight(
-                name=re.sub(r"[^A-Za-z0-9_]", "_", relative) + "_mask",
+                name=name,
                 shape=entry.variable.shape, dtype=entry.variable.dtype,
                 initializer="ones", trainable=False)
-            self._masks[id(entry.variable)] = mask
+            self.mask_weights.append(mask)
+            # An attribute per mask: what tf.train.Checkpoint tracks (it does not see the list).
+            setattr(self, name, mask)
+            self._masked_ids.append(id(entry.variable))
             entry.variable.constraint = masking.VariableMask(mask, entry.variable.constraint)
         self.built = True
 
     def mask_variable(self, variable):
         """The mask variable of one of the wrapped layer's weights."""
-        return self._masks[id(variable)]
+        return self.mask_weights[self._masked_ids.index(id(variable))]
 
     def call(self, inputs, training=None, mask=None, **kwargs):
         if self.layer._call_has_training_arg:

@@ -219,3 +219,13 @@ def test_sparsity_report_table():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         snip_tf.sparsity(model)
+
+
+def test_callback_in_eager_mode():
+    x, y = classification_data(n=32)
+    model = mlp()
+    model.compile(optimizer="sgd", loss=LOSS, run_eagerly=True)
+    callback = snip_tf.SNIPCallback(0.9)
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[callback])
+    assert model.optimizer.iterations.numpy() == 2
+    assert_masked(model, callback.masks)

@@ -126,3 +126,24 @@ def test_export_saved_model_serves_the_same_outputs(tmp_path, wrapped):
     with pytest.raises(FileExistsError):
         snip_tf.export(model, path)
     assert os.path.isdir(path)
+
+
+def test_masked_masks_restore_from_a_tf_checkpoint(tmp_path):
+    x, y = classification_data(n=48)
+
+    def build():
+        model = keras.Sequential([keras.Input((6, 5)), L.Flatten(),
+                                  snip_tf.Masked(L.Dense(16, activation="relu")), L.Dense(3)])
+        model.compile(optimizer="adam", loss=LOSS)
+        return model
+
+    model = build()
+    masks = snip_tf.snip(model, (x, y), 0.8)
+    path = tf.train.Checkpoint(model=model).save(str(tmp_path / "ckpt"))
+    restored = build()
+    tf.train.Checkpoint(model=restored).restore(path).expect_partial()
+    (mask,) = masks.values()
+    wrapped = restored.layers[1]
+    np.testing.assert_array_equal(wrapped.mask_variable(wrapped.layer.kernel).numpy() > 0, mask)
+    restored.fit(x, y, epochs=2, verbose=0)   # the restored mask variables hold the zeros
+    assert (wrapped.layer.kernel.numpy()[~mask] == 0).all()
