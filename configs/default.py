@@ -1,44 +1,9 @@
 """The default job of `python train.py`: LeNet-300-100's shape on scikit-learn's bundled 8x8 digits
-(no download needed), pruned once at initialization to 90 % sparsity."""
+(no download needed), pruned once at initialization to 90 % sparsity.
 
-import ml_collections
+Every field and its default: snip_tf/config.py."""
 
-
-def base_config() -> ml_collections.ConfigDict:
-    """Every field train.py reads, with defaults; the other configs override some of them."""
-    c = ml_collections.ConfigDict()
-    c.name = "default"
-    # data
-    c.dataset = "digits"            # mnist | fashion_mnist | cifar10 | digits
-    c.data_dir = ""                 # local data folder; "" = $SNIP_TF_DATA_DIR, else tfds
-    c.validation_fraction = 0.1     # held out of the training set (paper: 10 %)
-    c.normalize = "meanstd"         # meanstd (training-set statistics) | scale (x / 255)
-    c.augment = False               # CIFAR: random flip + translation by up to 4 px
-    c.sequential = False            # images as sequences of rows (sequential MNIST)
-    c.label_noise = "none"          # none | random (memorization experiment)
-    # model
-    c.model = "mlp"
-    c.initializer = "vs-x"          # rn | tn | vs-x | vs-h
-    c.l2 = 5e-4                     # L2 penalty on kernels (paper: 5e-4)
-    # pruning
-    c.sparsity = 0.9                # fraction of prunable weights removed at initialization
-    c.snip = ml_collections.ConfigDict()
-    c.snip.batch_size = 0           # |D_b|; 0 = the first training batch fit draws (callback)
-    c.snip.num_batches = 1
-    c.snip.include_bias = False
-    # training
-    c.batch_size = 100
-    c.epochs = 60
-    c.optimizer = "sgd"             # sgd | adam
-    c.learning_rate = 0.1
-    c.momentum = 0.9
-    c.lr_boundaries = ()            # iterations at which the learning rate is divided by 10
-    c.clipnorm = 0.0
-    c.seed = 0
-    # outputs
-    c.results_dir = "results/runs"
-    c.export_dir = ""               # write a SavedModel of the pruned model here
-    return c
+from snip_tf.config import base_config
 
 
 def get_config():

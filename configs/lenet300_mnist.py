@@ -2,7 +2,7 @@
 momentum 0.9, L2 5e-4, learning rate 0.1 divided by 10 at 25k and 50k iterations (30 epochs here;
 the paper trains 250k iterations)."""
 
-from configs.default import base_config
+from snip_tf.config import base_config
 
 
 def get_config():

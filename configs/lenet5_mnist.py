@@ -1,6 +1,6 @@
 """LeNet-5-Caffe on MNIST at 99 % sparsity (paper Table 1 protocol, 30 epochs)."""
 
-from configs.default import base_config
+from snip_tf.config import base_config
 
 
 def get_config():

@@ -1,6 +1,6 @@
 """LSTM-s (128 units) on sequential MNIST (28 rows of 28 pixels) at 95 % sparsity."""
 
-from configs.default import base_config
+from snip_tf.config import base_config
 
 
 def get_config():

@@ -121,3 +121,88 @@ def _installed_masks(model) -> dict:
         if mask is not None:
             out[entry.path] = mask
     return out
+
+
+class MemorizationCallback(keras.callbacks.Callback):
+    """Records how well the model fits a fixed labelled set (e.g. randomly labelled training data)
+    during training, and says whether it memorized it.
+
+    After every epoch (and every ``every_n_batches`` batches, if set) it evaluates the loss and
+    accuracy of the model on ``data`` in inference mode, appending to :attr:`curve`. The model has
+    memorized the set once its accuracy reaches ``threshold``.
+
+    Args:
+        data: ``(x, y)`` arrays (the set to watch; e.g. the random-labelled training subset).
+        threshold: accuracy at which the set counts as memorized.
+        every_n_batches: also record within epochs, every this many batches (0: epochs only).
+        batch_size: evaluation batch size.
+        loss: loss to record; default the model's compiled loss.
+
+    Example:
+    >>> memo = MemorizationCallback((x_rand, y_rand), threshold=0.95)        # doctest: +SKIP
+    >>> model.fit(x_rand, y_rand, epochs=50, callbacks=[memo])                # doctest: +SKIP
+    >>> memo.memorized, memo.first_memorized_step                             # doctest: +SKIP
+    """
+
+    def __init__(self, data, threshold: float = 0.95, every_n_batches: int = 0,
+                 batch_size: int = 500, loss=None):
+        super().__init__()
+        if not isinstance(data, tuple) or len(data) != 2:
+            raise ValueError("MemorizationCallback needs data=(x, y) arrays.")
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError(f"threshold must be in (0, 1]; got {threshold!r}.")
+        self.x, self.y = data
+        self.threshold = float(threshold)
+        self.every_n_batches = int(every_n_batches)
+        self.batch_size = int(batch_size)
+        self.loss = loss
+        self.curve = {"step": [], "epoch": [], "loss": [], "accuracy": []}
+        self._step = 0
+        self._epoch = 0
+        self._loss_fn = None
+
+    def _measure(self):
+        import numpy as np
+
+        from snip_tf import scoring
+
+        if self._loss_fn is None:
+            self._loss_fn = scoring.resolve_loss(self.model, self.loss)
+        total_loss, correct, n = 0.0, 0, len(self.x)
+        for start in range(0, n, self.batch_size):
+            xb, yb = self.x[start:start + self.batch_size], self.y[start:start + self.batch_size]
+            pred = self.model(xb, training=False)
+            total_loss += float(self._loss_fn(yb, pred, None)) * len(xb)
+            correct += int(np.sum(np.argmax(np.asarray(pred), axis=-1) == np.asarray(yb)))
+        self.curve["step"].append(self._step)
+        self.curve["epoch"].append(self._epoch)
+        self.curve["loss"].append(total_loss / n)
+        self.curve["accuracy"].append(correct / n)
+
+    def on_train_begin(self, logs=None):
+        self._measure()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._step += 1
+        if self.every_n_batches and self._step % self.every_n_batches == 0:
+            self._measure()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._epoch = epoch + 1
+        if not (self.every_n_batches and self._step % self.every_n_batches == 0):
+            self._measure()
+        if logs is not None:
+            logs["memorization_accuracy"] = self.curve["accuracy"][-1]
+
+    @property
+    def memorized(self) -> bool:
+        """True once the recorded accuracy reached ``threshold``."""
+        return any(a >= self.threshold for a in self.curve["accuracy"])
+
+    @property
+    def first_memorized_step(self):
+        """The first recorded step at which accuracy reached ``threshold``, or None."""
+        for step, acc in zip(self.curve["step"], self.curve["accuracy"]):
+            if acc >= self.threshold:
+                return step
+        return None

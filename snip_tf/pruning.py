@@ -76,13 +76,22 @@ def snip(model, data, sparsity, loss=None, num_batches: int = 1, *, include_bias
                  training=training)
 
 
-def apply_masks(model, masks: dict, *, include_bias: Optional[bool] = None) -> None:
-    """Prune ``model`` in place with given masks ``{variable.path: boolean array}``.
+def apply_masks(model, masks, *, include_bias: Optional[bool] = None) -> None:
+    """Prune ``model`` in place with given masks.
 
-    Use it to install masks computed elsewhere (another criterion, another copy of the model, a
-    file). Every key must name a prunable weight and every shape must match; otherwise a ValueError
-    is raised and nothing changes. Prunable weights not named keep their current state.
+    ``masks`` is ``{variable.path: boolean array}`` (as :func:`prune` returns), or a list of
+    boolean arrays in the order of ``prunable_weights(model, include_bias)``, which moves masks
+    between two instances of one architecture whose layer names differ. Every key must name a
+    prunable weight and every shape must match; otherwise a ValueError is raised and nothing
+    changes. Prunable weights not named keep their current state.
     """
+    if isinstance(masks, (list, tuple)):
+        ordered = masking.prunable_entries(model, bool(include_bias))
+        if len(ordered) != len(masks):
+            raise ValueError(f"apply_masks: got {len(masks)} masks for the {len(ordered)} prunable "
+                             f"weights of {model.name!r} (include_bias={bool(include_bias)}).")
+        masks = {e.path: m for e, m in zip(ordered, masks)}
+        include_bias = bool(include_bias)
     if include_bias is None:
         include_bias = True
     entries = {e.path: e for e in masking.prunable_entries(model, include_bias)}
@@ -112,7 +121,8 @@ def _install(model, entries, masks) -> None:
     for entry, mask in zip(entries, masks):
         masking.install_mask(entry, mask)
     masking.invalidate_traced_functions(model)
-    collapsed = [e.path for e, m in zip(entries, masks) if not np.any(m)]
+    collapsed = [e.path for e, m in zip(entries, masks)
+                 if not np.any(m) and e.variable.name != "bias"]
     if collapsed:
         warnings.warn(
             f"Layer collapse: every weight of {', '.join(collapsed)} was pruned, which disconnects "
@@ -140,7 +150,8 @@ class LayerSparsity:
 
     @property
     def collapsed(self) -> bool:
-        return self.kept == 0
+        """Every connection of a weight pruned (a pruned-away bias disconnects nothing)."""
+        return self.kept == 0 and not self.weight.endswith("/bias")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,6 +17,7 @@ import tensorflow as tf
 from absl import logging
 
 from snip_tf import callbacks as snip_callbacks
+from snip_tf import criteria as snip_criteria
 from snip_tf import data as snip_data
 from snip_tf import models, pruning
 
@@ -42,11 +43,12 @@ def hardware() -> dict:
 
 
 def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = None,
-        export_dir: Optional[str] = None, verbose: int = 0) -> dict:
+        export_dir: Optional[str] = None, verbose: int = 0, extra_callbacks=None) -> dict:
     """Train ``config`` once and return (and write) its results.
 
     Returns a dict with the config, the per-layer sparsity report, final metrics (test/validation
-    error, train loss), the number of iterations and the wall time.
+    error, train loss), the number of iterations and the wall time (what is written to the JSON),
+    plus the trained ``model``, its ``masks`` and the ``datasets`` (not written).
     """
     start = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
@@ -55,26 +57,51 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
         config.dataset, config.batch_size, data_dir=data_dir or config.data_dir or None,
         validation_fraction=config.validation_fraction, seed=config.seed,
         normalize=config.normalize, augment=config.augment, sequential=config.sequential,
-        label_noise=config.label_noise, scoring_batch_size=scoring_size)
-    model = models.get(config.model, input_shape=datasets.input_shape,
-                       num_classes=datasets.num_classes, initializer=config.initializer,
-                       l2=config.l2, seed=config.seed)
+        label_noise=config.label_noise, scoring_batch_size=scoring_size,
+        train_limit=config.train_limit)
+
+    def new_model(seed):
+        return models.get(config.model, input_shape=datasets.input_shape,
+                          num_classes=datasets.num_classes, initializer=config.initializer,
+                          l2=config.l2, l2_bias=config.l2_bias, seed=seed)
+
+    model = new_model(config.seed)
     model.compile(optimizer=_optimizer(config),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
 
-    callbacks = []
-    snip_callback = None
-    if config.sparsity > 0:
-        # |D_b| = 0: the callback scores the first batch fit draws; otherwise a batch of that size.
-        data = datasets.scoring_batch if scoring_size else None
+    # extra_callbacks: a list, or a function of the data sets returning one (for callbacks that
+    # watch the prepared training arrays, like MemorizationCallback).
+    if callable(extra_callbacks):
+        extra_callbacks = extra_callbacks(datasets)
+    callbacks = list(extra_callbacks or [])
+    masks = None
+    criterion = config.snip.criterion
+    options = {"criterion": criterion, "include_bias": config.snip.include_bias,
+               "seed": config.seed}
+    if config.sparsity > 0 and (scoring_size or config.snip.fresh_init or criterion != "snip"):
+        # Explicit scoring: a batch of |D_b| examples, a data-free criterion, or the authors'
+        # protocol of scoring one initial draw and training a fresh one.
+        scorer = model
+        if config.snip.fresh_init:
+            scorer = new_model(config.seed + 7919)
+            scorer.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        needs_data = snip_criteria.get(criterion).needs_data
+        masks = pruning.prune(scorer, datasets.scoring_batch if needs_data else None,
+                              config.sparsity, num_batches=1, **options)
+        if scorer is not model:
+            pruning.apply_masks(model, list(masks.values()),
+                                include_bias=config.snip.include_bias)
+    elif config.sparsity > 0:
+        # The library's headline usage: the callback scores the first batch fit draws.
         snip_callback = snip_callbacks.SNIPCallback(
-            config.sparsity, data=data, num_batches=config.snip.num_batches,
-            include_bias=config.snip.include_bias)
+            config.sparsity, num_batches=config.snip.num_batches, **options)
         callbacks.append(snip_callback)
 
     history = model.fit(datasets.train, validation_data=datasets.validation, epochs=config.epochs,
                         callbacks=callbacks, verbose=verbose, shuffle=False)  # tf.data shuffles
+    if masks is None and config.sparsity > 0:
+        masks = snip_callback.masks
     test = model.evaluate(datasets.test, return_dict=True, verbose=0)
     report = pruning.sparsity_report(model, include_bias=config.snip.include_bias)
     wall = time.perf_counter() - start
@@ -111,6 +138,8 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
         from snip_tf.export import export
         result["export_path"] = export(model, export_dir, overwrite=True)
     result["model"] = model
+    result["masks"] = masks
+    result["datasets"] = datasets
     return result
 
 

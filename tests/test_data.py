@@ -5,26 +5,7 @@ import numpy as np
 import pytest
 
 from snip_tf import data
-
-
-def write_idx(path, array):
-    codes = {np.uint8: 0x08, np.int32: 0x0C}
-    header = bytes([0, 0, codes[array.dtype.type], array.ndim])
-    header += b"".join(int(n).to_bytes(4, "big") for n in array.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(array.dtype.newbyteorder(">")).tobytes())
-
-
-def tiny_mnist(folder, name="mnist", n_train=40, n_test=10):
-    base = folder / name
-    base.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        write_idx(base / f"{prefix}-images-idx3-ubyte.gz",
-                  rng.integers(0, 256, (n, 28, 28)).astype(np.uint8))
-        write_idx(base / f"{prefix}-labels-idx1-ubyte.gz",
-                  (np.arange(n) % 10).astype(np.uint8))
-    return folder
+from conftest import tiny_mnist, write_idx
 
 
 def test_idx_round_trip_and_loader_on_generated_files(tmp_path):

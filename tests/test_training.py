@@ -229,3 +229,25 @@ def test_callback_in_eager_mode():
     model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[callback])
     assert model.optimizer.iterations.numpy() == 2
     assert_masked(model, callback.masks)
+
+
+def test_memorization_callback_detects_fitting_random_labels():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 6, 5)).astype("float32")
+    y_random = rng.integers(0, 3, 64)
+    big = mlp(hidden=256)
+    big.compile(optimizer=keras.optimizers.Adam(0.01), loss=LOSS)
+    memo = snip_tf.MemorizationCallback((x, y_random), threshold=0.95, every_n_batches=4)
+    big.fit(x, y_random, epochs=40, batch_size=16, verbose=0, callbacks=[memo])
+    assert memo.memorized and memo.first_memorized_step is not None
+    assert memo.curve["loss"][-1] < memo.curve["loss"][0]
+    assert len(memo.curve["step"]) == 1 + 40 * 4 // 4
+
+    tiny = mlp(hidden=1)           # one hidden unit cannot memorize 64 random labels
+    tiny.compile(optimizer=keras.optimizers.Adam(0.01), loss=LOSS)
+    memo_tiny = snip_tf.MemorizationCallback((x, y_random), threshold=0.95)
+    tiny.fit(x, y_random, epochs=5, batch_size=16, verbose=0, callbacks=[memo_tiny])
+    assert not memo_tiny.memorized and memo_tiny.first_memorized_step is None
+    assert len(memo_tiny.curve["accuracy"]) == 6
+    with pytest.raises(ValueError, match="threshold"):
+        snip_tf.MemorizationCallback((x, y_random), threshold=2)

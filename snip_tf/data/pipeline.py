@@ -21,7 +21,9 @@ class Datasets:
     num_classes: int
     train_size: int
     source: str
-    scoring_batch: tuple     # (x, y) drawn from the training split for pruning
+    scoring_batch: tuple     # (x, y) drawn from the training split for pruning, true labels
+    x_train: np.ndarray      # the prepared training arrays (labels as trained on)
+    y_train: np.ndarray
 
 
 def _normalize(x: np.ndarray, mean, std) -> np.ndarray:
@@ -31,7 +33,7 @@ def _normalize(x: np.ndarray, mean, std) -> np.ndarray:
 def make_datasets(name: str, batch_size: int, *, data_dir: Optional[str] = None,
                   validation_fraction: float = 0.1, seed: int = 0, normalize: str = "meanstd",
                   augment: bool = False, sequential: bool = False, label_noise: str = "none",
-                  scoring_batch_size: Optional[int] = None,
+                  scoring_batch_size: Optional[int] = None, train_limit: int = 0,
                   arrays: Optional[ArraySplits] = None) -> Datasets:
     """Train / validation / test pipelines for data set ``name``.
 
@@ -43,13 +45,19 @@ def make_datasets(name: str, batch_size: int, *, data_dir: Optional[str] = None,
         sequential: images as sequences of rows (sequential MNIST: 28 steps of 28 features).
         label_noise: "random" replaces the training labels by a seeded permutation.
         scoring_batch_size: size of the batch returned for SNIP scoring (default ``batch_size``).
+            It always carries the true labels, also with ``label_noise="random"`` (the paper's
+            memorization experiment computes the mask from true labels).
+        train_limit: use only this many training examples (0: all); for quick runs and tests.
     """
     arrays = arrays or load(name, data_dir)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(arrays.x_train))
     n_val = int(round(validation_fraction * len(order)))
     train_idx, val_idx = order[n_val:], order[:n_val]
+    if train_limit:
+        train_idx = train_idx[:train_limit]
     x_train, y_train = arrays.x_train[train_idx], arrays.y_train[train_idx]
+    true_labels = y_train
     if label_noise == "random":
         y_train = random_labels(y_train, seed)
     elif label_noise != "none":
@@ -97,4 +105,5 @@ def make_datasets(name: str, batch_size: int, *, data_dir: Optional[str] = None,
     return Datasets(train=train, validation=validation,
                     test=eval_ds(x_test_f, arrays.y_test), input_shape=x_train_f.shape[1:],
                     num_classes=arrays.num_classes, train_size=len(x_train_f),
-                    source=arrays.source, scoring_batch=(x_train_f[pick], y_train[pick]))
+                    source=arrays.source, scoring_batch=(x_train_f[pick], true_labels[pick]),
+                    x_train=x_train_f, y_train=y_train)

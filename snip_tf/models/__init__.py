@@ -39,7 +39,7 @@ class _Layers:
     """Factory of the weight layers of one model: shared initializer (a fresh seeded instance per
     layer, so layers differ) and L2 penalty."""
 
-    def __init__(self, initializer: str, l2: float, seed: Optional[int]):
+    def __init__(self, initializer: str, l2: float, seed: Optional[int], l2_bias: bool = False):
         key = initializer.lower()
         if key not in INITIALIZERS:
             raise ValueError(f"Unknown initializer {initializer!r}; expected one of "
@@ -48,6 +48,7 @@ class _Layers:
         self._seed = seed
         self._count = 0
         self._l2 = keras.regularizers.L2(l2) if l2 else None
+        self._l2_bias = l2_bias
 
     def _kwargs(self, *names):
         self._count += 1
@@ -56,16 +57,23 @@ class _Layers:
         for name in names:
             out[f"{name}_initializer"] = self._make_init(seed)
             out[f"{name}_regularizer"] = self._l2
+        if self._l2_bias:
+            out["bias_regularizer"] = self._l2
         return out
 
+    # Weight layers are named by position (fc1, conv2, ...), so two instances of one model have
+    # the same variable paths and masks can move between them by path.
     def dense(self, units, **kwargs):
-        return L.Dense(units, **self._kwargs("kernel"), **kwargs)
+        made = self._kwargs("kernel")
+        return L.Dense(units, name=f"fc{self._count}", **made, **kwargs)
 
     def conv(self, filters, size, **kwargs):
-        return L.Conv2D(filters, size, **self._kwargs("kernel"), **kwargs)
+        made = self._kwargs("kernel")
+        return L.Conv2D(filters, size, name=f"conv{self._count}", **made, **kwargs)
 
     def rnn(self, cls, units, **kwargs):
-        return cls(units, **self._kwargs("kernel", "recurrent"), **kwargs)
+        made = self._kwargs("kernel", "recurrent")
+        return cls(units, name=f"{cls.__name__.lower()}{self._count}", **made, **kwargs)
 
 
 def _conv_bn_relu(f: _Layers, x, filters, size, strides=1):
@@ -194,7 +202,8 @@ def mlp(f: _Layers, input_shape=(8, 8, 1), num_classes=10, hidden=(300, 100)):
 
 
 def get(name: str, *, input_shape=None, num_classes: int = 10, initializer: str = "vs-x",
-        l2: float = 0.0, seed: Optional[int] = None, **kwargs) -> keras.Model:
+        l2: float = 0.0, l2_bias: bool = False, seed: Optional[int] = None,
+        **kwargs) -> keras.Model:
     """A fresh, uncompiled model of the zoo.
 
     Args:
@@ -202,7 +211,9 @@ def get(name: str, *, input_shape=None, num_classes: int = 10, initializer: str 
         input_shape: defaults to the shape the paper used with that model.
         initializer: "vs-x" (Glorot, default), "vs-h" (He), "rn" or "tn" (normal / truncated normal,
             stddev 0.1).
-        l2: L2 penalty on the weights (kernels and recurrent kernels).
+        l2: L2 penalty ``l2 * sum(w^2)`` on the weights (kernels and recurrent kernels).
+        l2_bias: apply the penalty to biases too (the authors' code penalized all masked
+            parameters with 0.00025 * sum(w^2), i.e. l2=2.5e-4, l2_bias=True).
         seed: seeds the initializers, for a reproducible draw.
     """
     key = name.lower()
@@ -210,4 +221,4 @@ def get(name: str, *, input_shape=None, num_classes: int = 10, initializer: str 
         raise ValueError(f"Unknown model {name!r}; expected one of {names()}.")
     if input_shape is not None:
         kwargs["input_shape"] = tuple(input_shape)
-    return _REGISTRY[key](_Layers(initializer, l2, seed), num_classes=num_classes, **kwargs)
+    return _REGISTRY[key](_Layers(initializer, l2, seed, l2_bias), num_classes=num_classes, **kwargs)

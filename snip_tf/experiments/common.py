@@ -1,0 +1,114 @@
+"""What the experiments share: flags, the paper's protocol as configs, result files, plots."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import statistics
+import time
+from typing import Iterable, Optional
+
+from absl import flags
+
+from snip_tf.config import base_config
+from snip_tf import training
+
+flags.DEFINE_string("data_dir", None, "Local data folder (default $SNIP_TF_DATA_DIR, else tfds).")
+flags.DEFINE_string("results_dir", None, "Output folder (default results/<experiment>).")
+flags.DEFINE_list("seeds", ["0"], "Seeds; each configuration is run once per seed.")
+flags.DEFINE_integer("epochs", None, "Training epochs per run (default: the experiment's).")
+flags.DEFINE_integer("train_limit", 0, "Use only this many training examples (0: all).")
+flags.DEFINE_enum("protocol", "paper", ["paper", "authors"],
+                  "paper: as the paper states it; authors: details of the authors' code "
+                  "(score one draw and train a fresh one, biases ranked and L2-penalized with "
+                  "0.00025*sum(w^2)).")
+FLAGS = flags.FLAGS
+
+# The paper's LeNet protocol (section 5.1): batch 100, SGD momentum 0.9, lr 0.1 divided by 10 at
+# 25k and 50k iterations, L2 5e-4; 10 % of the training set held out for validation.
+LENET = dict(batch_size=100, optimizer="sgd", learning_rate=0.1, momentum=0.9,
+             lr_boundaries=(25000, 50000), l2=5e-4)
+# Sequential MNIST for the recurrent models (Adam; the paper gives no further detail).
+RNN = dict(batch_size=100, optimizer="adam", learning_rate=1e-3, l2=0.0, clipnorm=5.0,
+           sequential=True, lr_boundaries=())
+
+
+def config(model: str, sparsity: float, *, dataset: str = "mnist", seed: int = 0,
+           epochs: int = 20, train_limit: int = 0, protocol: str = "paper", **overrides):
+    """A run config for ``model`` with the paper's protocol for its family."""
+    c = base_config()
+    family = RNN if model.startswith(("lstm", "gru")) else LENET
+    c.update({"name": f"{model}_{dataset}", "model": model, "dataset": dataset,
+              "sparsity": float(sparsity), "seed": int(seed), "epochs": int(epochs),
+              "train_limit": int(train_limit), **family})
+    if protocol == "authors":
+        c.snip.fresh_init = True
+        c.snip.include_bias = True
+        c.l2 = 2.5e-4
+        c.l2_bias = True
+    for key, value in overrides.items():
+        target = c
+        *parents, leaf = key.split(".")
+        for p in parents:
+            target = target[p]
+        target[leaf] = value
+    return c
+
+
+def run(cfg, data_dir: Optional[str], extra_callbacks=None) -> dict:
+    """Train one config; the summary row an experiment tables (and the full result)."""
+    result = training.run(cfg, data_dir=data_dir, results_dir="", extra_callbacks=extra_callbacks)
+    row = {"model": cfg.model, "dataset": cfg.dataset, "sparsity": cfg.sparsity,
+           "criterion": cfg.snip.criterion if cfg.sparsity > 0 else "dense", "seed": cfg.seed,
+           "test_error": result["metrics"]["test_error"],
+           "validation_error": result["metrics"]["validation_error"],
+           "train_loss": result["metrics"]["train_loss"],
+           "reached_sparsity": result["sparsity"]["sparsity"],
+           "collapsed": ";".join(result["sparsity"]["collapsed"]),
+           "epochs": cfg.epochs, "iterations": result["iterations"],
+           "train_size": result["train_size"], "wall_time_s": round(result["wall_time_s"], 1)}
+    return row, result
+
+
+def mean_std(values: Iterable[float]) -> tuple:
+    values = list(values)
+    return (statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def out_dir(name: str, results_dir: Optional[str]) -> str:
+    path = results_dir or os.path.join("results", name)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def write_rows(path: str, rows: list) -> str:
+    if not rows:
+        raise ValueError("no rows to write")
+    fields = list(dict.fromkeys(k for row in rows for k in row))
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def write_json(path: str, payload: dict) -> str:
+    payload = {**payload, "hardware": training.hardware(),
+               "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+    with open(path, "w") as f:
+        json.dump(payload, f, indent=2, default=str)
+    return path
+
+
+def pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.2f}"

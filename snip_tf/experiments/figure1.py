@@ -1,0 +1,59 @@
+"""Figure 1: test error of LeNet-300-100 and LeNet-5-Caffe pruned at 0, 10, ..., 90 % sparsity.
+
+    python -m snip_tf.experiments.figure1 --data_dir=../shared/data --seeds=0,1,2 --epochs=10
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import app
+
+from snip_tf.experiments import common
+
+SPARSITIES = tuple(round(0.1 * i, 1) for i in range(10))
+MODELS = ("lenet-300-100", "lenet-5-caffe")
+
+
+def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, protocol="paper",
+        models=MODELS, sparsities=SPARSITIES) -> list:
+    out = common.out_dir("figure1", results_dir)
+    rows = []
+    for model in models:
+        for sparsity in sparsities:
+            for seed in seeds:
+                cfg = common.config(model, sparsity, seed=seed, epochs=epochs,
+                                    train_limit=train_limit, protocol=protocol)
+                row, _ = common.run(cfg, data_dir)
+                rows.append(row)
+                print(f"{model} {sparsity:.1f} seed {seed}: {common.pct(row['test_error'])}%",
+                      flush=True)
+    common.write_rows(os.path.join(out, "figure1.csv"), rows)
+    common.write_json(os.path.join(out, "figure1.json"), {"rows": rows, "seeds": list(seeds),
+                                                           "epochs": epochs, "protocol": protocol})
+    plt = common.pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for model in models:
+        stats = [common.mean_std(r["test_error"] for r in rows
+                                 if r["model"] == model and r["sparsity"] == s) for s in sparsities]
+        ax.errorbar([100 * s for s in sparsities], [100 * m for m, _ in stats],
+                    yerr=[100 * sd for _, sd in stats], marker="o", capsize=3, label=model)
+    ax.set_xlabel("sparsity (%)")
+    ax.set_ylabel("test error (%)")
+    ax.set_title(f"SNIP on MNIST ({len(seeds)} seed(s), {epochs} epochs)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "figure1.png"), dpi=120)
+    plt.close(fig)
+    return rows
+
+
+def main(argv):
+    del argv
+    F = common.FLAGS
+    run(F.data_dir, F.results_dir, [int(s) for s in F.seeds], F.epochs or 10, F.train_limit,
+        F.protocol)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,67 @@
+"""Figure 3: the effect of the pruning batch size |D_b| at 90 % sparsity on LeNet-300-100.
+
+    python -m snip_tf.experiments.figure3 --data_dir=../shared/data --epochs=10
+
+For |D_b| in {1, 10, 100, 1000, 10000}: the first-layer mask image (mean over units) and the test
+error after training with that mask. Writes results/figure3/{figure3.csv,figure3.json,figure3.png}.
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import app
+
+from snip_tf.experiments import common
+
+BATCH_SIZES = (1, 10, 100, 1000, 10000)
+
+
+def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, protocol="paper",
+        batch_sizes=BATCH_SIZES, dataset="mnist", sparsity=0.9) -> list:
+    out = common.out_dir("figure3", results_dir)
+    rows, images = [], {}
+    for size in batch_sizes:
+        for seed in seeds:
+            cfg = common.config("lenet-300-100", sparsity, dataset=dataset, seed=seed,
+                                epochs=epochs, train_limit=train_limit, protocol=protocol,
+                                **{"snip.batch_size": size})
+            row, result = common.run(cfg, data_dir)
+            row["pruning_batch_size"] = size
+            rows.append(row)
+            if seed == seeds[0]:
+                first = next(iter(result["masks"].values()))
+                images[size] = first.mean(axis=1).reshape(28, 28)
+            print(f"|D_b|={size} seed {seed}: {common.pct(row['test_error'])}%", flush=True)
+    common.write_rows(os.path.join(out, "figure3.csv"), rows)
+    common.write_json(os.path.join(out, "figure3.json"), {"rows": rows, "seeds": list(seeds),
+                                                           "epochs": epochs, "protocol": protocol})
+    plt = common.pyplot()
+    fig, axes = plt.subplots(1, len(batch_sizes) + 1, figsize=(2.2 * (len(batch_sizes) + 1), 2.4))
+    for ax, size in zip(axes, batch_sizes):
+        ax.imshow(images[size], cmap="gray")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"|D_b| = {size}", fontsize=8)
+    stats = [common.mean_std(r["test_error"] for r in rows if r["pruning_batch_size"] == s)
+             for s in batch_sizes]
+    axes[-1].errorbar(range(len(batch_sizes)), [100 * m for m, _ in stats],
+                      yerr=[100 * sd for _, sd in stats], marker="o", capsize=3)
+    axes[-1].set_xticks(range(len(batch_sizes)), [str(s) for s in batch_sizes], fontsize=7)
+    axes[-1].set_xlabel("|D_b|")
+    axes[-1].set_ylabel("test error (%)")
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "figure3.png"), dpi=120)
+    plt.close(fig)
+    return rows
+
+
+def main(argv):
+    del argv
+    F = common.FLAGS
+    run(F.data_dir, F.results_dir, [int(s) for s in F.seeds], F.epochs or 10, F.train_limit,
+        F.protocol)
+
+
+if __name__ == "__main__":
+    app.run(main)

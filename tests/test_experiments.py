@@ -1,0 +1,100 @@
+"""Each experiment command on a tiny generated data folder, a few steps: the code paths, files and
+plots, not the numbers (those come from the full commands, see RESULTS.md)."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from conftest import tiny_mnist
+from snip_tf.experiments import figure1, figure2, figure3, figure4, table1, table2, table3
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("data")
+    tiny_mnist(folder, "mnist", n_train=120, n_test=20)
+    tiny_mnist(folder, "fashion_mnist", n_train=120, n_test=20)
+    (folder / "cifar10").mkdir()
+    rng = np.random.default_rng(0)
+    np.savez(folder / "cifar10" / "cifar10.npz",
+             x_train=rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8),
+             y_train=np.arange(40, dtype=np.uint8) % 10,
+             x_test=rng.integers(0, 256, (10, 32, 32, 3), dtype=np.uint8),
+             y_test=np.arange(10, dtype=np.uint8))
+    return str(folder)
+
+
+def outputs(folder, *names):
+    for name in names:
+        path = os.path.join(folder, name)
+        assert os.path.isfile(path) and os.path.getsize(path) > 0, name
+
+
+def test_table1(tiny_data, tmp_path):
+    rows = table1.run(tiny_data, str(tmp_path), epochs=1, models=("lenet-300-100",))
+    assert [(r["sparsity"], r["criterion"]) for r in rows] == [
+        (0.0, "dense"), (0.95, "snip"), (0.95, "magnitude"), (0.95, "random"), (0.98, "snip"),
+        (0.98, "magnitude"), (0.98, "random")]
+    assert all(abs(r["reached_sparsity"] - r["sparsity"]) < 1e-3 for r in rows)
+    outputs(str(tmp_path), "table1.csv", "table1.json", "table1.md", "table1.png")
+    assert "| lenet-300-100 | 95 % | snip |" in open(tmp_path / "table1.md").read()
+
+
+def test_table1_authors_protocol(tiny_data, tmp_path):
+    rows = table1.run(tiny_data, str(tmp_path), epochs=1, models=("lenet-5-caffe",),
+                      protocol="authors")
+    assert len(rows) == 7 and json.load(open(tmp_path / "table1.json"))["protocol"] == "authors"
+
+
+def test_figure1(tiny_data, tmp_path):
+    rows = figure1.run(tiny_data, str(tmp_path), epochs=1, models=("lenet-300-100",),
+                       sparsities=(0.0, 0.5), seeds=(0, 1))
+    assert len(rows) == 4
+    outputs(str(tmp_path), "figure1.csv", "figure1.json", "figure1.png")
+
+
+def test_figure2(tiny_data, tmp_path):
+    summary = figure2.run(tiny_data, str(tmp_path), sparsities=(0.5, 0.9))
+    assert set(summary) == {"mnist", "fashion_mnist"} and len(summary["mnist"]) == 10
+    outputs(str(tmp_path), "figure2_mnist.png", "figure2_fashion_mnist.png", "figure2.json")
+
+
+def test_figure3(tiny_data, tmp_path):
+    rows = figure3.run(tiny_data, str(tmp_path), epochs=1, batch_sizes=(1, 10))
+    assert [r["pruning_batch_size"] for r in rows] == [1, 10]
+    outputs(str(tmp_path), "figure3.csv", "figure3.png")
+
+
+def test_table3(tiny_data, tmp_path):
+    rows = table3.run(tiny_data, str(tmp_path), epochs=1, models=("lenet-300-100", "gru-s"),
+                      initializers=("rn", "vs-h"))
+    assert [(r["model"], r["initializer"]) for r in rows] == [
+        ("lenet-300-100", "rn"), ("lenet-300-100", "vs-h"), ("gru-s", "rn"), ("gru-s", "vs-h")]
+    outputs(str(tmp_path), "table3.csv", "table3.md", "table3.png")
+
+
+def test_figure4_memorization(tiny_data, tmp_path):
+    rows = figure4.run(tiny_data, str(tmp_path), epochs=2, train_limit=60)
+    assert [r["labels"] for r in rows] == ["none", "none", "random", "random", "random"]
+    curves = json.load(open(tmp_path / "figure4.json"))["curves"]
+    assert all(len(c["loss"]) == 3 for c in curves.values())      # start + 2 epochs
+    outputs(str(tmp_path), "figure4.csv", "figure4.png")
+
+
+def test_table2_marks_cifar_rows_not_run_and_runs_the_rest(tiny_data, tmp_path):
+    rows = table2.run(tiny_data, str(tmp_path), epochs=1, models=("vgg-like", "gru-s"),
+                      train_limit=30)
+    status = {(r["model"], r["sparsity"]): r["status"] for r in rows}
+    assert status == {("vgg-like", 0.0): "not run", ("vgg-like", 0.97): "not run",
+                      ("gru-s", 0.0): "run", ("gru-s", 0.95): "run"}
+    assert "not run (needs a GPU)" in open(tmp_path / "table2.md").read()
+    assert not any("test_error" in r for r in rows if r["status"] == "not run")
+
+
+def test_table2_cifar_row_on_a_few_steps(tiny_data, tmp_path):
+    rows = table2.run(tiny_data, str(tmp_path), epochs=1, models=("vgg-like",),
+                      include_cifar=True)
+    assert [r["status"] for r in rows] == ["run", "run"]
+    assert abs(rows[1]["reached_sparsity"] - 0.97) < 1e-4
