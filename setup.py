@@ -12,6 +12,7 @@ setup(
         "tensorflow>=2.16",
         "keras>=3.3",
         "tensorflow-datasets>=4.9",
+        "importlib_resources>=5.0",  # tfds needs it to build a data set (the Reber builder)
         "keras-tuner>=1.4",
         "absl-py>=1.4",
         "ml-collections>=0.1.1",

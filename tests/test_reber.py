@@ -86,3 +86,14 @@ def test_thesis_data(shared_data):
     assert int(y_train.sum()) == 9339 and int(y_test.sum()) == 3161
     assert all(reber.is_valid(s) == bool(v) for s, v in zip(train + test,
                                                              list(y_train) + list(y_test)))
+
+
+def test_tfds_builder_generates_offline(tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    import snip_tf.data.reber_tfds  # noqa: F401  (registers the builder)
+
+    ds = tfds.load("reber_grammar/embedded", split="test", data_dir=str(tmp_path),
+                   download=True, as_supervised=True)
+    examples = [(s.decode(), int(l)) for s, l in tfds.as_numpy(ds)]
+    assert len(examples) == 6250 and sum(l for _, l in examples) == 3125
+    assert all(reber.is_valid(s, embedded=True) == bool(l) for s, l in examples)
