@@ -17,7 +17,8 @@ class LayerCollapseWarning(UserWarning):
 
 
 def prune(model, data, sparsity, criterion="snip", loss=None, num_batches: int = 1, *,
-          include_bias: bool = False, training: bool = False, seed: int = 0) -> dict:
+          include_bias: bool = False, training: bool = False, seed: int = 0,
+          weights=None) -> dict:
     """Prune ``model`` in place at initialization by ``criterion`` (default SNIP).
 
     Scores every prunable weight, keeps the global top ``κ = round((1 - sparsity) * m)`` of all
@@ -36,6 +37,8 @@ def prune(model, data, sparsity, criterion="snip", loss=None, num_batches: int =
         include_bias: rank biases together with the weights (the authors' code did).
         training: ``training`` flag of the scoring pass (False: BatchNorm in inference mode).
         seed: seed of randomized criteria.
+        weights: rank only these prunable weights (variables or their paths), e.g. the recurrent
+            kernels of an RNN; sparsity then refers to them. Default: every prunable weight.
 
     Returns:
         ``{variable.path: boolean mask}`` (True = kept).
@@ -45,6 +48,8 @@ def prune(model, data, sparsity, criterion="snip", loss=None, num_batches: int =
     entries, batches, loss_fn = scoring.prepare(model, data, loss, num_batches,
                                                 include_bias=include_bias,
                                                 needs_data=crit.needs_data)
+    if weights is not None:
+        entries = _select(entries, weights)
     keep = selection.num_to_keep(sparsity, sum(e.size for e in entries))
     scores = crit.scores(model, entries, batches, loss_fn, training=training, seed=seed)
     if not all(np.isfinite(s).all() for s in scores):
@@ -56,6 +61,16 @@ def prune(model, data, sparsity, criterion="snip", loss=None, num_batches: int =
     masks = selection.top_k_masks(scores, keep)
     _install(model, entries, masks)
     return {e.path: m for e, m in zip(entries, masks)}
+
+
+def _select(entries, weights) -> list:
+    wanted = [w if isinstance(w, str) else w.path for w in weights]
+    by_path = {e.path: e for e in entries}
+    unknown = [p for p in wanted if p not in by_path]
+    if unknown or not wanted:
+        raise ValueError(f"weights= must name prunable weights of the model; unknown: {unknown}. "
+                         f"Prunable: {sorted(by_path)}.")
+    return [e for e in entries if e.path in set(wanted)]
 
 
 def snip(model, data, sparsity, loss=None, num_batches: int = 1, *, include_bias: bool = False,

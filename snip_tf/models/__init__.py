@@ -193,6 +193,29 @@ for _depth, _width in [(16, 8), (16, 10), (22, 8)]:
     register(f"wrn-{_depth}-{_width}")(_wide_resnet(_depth, _width, f"wrn_{_depth}_{_width}"))
 
 
+_REBER_CELLS = {"rnn-tanh": (L.SimpleRNN, {"activation": "tanh"}),
+                "rnn-relu": (L.SimpleRNN, {"activation": "relu"}),
+                "lstm": (L.LSTM, {}), "gru": (L.GRU, {})}
+
+
+def _reber(variant):
+    def build(f: _Layers, input_shape=(None,), num_classes=2, vocab_size=32, units=50, layers=3):
+        # The thesis's classifier: Embedding -> 3 stacked recurrent layers of 50 units -> Dense(2).
+        # Padding (index 0) is masked, so the last layer returns its state at each string's last
+        # symbol; the thesis read the last time step including the padding.
+        cls, kwargs = _REBER_CELLS[variant]
+        inputs = keras.Input(input_shape, dtype="int32")
+        x = L.Embedding(vocab_size, units, mask_zero=True, name="embedding")(inputs)
+        for i in range(layers):
+            x = f.rnn(cls, units, return_sequences=i < layers - 1, **kwargs)(x)
+        return keras.Model(inputs, f.dense(num_classes)(x), name=f"reber_{variant}".replace("-", "_"))
+    return build
+
+
+for _variant in _REBER_CELLS:
+    register(f"reber-{_variant}")(_reber(_variant))
+
+
 @register("mlp")
 def mlp(f: _Layers, input_shape=(8, 8, 1), num_classes=10, hidden=(300, 100)):
     """LeNet-300-100's shape for any input (the default job uses it on 8x8 digits)."""

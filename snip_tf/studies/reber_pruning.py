@@ -1,0 +1,149 @@
+"""Study 1: magnitude pruning of trained RNNs on the Reber grammar, and SNIP at initialization on
+the same networks.
+
+    python -m snip_tf.studies.reber_pruning --data_dir=../shared/data --variants=gru,lstm \
+        --base_epochs=5 --retrain_epochs=3
+
+For each variant (RNN-Tanh, RNN-ReLU, LSTM, GRU): train; then for p = 10 ... 100 % prune by weight
+magnitude, the threshold pooled across the recurrent layers, in three settings (input-to-hidden and
+hidden-to-hidden together, input-to-hidden only, hidden-to-hidden only); evaluate right after
+pruning (epoch 0) and after each retraining epoch. Then SNIP at initialization at the same
+sparsities (both kernels, pooled), trained from scratch for base + retrain epochs. Writes
+results/reber_pruning/<variant>.csv in the thesis's layout (mode, prune, epoch, train_loss,
+train_acc, test_loss, test_acc, time), a summary JSON and a plot per variant.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from absl import app, flags
+
+from snip_tf import masking, pruning
+from snip_tf.experiments import common
+from snip_tf.studies import reber_common as rc
+
+flags.DEFINE_list("variants", list(rc.VARIANTS), "Variants to study.")
+flags.DEFINE_list("levels", [str(10 * i) for i in range(1, 11)], "Pruning percentages.")
+flags.DEFINE_integer("base_epochs", 10, "Epochs of base training (thesis: 50).")
+flags.DEFINE_integer("retrain_epochs", 3, "Retraining epochs after pruning (thesis: 10).")
+flags.DEFINE_enum("source", "thesis", ["thesis", "generated"], "Reber data set.")
+
+SETTINGS = {"ih+hh": "_prune", "ih": "_prune_i2h", "hh": "_prune_h2h"}
+
+
+def _prune_subset(model, paths, percent, criterion, data=None, seed=0):
+    """Prune ``percent`` % of the weights at ``paths``; 100 % zeroes them all (the thesis's last
+    level), which ``snip_tf.prune`` refuses for a whole network."""
+    if percent >= 100:
+        entries = {e.path: e for e in masking.prunable_entries(model)}
+        pruning.apply_masks(model, {p: np.zeros(entries[p].variable.shape, bool) for p in paths})
+        return
+    batch = None if data is None else (data.x_train[:32], data.y_train[:32])
+    pruning.prune(model, batch, percent / 100, criterion=criterion, weights=paths, seed=seed)
+
+
+def regain_epoch(rows, target: float):
+    """First epoch (0 = right after pruning) whose test accuracy reaches ``target``, or None."""
+    for row in rows:
+        if row["test_acc"] >= target:
+            return row["epoch"]
+    return None
+
+
+def study_variant(variant, data, levels, base_epochs, retrain_epochs, seed=0) -> tuple:
+    import warnings
+
+    base = rc.build(variant, data, seed)
+    rows = rc.fit_epochs(base, data, base_epochs, seed, variant, 0)
+    dense_acc = rows[-1]["test_acc"]
+    trained = base.get_weights()
+    summary = []
+    for setting, suffix in SETTINGS.items():
+        for percent in levels:
+            model = rc.build(variant, data, seed)
+            model.set_weights(trained)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", pruning.LayerCollapseWarning)
+                _prune_subset(model, rc.recurrent_weights(model, setting), percent, "magnitude")
+            tr_loss, tr_acc, te_loss, te_acc = rc.evaluate(model, data)
+            level_rows = [{"mode": variant + suffix, "prune": percent, "epoch": 0,
+                           "train_loss": tr_loss, "train_acc": tr_acc, "test_loss": te_loss,
+                           "test_acc": te_acc, "time": 0.0}]
+            level_rows += rc.fit_epochs(model, data, retrain_epochs, seed, variant + suffix,
+                                        percent)
+            rows += level_rows
+            summary.append({"variant": variant, "method": "magnitude after training",
+                            "setting": setting, "prune": percent,
+                            "acc_after_pruning": te_acc,
+                            "acc_after_retraining": level_rows[-1]["test_acc"],
+                            "epochs_to_regain": regain_epoch(level_rows, dense_acc),
+                            "epochs_total": base_epochs + retrain_epochs})
+            print(f"{variant} {setting} {percent}%: {te_acc:.4f} -> "
+                  f"{level_rows[-1]['test_acc']:.4f}", flush=True)
+    for percent in [p for p in levels if p < 100]:
+        model = rc.build(variant, data, seed)
+        _prune_subset(model, rc.recurrent_weights(model, "ih+hh"), percent, "snip", data, seed)
+        snip_rows = rc.fit_epochs(model, data, base_epochs + retrain_epochs, seed,
+                                  variant + "_snip", percent)
+        rows += snip_rows
+        summary.append({"variant": variant, "method": "SNIP at initialization",
+                        "setting": "ih+hh", "prune": percent, "acc_after_pruning": None,
+                        "acc_after_retraining": snip_rows[-1]["test_acc"],
+                        "epochs_to_regain": regain_epoch(snip_rows, dense_acc),
+                        "epochs_total": base_epochs + retrain_epochs})
+        print(f"{variant} SNIP {percent}%: {snip_rows[-1]['test_acc']:.4f}", flush=True)
+    return rows, summary, dense_acc
+
+
+def plot(variant, summary, dense_acc, path):
+    plt = common.pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), sharey=True)
+    for setting in SETTINGS:
+        pts = [s for s in summary if s["setting"] == setting and s["method"].startswith("mag")]
+        xs = [s["prune"] for s in pts]
+        axes[0].plot(xs, [s["acc_after_pruning"] for s in pts], marker="o", label=setting)
+        axes[1].plot(xs, [s["acc_after_retraining"] for s in pts], marker="o", label=setting)
+    snip = [s for s in summary if s["method"].startswith("SNIP")]
+    axes[1].plot([s["prune"] for s in snip], [s["acc_after_retraining"] for s in snip],
+                 marker="s", linestyle="--", color="k", label="SNIP at init (ih+hh)")
+    for ax, title in zip(axes, ("right after pruning", "after retraining / training")):
+        ax.axhline(dense_acc, color="grey", linewidth=0.8)
+        ax.set_xlabel("pruned (%)")
+        ax.set_title(title, fontsize=9)
+    axes[0].set_ylabel("test accuracy")
+    axes[1].legend(fontsize=7)
+    fig.suptitle(f"{variant} on the Reber grammar", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, levels=tuple(range(10, 101, 10)),
+        base_epochs=10, retrain_epochs=3, seed=0, source="thesis", train_limit=0) -> dict:
+    out = common.out_dir("reber_pruning", results_dir)
+    data = rc.load(source, data_dir, seed=seed, train_limit=train_limit)
+    report = {}
+    for variant in variants:
+        rows, summary, dense_acc = study_variant(variant, data, list(levels), base_epochs,
+                                                 retrain_epochs, seed)
+        common.write_rows(os.path.join(out, f"{variant.replace('-', '_')}.csv"), rows)
+        plot(variant, summary, dense_acc, os.path.join(out, f"{variant.replace('-', '_')}.png"))
+        report[variant] = {"dense_test_acc": dense_acc, "summary": summary}
+    common.write_json(os.path.join(out, "summary.json"),
+                      {"report": report, "seed": seed, "source": data.source,
+                       "base_epochs": base_epochs, "retrain_epochs": retrain_epochs,
+                       "train_size": len(data.x_train)})
+    return report
+
+
+def main(argv):
+    del argv
+    F = common.FLAGS
+    run(F.data_dir, F.results_dir, F.variants, [int(p) for p in F.levels], F.base_epochs,
+        F.retrain_epochs, int(F.seeds[0]), F.source, F.train_limit)
+
+
+if __name__ == "__main__":
+    app.run(main)
