@@ -25,7 +25,7 @@ class SNIPCallback(keras.callbacks.Callback):
         data: data to score on; default the first ``num_batches`` training batches.
         num_batches: number of batches whose gradients are summed.
         **options: passed to :func:`snip_tf.prune` (``criterion`` (default "snip"), ``loss``,
-            ``include_bias``, ``training``, ``seed``).
+            ``include_bias``, ``training``, ``seed``, ``scope``, ``min_per_layer``).
 
     Attributes:
         masks: ``{variable.path: boolean mask}`` once pruned.
@@ -34,7 +34,7 @@ class SNIPCallback(keras.callbacks.Callback):
     >>> model.fit(x, y, epochs=10, callbacks=[snip_tf.SNIPCallback(0.99)])   # doctest: +SKIP
     """
 
-    _OPTIONS = ("criterion", "loss", "include_bias", "training", "seed")
+    _OPTIONS = ("criterion", "loss", "include_bias", "training", "seed", "scope", "min_per_layer")
 
     def __init__(self, sparsity, data=None, num_batches: int = 1, **options):
         super().__init__()

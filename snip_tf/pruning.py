@@ -18,7 +18,7 @@ class LayerCollapseWarning(UserWarning):
 
 def prune(model, data, sparsity, criterion="snip", loss=None, num_batches: int = 1, *,
           include_bias: bool = False, training: bool = False, seed: int = 0,
-          weights=None) -> dict:
+          weights=None, scope: str = "global", min_per_layer: int = 0) -> dict:
     """Prune ``model`` in place at initialization by ``criterion`` (default SNIP).
 
     Scores every prunable weight, keeps the global top ``κ = round((1 - sparsity) * m)`` of all
@@ -39,6 +39,10 @@ def prune(model, data, sparsity, criterion="snip", loss=None, num_batches: int =
         seed: seed of randomized criteria.
         weights: rank only these prunable weights (variables or their paths), e.g. the recurrent
             kernels of an RNN; sparsity then refers to them. Default: every prunable weight.
+        scope: "global" (one ranking over all weights, the paper's), or layer-wise with the same
+            density per weight ("uniform") or Erdős–Rényi-Kernel densities ("erk").
+        min_per_layer: keep at least this many connections in every weight (a guard against
+            layer collapse; 0, the default, keeps the paper's behaviour).
 
     Returns:
         ``{variable.path: boolean mask}`` (True = kept).
@@ -51,14 +55,15 @@ def prune(model, data, sparsity, criterion="snip", loss=None, num_batches: int =
     if weights is not None:
         entries = _select(entries, weights)
     keep = selection.num_to_keep(sparsity, sum(e.size for e in entries))
-    scores = crit.scores(model, entries, batches, loss_fn, training=training, seed=seed)
+    scores = crit.scores(model, entries, batches, loss_fn, keep=keep, training=training,
+                         seed=seed)
     if not all(np.isfinite(s).all() for s in scores):
         raise ValueError(f"The {crit.name} scores are not finite (NaN or Inf). The model was not "
                          "changed.")
     if not any(np.any(s) for s in scores):
         raise ValueError(f"Every {crit.name} score is zero: the loss does not depend on the "
                          "prunable weights for this data. The model was not changed.")
-    masks = selection.top_k_masks(scores, keep)
+    masks = selection.select(scores, keep, scope, min_per_layer)
     _install(model, entries, masks)
     return {e.path: m for e, m in zip(entries, masks)}
 

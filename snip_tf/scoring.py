@@ -107,47 +107,72 @@ def _ensure_built(model, x) -> None:
             raise ValueError(f"The data does not fit the model: {error}") from error
 
 
+class MaskGradient:
+    """``dL/dc`` for mask tensors c on the prunable weights, as one traced function that is reused
+    for every call (iterative criteria call it once per round without retracing).
+
+    Args:
+        transform: optional function applied to each weight value before masking (SynFlow scores
+            ``|w|``).
+    """
+
+    def __init__(self, model, entries: Sequence[masking.PrunableWeight], loss_fn,
+                 training: bool = False, transform=None):
+        self.variables = [e.variable for e in entries]
+        use_float16 = getattr(model.dtype_policy, "compute_dtype", "float32") == "float16"
+        self.scales = _FLOAT16_LOSS_SCALES if use_float16 else (1.0,)
+        variables = self.variables
+
+        @tf.function(reduce_retracing=True, autograph=False)
+        def step(x, y, sw, masks, scale):
+            with tf.GradientTape() as tape:
+                tape.watch(masks)
+                mapping = []
+                for v, c in zip(variables, masks):
+                    value = tf.cast(v.value, c.dtype)
+                    if transform is not None:
+                        value = transform(value)
+                    mapping.append((v, value * c))
+                with keras.StatelessScope(state_mapping=mapping):
+                    y_pred = model(x, training=training)
+                    loss = tf.cast(loss_fn(y, y_pred, sw), tf.float32)
+                scaled = loss * scale
+            grads = tape.gradient(scaled, masks,
+                                  unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            return loss, [g / scale for g in grads]
+
+        self._step = step
+
+    def __call__(self, batches, mask_values: Optional[Sequence] = None) -> list:
+        """Sum over ``batches`` of dL/dc at c = ``mask_values`` (default all ones)."""
+        if mask_values is None:
+            masks = [tf.ones(v.shape, tf.float32) for v in self.variables]
+        else:
+            masks = [tf.convert_to_tensor(np.asarray(m, np.float32)) for m in mask_values]
+        total = None
+        for x, y, sw in batches:
+            for scale in self.scales:
+                try:
+                    loss, grads = self._step(x, y, sw, masks, tf.constant(scale, tf.float32))
+                except (ValueError, TypeError, tf.errors.InvalidArgumentError) as error:
+                    raise ValueError(f"The data does not fit the model: {error}") from error
+                finite = bool(np.isfinite(loss.numpy())) and all(
+                    bool(tf.reduce_all(tf.math.is_finite(g))) for g in grads)
+                if finite:
+                    break
+            if not finite:
+                raise ValueError(
+                    "Connection sensitivity is not finite (NaN or Inf): the loss on the scoring "
+                    f"batch is {float(loss.numpy())}. Check the batch for NaN/Inf values and the "
+                    "loss function. The model was not changed.")
+            total = grads if total is None else [a + b for a, b in zip(total, grads)]
+        return [g.numpy() for g in total]
+
+
 def mask_gradients(model, entries: Sequence[masking.PrunableWeight], batches, loss_fn,
                    training: bool = False, mask_values: Optional[Sequence] = None) -> list:
     """Sum over ``batches`` of dL/dc at c = ``mask_values`` (default all ones), one array per entry."""
-    variables = [e.variable for e in entries]
-    if mask_values is None:
-        mask_values = [None] * len(variables)
-    use_float16 = getattr(model.dtype_policy, "compute_dtype", "float32") == "float16"
-    scales = _FLOAT16_LOSS_SCALES if use_float16 else (1.0,)
-
-    @tf.function(reduce_retracing=True, autograph=False)
-    def step(x, y, sw, masks, scale):
-        with tf.GradientTape() as tape:
-            tape.watch(masks)
-            mapping = [(v, tf.cast(v.value, c.dtype) * c) for v, c in zip(variables, masks)]
-            with keras.StatelessScope(state_mapping=mapping):
-                y_pred = model(x, training=training)
-                loss = tf.cast(loss_fn(y, y_pred, sw), tf.float32)
-            scaled = loss * scale
-        grads = tape.gradient(scaled, masks, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        return loss, [g / scale for g in grads]
-
-    masks0 = [tf.ones(v.shape, tf.float32) if m is None else tf.cast(m, tf.float32)
-              for v, m in zip(variables, mask_values)]
-    total = None
-    for x, y, sw in batches:
-        for scale in scales:
-            try:
-                loss, grads = step(x, y, sw, masks0, tf.constant(scale, tf.float32))
-            except (ValueError, TypeError, tf.errors.InvalidArgumentError) as error:
-                raise ValueError(f"The data does not fit the model: {error}") from error
-            finite = bool(np.isfinite(loss.numpy())) and all(
-                bool(tf.reduce_all(tf.math.is_finite(g))) for g in grads)
-            if finite:
-                break
-        if not finite:
-            raise ValueError(
-                "Connection sensitivity is not finite (NaN or Inf): the loss on the scoring batch is "
-                f"{float(loss.numpy())}. Check the batch for NaN/Inf values and the loss function. "
-                "The model was not changed.")
-        total = grads if total is None else [a + b for a, b in zip(total, grads)]
-    return [g.numpy() for g in total]
+    return MaskGradient(model, entries, loss_fn, training)(batches, mask_values)
 
 
 def prepare(model, data, loss=None, num_batches=1, *, include_bias=False, needs_data=True):

@@ -57,3 +57,102 @@ def top_k_masks(scores: Sequence[np.ndarray], keep: int) -> list:
         masks.append(keep_flat[start:start + size].reshape(np.shape(s)))
         start += size
     return masks
+
+
+SCOPES = ("global", "uniform", "erk")
+
+
+def _apportion(quotas: np.ndarray, sizes: np.ndarray, keep: int) -> np.ndarray:
+    """Integer counts near ``quotas`` (capped by ``sizes``) that sum to exactly ``keep``
+    (largest remainder; ties to the earlier layer)."""
+    counts = np.minimum(np.floor(quotas).astype(np.int64), sizes)
+    remainder = quotas - counts
+    while counts.sum() < keep:
+        room = counts < sizes
+        order = np.lexsort((np.arange(len(counts)), -np.where(room, remainder, -np.inf)))
+        for i in order[: keep - counts.sum()]:
+            if counts[i] < sizes[i]:
+                counts[i] += 1
+        remainder = np.zeros_like(remainder)
+    return counts
+
+
+def erk_densities(shapes, keep: int) -> np.ndarray:
+    """Erdős–Rényi-Kernel densities (Evci et al. 2020): density of a weight of shape
+    (k_1, ..., k_d, n_in, n_out) proportional to sum(shape) / prod(shape), scaled so that
+    ``keep`` weights are kept in all, and capped at 1 (the excess goes to the others)."""
+    sizes = np.array([int(np.prod(s)) for s in shapes], dtype=np.float64)
+    raw = np.array([sum(s) / np.prod(s) for s in shapes], dtype=np.float64)
+    dense = np.zeros(len(shapes), dtype=bool)
+    while True:
+        budget = keep - sizes[dense].sum()
+        eps = budget / (raw[~dense] * sizes[~dense]).sum()
+        density = np.where(dense, 1.0, eps * raw)
+        if not (density > 1.0).any():
+            return density
+        dense |= density > 1.0
+
+
+def layer_keep_counts(shapes, keep: int, scope: str) -> np.ndarray:
+    """How many weights each variable keeps under a layer-wise ``scope`` ("uniform": the same
+    density everywhere; "erk": Erdős–Rényi-Kernel densities); exactly ``keep`` in all."""
+    sizes = np.array([int(np.prod(s)) for s in shapes], dtype=np.int64)
+    if scope == "uniform":
+        density = np.full(len(shapes), keep / sizes.sum())
+    elif scope == "erk":
+        density = erk_densities(shapes, keep)
+    else:
+        raise ValueError(f"scope must be one of {SCOPES}; got {scope!r}.")
+    return _apportion(density * sizes, sizes, keep)
+
+
+def select(scores: Sequence[np.ndarray], keep: int, scope: str = "global",
+           min_per_layer: int = 0) -> list:
+    """Masks keeping exactly ``keep`` weights: the global top-k ("global", the paper's), or the
+    top-k of each variable with per-variable counts from :func:`layer_keep_counts`.
+
+    ``min_per_layer`` is a guard against layer collapse: every variable keeps at least
+    ``min(min_per_layer, size)`` of its best-scoring weights, taken from the lowest-scoring kept
+    weights of the variables that have more (the count stays exact). Off (0) by default.
+    """
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}; got {scope!r}.")
+    if scope == "global":
+        masks = top_k_masks(scores, keep)
+    else:
+        counts = layer_keep_counts([np.shape(s) for s in scores], keep, scope)
+        masks = [top_k_masks([s], int(c))[0] if c else np.zeros(np.shape(s), bool)
+                 for s, c in zip(scores, counts)]
+    if min_per_layer:
+        masks = _guard(scores, masks, int(min_per_layer))
+    return masks
+
+
+def _guard(scores, masks, minimum: int) -> list:
+    masks = [m.copy() for m in masks]
+    floors = [min(minimum, m.size) for m in masks]
+    if sum(floors) > sum(int(m.sum()) for m in masks):
+        raise ValueError(f"min_per_layer={minimum} needs {sum(floors)} weights, more than the "
+                         f"{sum(int(m.sum()) for m in masks)} kept.")
+    added = 0
+    for s, m, floor in zip(scores, masks, floors):
+        short = floor - int(m.sum())
+        if short > 0:
+            flat_s, flat_m = np.ravel(s), m.reshape(-1)
+            candidates = np.flatnonzero(~flat_m)
+            best = candidates[np.argsort(-flat_s[candidates], kind="stable")[:short]]
+            flat_m[best] = True
+            added += short
+    if added:
+        # Give back the lowest-scoring kept weights of the variables above their floor.
+        pool = []
+        for i, (s, m, floor) in enumerate(zip(scores, masks, floors)):
+            kept = np.flatnonzero(m.reshape(-1))
+            spare = len(kept) - floor
+            if spare > 0:
+                worst = kept[np.argsort(np.ravel(s)[kept], kind="stable")[:spare]]
+                pool += [(float(np.ravel(s)[j]), i, int(j)) for j in worst]
+        pool.sort(key=lambda t: (t[0], -t[1], -t[2]))
+        for _, i, j in pool[:added]:
+            masks[i].reshape(-1)[j] = False
+    return masks

@@ -58,4 +58,93 @@ def test_unknown_criterion_and_missing_data():
         snip_tf.prune(mlp(), None, 0.5, criterion="oracle")
     with pytest.raises(ValueError, match="data must be"):
         snip_tf.prune(mlp(), None, 0.5)                 # SNIP needs data
-    assert snip_tf.criteria.names() == ["magnitude", "random", "snip"]
+    assert snip_tf.criteria.names() == ["grasp", "iterative_snip", "magnitude", "random", "snip",
+                                        "synflow"]
+
+
+def test_iterative_snip_with_one_round_is_snip():
+    x, y = classification_data()
+    a, b = mlp(), mlp()
+    b.set_weights(a.get_weights())
+    one = snip_tf.prune(a, (x, y), 0.9, criterion=snip_tf.criteria.iterative_snip.IterativeSNIP(1))
+    ref = snip_tf.prune(b, (x, y), 0.9)
+    assert all((p == q).all() for p, q in zip(one.values(), ref.values()))
+
+
+def test_iterative_criteria_are_monotone_and_exact():
+    x, y = classification_data()
+    model = mlp()
+    masks = snip_tf.prune(model, (x, y), 0.95, criterion="iterative_snip")
+    assert sum(int(m.sum()) for m in masks.values()) == snip_tf.selection.num_to_keep(
+        0.95, 30 * 16 + 16 * 3)
+    assert snip_tf.criteria.base.exponential_schedule(1000, 10, 2) == [100, 10]
+
+
+def test_synflow_on_a_hand_computed_linear_net():
+    # R = sum_j |w2_j| * sum_i |w1_ij| (input ones); one round: score = |w| * dR/d|w|.
+    model = tiny()
+    w1, w2 = np.abs(model.layers[0].kernel.numpy()), np.abs(model.layers[1].kernel.numpy())
+    expected = [w1 * w2[:, 0][None, :], w2[:, 0] * w1.sum(axis=0)]
+    crit = snip_tf.criteria.synflow.SynFlow(rounds=1)
+    entries = snip_tf.masking.prunable_entries(model)
+    scores = crit.scores(model, entries, [], None, keep=6)
+    np.testing.assert_allclose(scores[0], expected[0], rtol=1e-5)
+    np.testing.assert_allclose(scores[1].ravel(), expected[1], rtol=1e-5)
+
+
+def test_grasp_on_a_hand_computed_linear_regression():
+    # L = mean((Xw - t)^2): g = 2/n X^T(Xw - t), H = 2/n X^T X; kept score w * Hg.
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, use_bias=False)])
+    model.compile(loss="mse")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 3)).astype("float32")
+    t = rng.normal(size=(8, 1)).astype("float32")
+    w = model.layers[0].kernel.numpy()
+    g = 2 / 8 * x.T @ (x @ w - t)
+    hg = 2 / 8 * x.T @ x @ g
+    crit = snip_tf.criteria.grasp.GraSP(balanced=False)
+    entries = snip_tf.masking.prunable_entries(model)
+    loss_fn = snip_tf.scoring.resolve_loss(model)
+    (score,) = crit.scores(model, entries, [(x, t, None)], loss_fn, keep=2)
+    np.testing.assert_allclose(score, w * hg, rtol=1e-4)
+
+
+def test_grasp_balances_classes():
+    x, y = classification_data(n=40)
+    y = np.array([0] * 30 + [1] * 6 + [2] * 4)
+    (batch,) = snip_tf.criteria.grasp.class_balanced([(x, y, None)])
+    assert np.bincount(batch[1]).tolist() == [4, 4, 4]
+
+
+def test_layerwise_scopes_and_erk():
+    from snip_tf import selection
+    shapes = [(784, 300), (300, 100), (100, 10)]
+    for scope in ("uniform", "erk"):
+        counts = selection.layer_keep_counts(shapes, 26661, scope)
+        assert counts.sum() == 26661 and (counts <= [235200, 30000, 1000]).all()
+    uniform = selection.layer_keep_counts(shapes, 26661, "uniform")
+    np.testing.assert_allclose(uniform / [235200, 30000, 1000], 26661 / 266200, atol=1e-3)
+    density = selection.erk_densities(shapes, 26661)
+    # ERK: density proportional to (n_in + n_out) / (n_in * n_out) below the cap of 1
+    assert density[2] == 1.0
+    assert density[0] / density[1] == pytest.approx((1084 / 235200) / (400 / 30000))
+    x, y = classification_data()
+    model = mlp()
+    masks = snip_tf.prune(model, None, 0.9, criterion="random", scope="erk")
+    counts = [int(m.sum()) for m in masks.values()]
+    expected = selection.layer_keep_counts([(30, 16), (16, 3)], sum(counts), "erk")
+    assert counts == expected.tolist()
+
+
+def test_collapse_guard_keeps_a_minimum_per_layer_with_the_exact_total():
+    from snip_tf import selection
+    scores = [np.arange(100, dtype=np.float32).reshape(20, 5) + 1, np.full((3, 3), 1e-3)]
+    plain = selection.select(scores, 10)
+    assert plain[1].sum() == 0                      # collapse without the guard
+    guarded = selection.select(scores, 10, min_per_layer=3)
+    assert [int(m.sum()) for m in guarded] == [7, 3]
+    assert guarded[0].reshape(-1)[-7:].all()        # the 7 best of the big layer stay
+    with pytest.raises(ValueError, match="min_per_layer"):
+        selection.select(scores, 4, min_per_layer=3)
+    with pytest.raises(ValueError, match="scope"):
+        selection.select(scores, 4, scope="nope")

@@ -5,6 +5,7 @@ weight; the global top-κ of the scores is kept. ``snip_tf.prune(..., criterion=
 """
 
 from snip_tf.criteria.base import Criterion, get, names, register
-from snip_tf.criteria import magnitude, random, snip  # noqa: F401  (register themselves)
+from snip_tf.criteria import (grasp, iterative_snip, magnitude, random, snip,  # noqa: F401
+                              synflow)  # (they register themselves)
 
 __all__ = ["Criterion", "get", "names", "register"]

@@ -18,9 +18,13 @@ class Criterion:
     name = ""
     needs_data = True
 
-    def scores(self, model, entries: Sequence, batches, loss_fn, *, training: bool = False,
-               seed: int = 0) -> list:
-        """One float array per entry of ``entries`` (``masking.PrunableWeight``), same shapes."""
+    def scores(self, model, entries: Sequence, batches, loss_fn, *, keep: int,
+               training: bool = False, seed: int = 0) -> list:
+        """One float array per entry of ``entries`` (``masking.PrunableWeight``), same shapes.
+
+        ``keep`` is the number of weights that will be kept (iterative criteria prune towards it
+        in rounds; one-shot criteria ignore it).
+        """
         raise NotImplementedError
 
 
@@ -44,3 +48,18 @@ def get(name) -> Criterion:
 
 def as_float_arrays(arrays) -> list:
     return [np.asarray(a, dtype=np.float32) for a in arrays]
+
+
+def exponential_schedule(total: int, keep: int, rounds: int) -> list:
+    """Weights kept after each of ``rounds`` rounds: ``total * (keep / total) ** (t / rounds)``,
+    the last exactly ``keep`` (the schedule of SynFlow and FORCE)."""
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1; got {rounds}.")
+    counts = [int(round(total * (keep / total) ** (t / rounds))) for t in range(1, rounds + 1)]
+    counts[-1] = keep
+    return [max(keep, c) for c in counts]
+
+
+def survivors_only(scores, masks) -> list:
+    """Scores with pruned entries pushed below every survivor (iterative criteria never revive)."""
+    return [np.where(m, s, -1.0).astype(np.float32) for s, m in zip(scores, masks)]

@@ -10,5 +10,5 @@ class Magnitude(Criterion):
     name = "magnitude"
     needs_data = False
 
-    def scores(self, model, entries, batches, loss_fn, *, training=False, seed=0):
+    def scores(self, model, entries, batches, loss_fn, *, keep, training=False, seed=0):
         return [np.abs(e.variable.numpy()).astype(np.float32) for e in entries]

@@ -10,6 +10,6 @@ class Random(Criterion):
     name = "random"
     needs_data = False
 
-    def scores(self, model, entries, batches, loss_fn, *, training=False, seed=0):
+    def scores(self, model, entries, batches, loss_fn, *, keep, training=False, seed=0):
         rng = np.random.default_rng(seed)
         return [rng.random(tuple(e.variable.shape), dtype=np.float32) for e in entries]

@@ -12,6 +12,6 @@ class SNIP(Criterion):
     name = "snip"
     needs_data = True
 
-    def scores(self, model, entries, batches, loss_fn, *, training=False, seed=0):
+    def scores(self, model, entries, batches, loss_fn, *, keep, training=False, seed=0):
         grads = scoring.mask_gradients(model, entries, batches, loss_fn, training)
         return [np.abs(g) for g in grads]

@@ -1,0 +1,45 @@
+"""SynFlow (Tanaka et al., NeurIPS 2020): data-free iterative synaptic flow.
+
+With every weight replaced by its magnitude and an all-ones input, ``R = sum(f(1))``; the score of
+a connection is ``|w| * dR/d|w|`` (= dR/dc at c = the current mask). ``rounds`` rounds (100 by
+default) on an exponential schedule, each keeping the schedule's count of the survivors. One traced
+function serves every round. BatchNorm runs in inference mode.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from snip_tf import scoring, selection
+from snip_tf.criteria.base import Criterion, exponential_schedule, register, survivors_only
+
+
+def _ones_input(model):
+    shape = model.inputs[0].shape if getattr(model, "inputs", None) else None
+    if shape is None or len(model.inputs) != 1:
+        raise ValueError("SynFlow needs a built model with one input of known shape.")
+    dtype = model.inputs[0].dtype
+    return tf.ones((1,) + tuple(d if d is not None else 1 for d in shape[1:]), dtype=dtype)
+
+
+@register
+class SynFlow(Criterion):
+    name = "synflow"
+    needs_data = False
+
+    def __init__(self, rounds: int = 100):
+        self.rounds = rounds
+
+    def scores(self, model, entries, batches, loss_fn, *, keep, training=False, seed=0):
+        ones = _ones_input(model)
+        gradient = scoring.MaskGradient(
+            model, entries, lambda y, y_pred, sw: tf.reduce_sum(tf.cast(y_pred, tf.float32)),
+            training=False, transform=tf.abs)
+        batch = [(ones, tf.zeros((1,)), None)]
+        masks = [np.ones(e.variable.shape, bool) for e in entries]
+        total = sum(m.size for m in masks)
+        scores = None
+        for count in exponential_schedule(total, keep, self.rounds):
+            raw = [np.abs(g) for g in gradient(batch, masks)]
+            scores = survivors_only(raw, masks)
+            masks = selection.top_k_masks(scores, count)
+        return survivors_only(scores, masks)
