@@ -21,7 +21,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.train_limit = 0               # use only this many training examples (0: all)
     # model
     c.model = "mlp"
-    c.initializer = "vs-x"          # rn | tn | vs-x | vs-h
+    c.initializer = "vs-x"          # rn | tn | vs-x | vs-h | lecun (the authors' code's "vs")
     c.l2 = 5e-4                     # L2 penalty: l2 * sum(w^2) on kernels
     c.l2_bias = False               # also on biases (the authors' code: all masked parameters)
     # pruning
@@ -39,6 +39,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.learning_rate = 0.1
     c.momentum = 0.9
     c.lr_boundaries = ()            # iterations at which the learning rate is divided by 10
+    c.lr_decay_fractions = ()       # or: fractions of the run at which it is (overrides the above)
     c.clipnorm = 0.0
     c.seed = 0
     # outputs

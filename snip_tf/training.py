@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import time
@@ -22,10 +23,14 @@ from snip_tf import data as snip_data
 from snip_tf import models, pruning
 
 
-def _optimizer(config):
+def _optimizer(config, total_iterations: int):
     lr = config.learning_rate
-    if config.lr_boundaries:
-        boundaries = [int(b) for b in config.lr_boundaries]
+    boundaries = [int(b) for b in config.lr_boundaries]
+    if config.lr_decay_fractions:
+        # A step schedule scaled to the run's budget (shortened CPU runs never reach the paper's
+        # fixed boundaries of 25k and 50k iterations).
+        boundaries = [int(f * total_iterations) for f in config.lr_decay_fractions]
+    if boundaries:
         lr = keras.optimizers.schedules.PiecewiseConstantDecay(
             boundaries, [config.learning_rate * 0.1 ** i for i in range(len(boundaries) + 1)])
     kwargs = {"clipnorm": config.clipnorm} if config.clipnorm else {}
@@ -66,7 +71,8 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
                           l2=config.l2, l2_bias=config.l2_bias, seed=seed)
 
     model = new_model(config.seed)
-    model.compile(optimizer=_optimizer(config),
+    total_iterations = config.epochs * math.ceil(datasets.train_size / config.batch_size)
+    model.compile(optimizer=_optimizer(config, total_iterations),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
 
@@ -86,6 +92,12 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
         if config.snip.fresh_init:
             scorer = new_model(config.seed + 7919)
             scorer.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+            # The authors' code initialized the biases of the scored draw by variance scaling too
+            # (and the trained draw's biases with zeros), so biases have non-zero scores.
+            bias_init = keras.initializers.VarianceScaling(seed=config.seed + 7919)
+            for variable in scorer.trainable_variables:
+                if variable.name == "bias":
+                    variable.assign(bias_init(variable.shape))
         needs_data = snip_criteria.get(criterion).needs_data
         masks = pruning.prune(scorer, datasets.scoring_batch if needs_data else None,
                               config.sparsity, num_batches=1, **options)

@@ -33,7 +33,7 @@ def run(data_dir=None, results_dir=None, seed=0, epochs=30, train_limit=10000, t
     rows, curves = [], {}
     for label, sparsity, labels, l2 in runs:
         cfg = common.config(model, sparsity, seed=seed, epochs=epochs, train_limit=train_limit,
-                            label_noise=labels, l2=l2, lr_boundaries=(), learning_rate=0.01,
+                            label_noise=labels, l2=l2, lr_decay_fractions=(), learning_rate=0.01,
                             **{"snip.batch_size": 100})
         memo = {}
 

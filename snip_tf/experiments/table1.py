@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from absl import app, flags
+from absl import app
 
 from snip_tf.experiments import common
 
@@ -20,7 +20,6 @@ PAPER = {("lenet-300-100", 0.0): 1.7, ("lenet-300-100", 0.95): 1.6, ("lenet-300-
          ("lenet-5-caffe", 0.0): 0.9, ("lenet-5-caffe", 0.98): 0.8, ("lenet-5-caffe", 0.99): 1.1}
 SETTINGS = {"lenet-300-100": (0.95, 0.98), "lenet-5-caffe": (0.98, 0.99)}
 CRITERIA = ("snip", "magnitude", "random")
-flags.DEFINE_list("models", [], "Only these models (default: both LeNets).")
 
 
 def run(data_dir=None, results_dir=None, seeds=(0,), epochs=30, train_limit=0,

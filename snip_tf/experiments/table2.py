@@ -16,7 +16,6 @@ from absl import app, flags
 from snip_tf.experiments import common
 
 flags.DEFINE_bool("include_cifar", False, "Also train the CIFAR-10 models (needs a GPU).")
-flags.DEFINE_list("models", [], "Only these models (default: all rows).")
 
 # (model, dataset, sparsity, paper dense error %, paper pruned error %)
 ROWS = (

@@ -19,6 +19,10 @@ INITIALIZERS = {
     "tn": lambda seed: keras.initializers.TruncatedNormal(stddev=0.1, seed=seed),
     "vs-x": lambda seed: keras.initializers.GlorotNormal(seed=seed),
     "vs-h": lambda seed: keras.initializers.HeNormal(seed=seed),
+    # tf.variance_scaling_initializer() of TF 1, the authors' code's "vs": scale 1, fan_in,
+    # truncated normal.
+    "lecun": lambda seed: keras.initializers.VarianceScaling(1.0, "fan_in", "truncated_normal",
+                                                             seed=seed),
 }
 
 _REGISTRY: dict = {}
@@ -233,7 +237,7 @@ def get(name: str, *, input_shape=None, num_classes: int = 10, initializer: str 
         name: one of :func:`names` (lower case with dashes, e.g. "lenet-300-100", "lstm-s").
         input_shape: defaults to the shape the paper used with that model.
         initializer: "vs-x" (Glorot, default), "vs-h" (He), "rn" or "tn" (normal / truncated normal,
-            stddev 0.1).
+            stddev 0.1), "lecun" (the authors' code: variance scaling, fan_in, truncated normal).
         l2: L2 penalty ``l2 * sum(w^2)`` on the weights (kernels and recurrent kernels).
         l2_bias: apply the penalty to biases too (the authors' code penalized all masked
             parameters with 0.00025 * sum(w^2), i.e. l2=2.5e-4, l2_bias=True).
