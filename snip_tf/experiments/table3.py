@@ -71,7 +71,7 @@ def main(argv):
     del argv
     F = common.FLAGS
     run(F.data_dir, F.results_dir, [int(s) for s in F.seeds], F.epochs or 10, F.train_limit,
-        F.protocol)
+        F.protocol, models=tuple(F.models) or tuple(PAPER))
 
 
 if __name__ == "__main__":
