@@ -14,6 +14,7 @@ setup(
         "tensorflow-datasets>=4.9",
         "importlib_resources>=5.0",  # tfds needs it to build a data set (the Reber builder)
         "keras-tuner>=1.4",
+        "tensorboard>=2.16",  # keras-tuner and the pruning summaries write TensorBoard logs
         "absl-py>=1.4",
         "ml-collections>=0.1.1",
         "numpy>=1.26",

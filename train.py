@@ -4,16 +4,26 @@
     python train.py --config=configs/lenet300_mnist.py --config.sparsity=0.95 \
         --data_dir=../shared/data                     # MNIST from local IDX files
     python train.py --config=configs/lenet5_mnist.py --export_dir=/tmp/lenet5_pruned
+    python train.py --tune --tune.max_error_increase=0.3 --tune.max_trials=8   # keras-tuner search
 
 Writes a results JSON (config, per-layer sparsity, metrics, wall time) under --results_dir.
 """
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
+
+# `--tune` switches to a keras-tuner search; its settings are the config's `tune` fields, given as
+# --tune.FIELD=VALUE (shorthand for --config.tune.FIELD=VALUE). Rewritten before the flags are
+# defined: ml_collections registers the --config.* overrides it finds in sys.argv at definition.
+_TUNE = "--tune" in sys.argv[1:]
+sys.argv = [sys.argv[0]] + [a for a in sys.argv[1:] if a != "--tune"]
+sys.argv = [a.replace("--tune.", "--config.tune.", 1) if a.startswith("--tune.") else a
+            for a in sys.argv]
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "default.py"),
@@ -32,6 +42,20 @@ def main(argv):
     from snip_tf import training
 
     config = _CONFIG.value
+    if _TUNE:
+        from snip_tf import tuning
+
+        summary = tuning.tune(config, data_dir=_DATA_DIR.value, verbose=0)
+        best = summary["best"]
+        print(f"\ndense validation error: {100 * summary['dense_validation_error']:.2f}%")
+        for trial in summary["trials"]:
+            print(f"trial {trial['trial']}: {trial['hyperparameters']} -> sparsity "
+                  f"{trial.get('sparsity', float('nan')):.3f}, validation error "
+                  f"{100 * trial.get('val_error', float('nan')):.2f}%")
+        print(f"best (highest sparsity within +{config.tune.max_error_increase} points): "
+              f"{best['hyperparameters']}")
+        print(f"trials: {summary['path']}")
+        return
     result = training.run(config, data_dir=_DATA_DIR.value, results_dir=_RESULTS_DIR.value,
                           export_dir=_EXPORT_DIR.value, verbose=_VERBOSE.value)
     report = result["sparsity"]

@@ -42,6 +42,13 @@ def base_config() -> ml_collections.ConfigDict:
     c.lr_decay_fractions = ()       # or: fractions of the run at which it is (overrides the above)
     c.clipnorm = 0.0
     c.seed = 0
+    # hyperparameter search (train.py --tune)
+    c.tune = ml_collections.ConfigDict()
+    c.tune.max_error_increase = 0.3  # percentage points of validation error above dense
+    c.tune.tuner = "random"          # random | bayesian | hyperband
+    c.tune.max_trials = 10
+    c.tune.epochs = 0                # epochs per trial; 0 = config.epochs
+    c.tune.directory = "results/tuning"
     # outputs
     c.results_dir = "results/runs"
     c.export_dir = ""               # write a SavedModel of the pruned model here
