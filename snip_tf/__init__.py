@@ -5,7 +5,7 @@
 """
 
 from snip_tf import criteria, selection
-from snip_tf.callbacks import MemorizationCallback, SNIPCallback
+from snip_tf.callbacks import MemorizationCallback, PruningSummaries, SNIPCallback
 from snip_tf.export import export
 from snip_tf.masking import PruningMask, prunable_weights
 from snip_tf.pruning import (LayerCollapseWarning, SparsityReport, apply_masks, is_pruned,
@@ -16,7 +16,7 @@ from snip_tf.wrappers import Masked, strip, wrap
 __version__ = "0.1.0"
 
 __all__ = [
-    "SNIPCallback", "MemorizationCallback", "Masked", "PruningMask", "LayerCollapseWarning", "SparsityReport",
+    "SNIPCallback", "MemorizationCallback", "PruningSummaries", "Masked", "PruningMask", "LayerCollapseWarning", "SparsityReport",
     "apply_masks", "connection_sensitivity", "export", "is_pruned", "masks_from_zeros",
     "prunable_weights", "prune", "snip", "sparsity", "sparsity_report", "strip", "wrap",
 ]

@@ -29,6 +29,7 @@ class SNIPCallback(keras.callbacks.Callback):
 
     Attributes:
         masks: ``{variable.path: boolean mask}`` once pruned.
+        scores: ``{variable.path: the criterion's scores}`` once pruned.
 
     Example:
     >>> model.fit(x, y, epochs=10, callbacks=[snip_tf.SNIPCallback(0.99)])   # doctest: +SKIP
@@ -49,6 +50,7 @@ class SNIPCallback(keras.callbacks.Callback):
         self.num_batches = num_batches
         self.options = options
         self.masks = None
+        self.scores = None
 
     def _adopt_existing(self) -> bool:
         model = self.model
@@ -69,8 +71,9 @@ class SNIPCallback(keras.callbacks.Callback):
         return False
 
     def _prune(self, data, num_batches):
-        self.masks = pruning.prune(self.model, data, self.sparsity, num_batches=num_batches,
-                                   **self.options)
+        self.masks, self.scores = pruning.prune(self.model, data, self.sparsity,
+                                                num_batches=num_batches, return_scores=True,
+                                                **self.options)
         logging.info("SNIPCallback: pruned to sparsity %.4f.", pruning.sparsity(
             self.model, include_bias=self.options.get("include_bias", False)))
 
@@ -206,3 +209,74 @@ class MemorizationCallback(keras.callbacks.Callback):
             if acc >= self.threshold:
                 return step
         return None
+
+
+class PruningSummaries(keras.callbacks.Callback):
+    """Writes pruning summaries to TensorBoard, as users of the TF Model Optimization toolkit
+    expect: per-weight and global sparsity (scalars), weight and score histograms, and the first
+    prunable weight's mask as an image.
+
+    Args:
+        log_dir: the TensorBoard log folder (a ``pruning`` run is written in it).
+        scores_from: a :class:`SNIPCallback` whose scores to histogram (optional).
+        image_shape: reshape the first weight's mask (inputs x units, averaged over units) to this
+            image shape, e.g. (28, 28); default: the mask itself as an image.
+
+    >>> model.fit(x, y, callbacks=[snip := SNIPCallback(0.9),                    # doctest: +SKIP
+    ...                            PruningSummaries("logs", scores_from=snip)])
+    """
+
+    def __init__(self, log_dir: str, scores_from=None, image_shape=None):
+        super().__init__()
+        import os
+
+        self.log_dir = os.path.join(log_dir, "pruning")
+        self.scores_from = scores_from
+        self.image_shape = image_shape
+        self._writer = None
+        self._step = 0
+        self._wrote_once = False
+
+    def _write(self, step: int, with_images: bool):
+        import numpy as np
+        import tensorflow as tf
+
+        from snip_tf import masking
+        from snip_tf import pruning as snip_pruning
+
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.log_dir)
+        report = snip_pruning.sparsity_report(self.model)
+        with self._writer.as_default(step=step):
+            tf.summary.scalar("sparsity/global", report.sparsity)
+            for row in report.rows:
+                tf.summary.scalar(f"sparsity/{row.weight}", row.sparsity)
+            entries = masking.prunable_entries(self.model)
+            for e in entries:
+                tf.summary.histogram(f"weights/{e.path}", e.variable.numpy())
+            if with_images:
+                scores = getattr(self.scores_from, "scores", None)
+                for path, values in (scores or {}).items():
+                    tf.summary.histogram(f"scores/{path}", values)
+                if entries:
+                    mask = (entries[0].variable.numpy() != 0).astype(np.float32)
+                    mask = mask.reshape(-1, mask.shape[-1])
+                    image = (mask.mean(axis=1).reshape(self.image_shape) if self.image_shape
+                             else mask)
+                    tf.summary.image(f"mask/{entries[0].path}", image[None, :, :, None],
+                                     step=step)
+        self._writer.flush()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._step += 1
+        if not self._wrote_once:   # right after the first step: SNIP has pruned by then
+            self._write(0, with_images=True)
+            self._wrote_once = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._write(self._step, with_images=False)
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None

@@ -18,7 +18,8 @@ class LayerCollapseWarning(UserWarning):
 
 def prune(model, data, sparsity, criterion="snip", loss=None, num_batches: int = 1, *,
           include_bias: bool = False, training: bool = False, seed: int = 0,
-          weights=None, scope: str = "global", min_per_layer: int = 0) -> dict:
+          weights=None, scope: str = "global", min_per_layer: int = 0,
+          return_scores: bool = False):
     """Prune ``model`` in place at initialization by ``criterion`` (default SNIP).
 
     Scores every prunable weight, keeps the global top ``κ = round((1 - sparsity) * m)`` of all
@@ -45,7 +46,8 @@ def prune(model, data, sparsity, criterion="snip", loss=None, num_batches: int =
             layer collapse; 0, the default, keeps the paper's behaviour).
 
     Returns:
-        ``{variable.path: boolean mask}`` (True = kept).
+        ``{variable.path: boolean mask}`` (True = kept); with ``return_scores=True`` also
+        ``{variable.path: scores}``.
     """
     sparsity = selection.validate_sparsity(sparsity)
     crit = criteria.get(criterion)
@@ -65,7 +67,10 @@ def prune(model, data, sparsity, criterion="snip", loss=None, num_batches: int =
                          "prunable weights for this data. The model was not changed.")
     masks = selection.select(scores, keep, scope, min_per_layer)
     _install(model, entries, masks)
-    return {e.path: m for e, m in zip(entries, masks)}
+    out = {e.path: m for e, m in zip(entries, masks)}
+    if return_scores:
+        return out, {e.path: s for e, s in zip(entries, scores)}
+    return out
 
 
 def _select(entries, weights) -> list:

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 from absl import app
 
-from snip_tf import data, models, scoring, selection
+from snip_tf import data, models, plot, scoring, selection
 from snip_tf.experiments import common
 
 SPARSITIES = tuple(round(0.1 * i, 1) for i in range(1, 10))
@@ -31,7 +31,7 @@ def first_layer_images(model, x, y, sparsities) -> dict:
     images = {}
     for sparsity in sparsities:
         first = selection.top_k_masks(arrays, selection.num_to_keep(sparsity, total))[0]
-        images[sparsity] = first.mean(axis=1).reshape(28, 28)
+        images[sparsity] = plot.mask_image(first)
     return images
 
 

@@ -12,6 +12,7 @@ import os
 
 from absl import app
 
+from snip_tf import plot
 from snip_tf.experiments import common
 
 BATCH_SIZES = (1, 10, 100, 1000, 10000)
@@ -31,7 +32,7 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, p
             rows.append(row)
             if seed == seeds[0]:
                 first = next(iter(result["masks"].values()))
-                images[size] = first.mean(axis=1).reshape(28, 28)
+                images[size] = plot.mask_image(first)
             print(f"|D_b|={size} seed {seed}: {common.pct(row['test_error'])}%", flush=True)
     common.write_rows(os.path.join(out, "figure3.csv"), rows)
     common.write_json(os.path.join(out, "figure3.json"), {"rows": rows, "seeds": list(seeds),
