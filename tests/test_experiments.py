@@ -98,3 +98,16 @@ def test_table2_cifar_row_on_a_few_steps(tiny_data, tmp_path):
                       include_cifar=True)
     assert [r["status"] for r in rows] == ["run", "run"]
     assert abs(rows[1]["reached_sparsity"] - 0.97) < 1e-4
+
+
+def test_criteria_comparison(tiny_data, tmp_path):
+    from snip_tf.experiments import criteria_comparison
+
+    rows = criteria_comparison.run(tiny_data, str(tmp_path), epochs=1, train_limit=60,
+                                   models=("lenet-5-caffe", "reber-gru"),
+                                   criteria=("snip", "synflow", "random"), sparsities=(0.99,))
+    assert [(r["model"], r["criterion"]) for r in rows] == [
+        ("lenet-5-caffe", "snip"), ("lenet-5-caffe", "synflow"), ("lenet-5-caffe", "random"),
+        ("reber-gru", "snip"), ("reber-gru", "synflow"), ("reber-gru", "random")]
+    assert all(r["status"] == "ok" for r in rows)
+    outputs(str(tmp_path), "comparison.csv", "comparison.md", "comparison.png")

@@ -1,0 +1,135 @@
+"""Which pruning-at-initialization criterion wins where: every criterion at extreme sparsities.
+
+    python -m snip_tf.experiments.criteria_comparison --data_dir=../shared/data --epochs=5 \
+        --models=lenet-5-caffe,lstm-s,reber-gru --seeds=0,1
+
+LeNet-5-Caffe on MNIST, LSTM-s on sequential MNIST and the thesis's GRU on the Reber grammar, at
+90, 95, 98, 99, 99.5, 99.8 and 99.9 % sparsity, pruned by snip, iterative_snip, grasp, synflow,
+magnitude and random: test error and whether a layer collapsed. Writes
+results/criteria_comparison/{comparison.csv,comparison.json,comparison.md,comparison.png}.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+from absl import app, flags
+
+from snip_tf import criteria as snip_criteria
+from snip_tf import data as snip_data
+from snip_tf import pruning
+from snip_tf.experiments import common
+
+flags.DEFINE_list("criteria", [], "Only these criteria (default: all).")
+flags.DEFINE_list("sparsities", [], "Only these sparsities (default: the seven of the study).")
+
+SPARSITIES = (0.9, 0.95, 0.98, 0.99, 0.995, 0.998, 0.999)
+MODELS = ("lenet-5-caffe", "lstm-s", "reber-gru")
+
+
+def _reber_run(sparsity, criterion, seed, epochs, data_dir, train_limit):
+    from snip_tf.studies import reber_common as rc
+
+    folder = snip_data.data_dir(data_dir)
+    thesis = folder is not None and os.path.isdir(os.path.join(folder, "reber_thesis"))
+    data = rc.load("thesis" if thesis else "generated", data_dir, seed=seed,
+                   train_limit=train_limit)
+    model = rc.build("gru", data, seed)
+    needs_data = snip_criteria.get(criterion).needs_data
+    batch = (data.x_train[:128], data.y_train[:128]) if needs_data else None
+    pruning.prune(model, batch, sparsity, criterion=criterion, seed=seed)
+    rows = rc.fit_epochs(model, data, epochs, seed, "gru", int(sparsity * 1000))
+    report = pruning.sparsity_report(model)
+    return {"model": "reber-gru", "dataset": "reber", "sparsity": sparsity,
+            "criterion": criterion, "seed": seed, "test_error": 1 - rows[-1]["test_acc"],
+            "reached_sparsity": report.sparsity, "collapsed": ";".join(report.collapsed),
+            "epochs": epochs}
+
+
+def run(data_dir=None, results_dir=None, seeds=(0,), epochs=5, train_limit=0,
+        models=MODELS, criteria=None, sparsities=SPARSITIES) -> list:
+    out = common.out_dir("criteria_comparison", results_dir)
+    criteria = list(criteria or snip_criteria.names())
+    rows = []
+    for model in models:
+        for sparsity in sparsities:
+            for criterion in criteria:
+                for seed in seeds:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", pruning.LayerCollapseWarning)
+                        try:
+                            if model == "reber-gru":
+                                row = _reber_run(sparsity, criterion, seed, epochs, data_dir,
+                                                 train_limit)
+                            else:
+                                cfg = common.config(model, sparsity, seed=seed, epochs=epochs,
+                                                    train_limit=train_limit,
+                                                    **{"snip.criterion": criterion,
+                                                       "snip.batch_size": 100})
+                                row, _ = common.run(cfg, data_dir)
+                            row["status"] = "ok"
+                        except snip_data.DataError:
+                            raise
+                        except ValueError as error:   # e.g. non-finite SynFlow scores
+                            row = {"model": model, "sparsity": sparsity, "criterion": criterion,
+                                   "seed": seed, "status": f"failed: {error}"[:200]}
+                    rows.append(row)
+                    print(f"{model} {sparsity} {criterion} seed {seed}: "
+                          f"{row.get('test_error', float('nan')):.4f} "
+                          f"collapsed={row.get('collapsed', '')!r} {row['status'][:40]}",
+                          flush=True)
+    common.write_rows(os.path.join(out, "comparison.csv"), rows)
+    common.write_json(os.path.join(out, "comparison.json"),
+                      {"rows": rows, "seeds": list(seeds), "epochs": epochs,
+                       "train_limit": train_limit})
+    ok = [r for r in rows if r["status"] == "ok"]
+    lines = ["| model | sparsity | " + " | ".join(criteria) + " |",
+             "|---|---|" + "---|" * len(criteria)]
+    for model in models:
+        for sparsity in sparsities:
+            cells = []
+            for criterion in criteria:
+                group = [r for r in ok if r["model"] == model and r["sparsity"] == sparsity
+                         and r["criterion"] == criterion]
+                if not group:
+                    cells.append("failed")
+                    continue
+                mean, std = common.mean_std(r["test_error"] for r in group)
+                collapsed = any(r["collapsed"] for r in group)
+                cells.append(f"{common.pct(mean)}" + (" (collapse)" if collapsed else ""))
+            lines.append(f"| {model} | {100 * sparsity:g} % | " + " | ".join(cells) + " |")
+    lines.append(f"\ntest error %, mean over seeds {list(seeds)}; {epochs} epochs per run.\n")
+    with open(os.path.join(out, "comparison.md"), "w") as f:
+        f.write("\n".join(lines))
+    plt = common.pyplot()
+    fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 3.5), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        for criterion in criteria:
+            pts = [(s, common.mean_std(r["test_error"] for r in ok if r["model"] == model
+                                       and r["sparsity"] == s and r["criterion"] == criterion)[0])
+                   for s in sparsities if any(r["model"] == model and r["sparsity"] == s and
+                                              r["criterion"] == criterion for r in ok)]
+            if pts:
+                ax.plot([100 * s for s, _ in pts], [100 * e for _, e in pts], marker="o",
+                        label=criterion)
+        ax.set_title(model)
+        ax.set_xlabel("sparsity (%)")
+        ax.set_ylabel("test error (%)")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "comparison.png"), dpi=120)
+    plt.close(fig)
+    return rows
+
+
+def main(argv):
+    del argv
+    F = common.FLAGS
+    run(F.data_dir, F.results_dir, [int(s) for s in F.seeds], F.epochs or 5, F.train_limit,
+        tuple(F.models) or MODELS, F.criteria or None,
+        tuple(float(s) for s in F.sparsities) or SPARSITIES)
+
+
+if __name__ == "__main__":
+    app.run(main)
