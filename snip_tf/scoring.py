@@ -22,11 +22,10 @@ _FLOAT16_LOSS_SCALES = tuple(2.0 ** k for k in range(15, -1, -3))
 
 
 def _to_global(value):
-    """A tf.distribute per-replica value as one tensor (replicas concatenated on the batch axis)."""
+    """A tf.distribute per-replica value as one tensor (this worker's replicas concatenated on the
+    batch axis, in replica order)."""
     if isinstance(value, tf.distribute.DistributedValues):
-        strategy = tf.distribute.get_strategy()
-        parts = strategy.experimental_local_results(value) if strategy else value.values
-        return tf.concat(list(parts), axis=0)
+        return tf.concat(list(value.values), axis=0)
     return value
 
 
