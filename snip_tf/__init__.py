@@ -6,7 +6,8 @@
 
 from snip_tf import criteria, selection
 from snip_tf.callbacks import MemorizationCallback, PruningSummaries, SNIPCallback
-from snip_tf.export import export
+from snip_tf import sparse
+from snip_tf.export import export, load_compact
 from snip_tf.masking import PruningMask, prunable_weights
 from snip_tf.pruning import (LayerCollapseWarning, SparsityReport, apply_masks, is_pruned,
                              masks_from_zeros, prune, snip, sparsity, sparsity_report)
@@ -17,6 +18,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "SNIPCallback", "MemorizationCallback", "PruningSummaries", "Masked", "PruningMask", "LayerCollapseWarning", "SparsityReport",
-    "apply_masks", "connection_sensitivity", "export", "is_pruned", "masks_from_zeros",
+    "apply_masks", "connection_sensitivity", "export", "load_compact", "sparse", "is_pruned", "masks_from_zeros",
     "prunable_weights", "prune", "snip", "sparsity", "sparsity_report", "strip", "wrap",
 ]
