@@ -56,6 +56,8 @@ class SparseDense(keras.layers.Layer):
                                    (self.units, self.input_dim))
         x = tf.reshape(inputs, (-1, self.input_dim))
         y = tf.transpose(tf.sparse.sparse_dense_matmul(kernel_t, x, adjoint_b=True))
+        if inputs.shape.rank != 2:   # e.g. (batch, time, features): restore the leading axes
+            y = tf.reshape(y, tf.concat([tf.shape(inputs)[:-1], [self.units]], axis=0))
         if self.use_bias:
             y = y + self.bias
         return self.activation(y)

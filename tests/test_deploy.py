@@ -73,3 +73,15 @@ def test_sparse_path_equals_dense_path(pruned, tmp_path):
     np.testing.assert_allclose(again.predict(x, verbose=0), fast.predict(x, verbose=0), rtol=1e-6)
     none = sparse.sparsify(model, force=False)
     assert none.sparse_layers == []
+
+
+def test_sparse_path_on_sequences():
+    model = keras.Sequential([keras.Input((7, 5)), keras.layers.Dense(16), keras.layers.GRU(8),
+                              keras.layers.Dense(3)])
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = np.random.default_rng(0).normal(size=(4, 7, 5)).astype("float32")
+    snip_tf.snip(model, (x, np.arange(4) % 3), 0.8)
+    fast = sparse.sparsify(model, force=True, min_sparsity=0.0)
+    assert len(fast.sparse_layers) == 2
+    np.testing.assert_allclose(fast.predict(x, verbose=0), model.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
