@@ -30,6 +30,7 @@ class SNIPCallback(keras.callbacks.Callback):
     Attributes:
         masks: ``{variable.path: boolean mask}`` once pruned.
         scores: ``{variable.path: the criterion's scores}`` once pruned.
+        scoring_batches: with ``data=None``, the global ``(x, y, sample_weight)`` batches scored on.
 
     Example:
     >>> model.fit(x, y, epochs=10, callbacks=[snip_tf.SNIPCallback(0.99)])   # doctest: +SKIP
@@ -51,6 +52,7 @@ class SNIPCallback(keras.callbacks.Callback):
         self.options = options
         self.masks = None
         self.scores = None
+        self.scoring_batches = None
 
     def _adopt_existing(self) -> bool:
         model = self.model
@@ -99,7 +101,12 @@ class SNIPCallback(keras.callbacks.Callback):
             batches = [_next_batch(iterator) for _ in range(callback.num_batches)]
             model.train_function = original
             if not (model.built and callback._adopt_existing()):
-                callback._prune(iter(batches), callback.num_batches)
+                from snip_tf import scoring
+
+                # Under tf.distribute these are per-replica; score on the global batch.
+                callback.scoring_batches = scoring.batches_of(
+                    iter(batches), callback.num_batches, model.distribute_strategy)
+                callback._prune(iter(callback.scoring_batches), callback.num_batches)
             model.make_train_function(force=True)
             train = model.train_function
             steps = max(int(getattr(model, "steps_per_execution", 1) or 1), 1)

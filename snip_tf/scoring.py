@@ -21,15 +21,18 @@ from snip_tf import masking
 _FLOAT16_LOSS_SCALES = tuple(2.0 ** k for k in range(15, -1, -3))
 
 
-def _to_global(value):
-    """A tf.distribute per-replica value as one tensor (this worker's replicas concatenated on the
-    batch axis, in replica order)."""
+def _to_global(value, strategy=None):
+    """A tf.distribute per-replica value as the global batch: gathered from every replica of every
+    worker (``strategy.gather``), so each worker scores exactly what one device would on the same
+    global batch."""
     if isinstance(value, tf.distribute.DistributedValues):
+        if strategy is not None and strategy.num_replicas_in_sync > 1:
+            return strategy.gather(value, axis=0)
         return tf.concat(list(value.values), axis=0)
     return value
 
 
-def _as_batch(element):
+def _as_batch(element, strategy=None):
     if not isinstance(element, (tuple, list)) or len(element) not in (2, 3):
         raise ValueError(
             "Each batch must be an (x, y) or (x, y, sample_weight) tuple; got "
@@ -37,11 +40,11 @@ def _as_batch(element):
                                            if isinstance(element, (tuple, list)) else "") + ".")
     x, y, *rest = element
     sample_weight = rest[0] if rest else None
-    return tuple(tf.nest.map_structure(_to_global, v) if v is not None else None
-                 for v in (x, y, sample_weight))
+    return tuple(tf.nest.map_structure(lambda t: _to_global(t, strategy), v)
+                 if v is not None else None for v in (x, y, sample_weight))
 
 
-def batches_of(data, num_batches: int = 1) -> list:
+def batches_of(data, num_batches: int = 1, strategy=None) -> list:
     """The ``num_batches`` batches to score on, as ``(x, y, sample_weight)`` tuples.
 
     ``data`` is one batch as an ``(x, y)`` / ``(x, y, sample_weight)`` tuple of arrays or tensors, or a
@@ -55,7 +58,7 @@ def batches_of(data, num_batches: int = 1) -> list:
             raise ValueError(
                 f"An (x, y) tuple is one batch, but num_batches={num_batches}; pass a "
                 "tf.data.Dataset of batches to score on several.")
-        return [_as_batch(data)]
+        return [_as_batch(data, strategy)]
     if data is None or isinstance(data, (str, bytes, dict, np.ndarray, tf.Tensor, list)):
         raise ValueError(
             "data must be an (x, y) tuple of arrays/tensors or a tf.data.Dataset of (x, y) batches; "
@@ -63,7 +66,7 @@ def batches_of(data, num_batches: int = 1) -> list:
     batches = []
     source = data.take(num_batches) if isinstance(data, tf.data.Dataset) else data
     for element in source:
-        batches.append(_as_batch(element))
+        batches.append(_as_batch(element, strategy))
         if len(batches) == num_batches:
             break
     if len(batches) < num_batches:
@@ -186,7 +189,7 @@ def prepare(model, data, loss=None, num_batches=1, *, include_bias=False, needs_
                              "or pass data.")
         batches, loss_fn = [], None
     else:
-        batches = batches_of(data, num_batches)
+        batches = batches_of(data, num_batches, getattr(model, "distribute_strategy", None))
         loss_fn = resolve_loss(model, loss) if needs_data else None
         _ensure_built(model, batches[0][0])
     entries = masking.prunable_entries(model, include_bias)
