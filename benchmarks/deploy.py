@@ -89,11 +89,15 @@ def main():
         files = {
             "dense SavedModel": snip_tf.export(dense, f"{tmp}/{name}_{sparsity}_dense"),
             "pruned SavedModel": snip_tf.export(pruned, f"{tmp}/{name}_{sparsity}_pruned"),
-            "pruned TFLite (sparse)": snip_tf.export(pruned, f"{tmp}/{name}_{sparsity}.tflite",
-                                                     format="tflite"),
             "pruned compact": snip_tf.export(pruned, f"{tmp}/{name}_{sparsity}.snip",
                                              format="compact"),
         }
+        try:
+            files["pruned TFLite (sparse)"] = snip_tf.export(
+                pruned, f"{tmp}/{name}_{sparsity}.tflite", format="tflite")
+        except ValueError:
+            size_rows.append((name, sparsity, "pruned TFLite: not convertible (see export)",
+                              0, 1, 0.0))
         measured = {k: sizes(v) for k, v in files.items()}
         base_gz = measured["dense SavedModel"][1]
         for kind, (raw, gz) in measured.items():
@@ -106,8 +110,10 @@ def main():
                 "pruned, dense path": tf.function(lambda v, m=pruned: m(v)),
                 f"pruned, sparse path ({len(fast.sparse_layers)} sparse layers)":
                     tf.function(lambda v, m=fast: m(v)),
-                "pruned, TFLite": tflite_runner(files["pruned TFLite (sparse)"], batch, shape),
             }
+            if "pruned TFLite (sparse)" in files:
+                paths["pruned, TFLite"] = tflite_runner(files["pruned TFLite (sparse)"], batch,
+                                                        shape)
             xt = tf.constant(xb)
             times = {k: [] for k in paths}
             for _ in range(args.repeats):

@@ -53,7 +53,14 @@ def export(model, path: str, *, format: str = "saved_model", overwrite: bool = F
 
     converter = tf.lite.TFLiteConverter.from_keras_model(plain)
     converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
-    flatbuffer = converter.convert()
+    try:
+        flatbuffer = converter.convert()
+    except Exception as error:  # noqa: BLE001 - the converter raises ConverterError variously
+        raise ValueError(
+            "export(format='tflite'): the TFLite converter cannot convert this model with TFLite's "
+            "builtin ops (recurrent layers with a dynamic batch lower to TensorList ops it lacks, "
+            "and this interpreter has no Flex delegate). Use format='saved_model' or 'compact'. "
+            f"Converter said: {str(error).splitlines()[0][:300]}") from error
     with open(path, "wb") as f:
         f.write(flatbuffer)
     return path

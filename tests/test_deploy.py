@@ -85,3 +85,10 @@ def test_sparse_path_on_sequences():
     assert len(fast.sparse_layers) == 2
     np.testing.assert_allclose(fast.predict(x, verbose=0), model.predict(x, verbose=0),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_tflite_export_of_a_recurrent_model_fails_clearly(tmp_path):
+    model = keras.Sequential([keras.Input((7, 5)), keras.layers.LSTM(4), keras.layers.Dense(3)])
+    with pytest.raises(ValueError, match="TFLite converter cannot convert"):
+        snip_tf.export(model, str(tmp_path / "m.tflite"), format="tflite")
+    assert not (tmp_path / "m.tflite").exists()
