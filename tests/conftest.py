@@ -9,6 +9,10 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Scripts that test_distributed.py runs in their own processes (they configure devices / a
+# cluster at import), not test modules.
+collect_ignore = ["distributed_check.py", "multiworker_check.py"]
+
 SHARED_DATA = os.environ.get("SNIP_TF_DATA_DIR") or os.path.join(REPO, "..", "shared", "data")
 
 
