@@ -63,3 +63,18 @@ def exponential_schedule(total: int, keep: int, rounds: int) -> list:
 def survivors_only(scores, masks) -> list:
     """Scores with pruned entries pushed below every survivor (iterative criteria never revive)."""
     return [np.where(m, s, -1.0).astype(np.float32) for s, m in zip(scores, masks)]
+
+
+def prune_in_rounds(score_round, shapes, keep: int, rounds: int) -> list:
+    """The loop of the iterative criteria: each round scores the network at the current mask
+    (``score_round(masks) -> scores``), then keeps the schedule's count of the survivors. Returns
+    scores whose top ``keep`` are the last round's survivors."""
+    from snip_tf import selection  # selection does not depend on criteria; avoid import cycles
+
+    masks = [np.ones(shape, bool) for shape in shapes]
+    total = sum(m.size for m in masks)
+    scores = None
+    for count in exponential_schedule(total, keep, rounds):
+        scores = survivors_only(score_round(masks), masks)
+        masks = selection.top_k_masks(scores, count)
+    return survivors_only(scores, masks)

@@ -7,8 +7,8 @@ Pruned connections are not revived (the "Iter SNIP" variant of the paper; FORCE 
 
 import numpy as np
 
-from snip_tf import scoring, selection
-from snip_tf.criteria.base import Criterion, exponential_schedule, register, survivors_only
+from snip_tf import scoring
+from snip_tf.criteria.base import Criterion, prune_in_rounds, register
 
 
 @register
@@ -21,11 +21,5 @@ class IterativeSNIP(Criterion):
 
     def scores(self, model, entries, batches, loss_fn, *, keep, training=False, seed=0):
         gradient = scoring.MaskGradient(model, entries, loss_fn, training)
-        masks = [np.ones(e.variable.shape, bool) for e in entries]
-        total = sum(m.size for m in masks)
-        scores = None
-        for count in exponential_schedule(total, keep, self.rounds):
-            raw = [np.abs(g) for g in gradient(batches, masks)]
-            scores = survivors_only(raw, masks)
-            masks = selection.top_k_masks(scores, count)
-        return survivors_only(scores, masks)
+        return prune_in_rounds(lambda masks: [np.abs(g) for g in gradient(batches, masks)],
+                               [e.variable.shape for e in entries], keep, self.rounds)

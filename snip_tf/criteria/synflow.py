@@ -9,8 +9,8 @@ function serves every round. BatchNorm runs in inference mode.
 import numpy as np
 import tensorflow as tf
 
-from snip_tf import scoring, selection
-from snip_tf.criteria.base import Criterion, exponential_schedule, register, survivors_only
+from snip_tf import scoring
+from snip_tf.criteria.base import Criterion, prune_in_rounds, register
 
 
 def _ones_input(model):
@@ -35,11 +35,5 @@ class SynFlow(Criterion):
             model, entries, lambda y, y_pred, sw: tf.reduce_sum(tf.cast(y_pred, tf.float32)),
             training=False, transform=tf.abs)
         batch = [(ones, tf.zeros((1,)), None)]
-        masks = [np.ones(e.variable.shape, bool) for e in entries]
-        total = sum(m.size for m in masks)
-        scores = None
-        for count in exponential_schedule(total, keep, self.rounds):
-            raw = [np.abs(g) for g in gradient(batch, masks)]
-            scores = survivors_only(raw, masks)
-            masks = selection.top_k_masks(scores, count)
-        return survivors_only(scores, masks)
+        return prune_in_rounds(lambda masks: [np.abs(g) for g in gradient(batch, masks)],
+                               [e.variable.shape for e in entries], keep, self.rounds)
