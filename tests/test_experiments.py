@@ -111,3 +111,14 @@ def test_criteria_comparison(tiny_data, tmp_path):
         ("reber-gru", "snip"), ("reber-gru", "synflow"), ("reber-gru", "random")]
     assert all(r["status"] == "ok" for r in rows)
     outputs(str(tmp_path), "comparison.csv", "comparison.md", "comparison.png")
+
+
+def test_gate_usage(tiny_data, tmp_path):
+    from snip_tf.experiments import gate_usage
+
+    report = gate_usage.run(tiny_data, str(tmp_path), models_=("gru-s",), sparsity=0.9)
+    rows = report["gru-s"]
+    assert [r["weight"].split("/")[-1] for r in rows] == ["kernel", "recurrent_kernel"]
+    assert set(rows[0]) == {"weight", "total_per_gate", "kept_z", "kept_r", "kept_h"}
+    assert rows[0]["total_per_gate"] == 128 * 128
+    outputs(str(tmp_path), "gate_usage.json", "gate_usage.md")
