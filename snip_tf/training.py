@@ -81,7 +81,7 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
     if callable(extra_callbacks):
         extra_callbacks = extra_callbacks(datasets)
     callbacks = list(extra_callbacks or [])
-    masks = None
+    masks, snip_callback = None, None
     criterion = config.snip.criterion
     options = {"criterion": criterion, "include_bias": config.snip.include_bias,
                "seed": config.seed}
@@ -112,7 +112,7 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
 
     history = model.fit(datasets.train, validation_data=datasets.validation, epochs=config.epochs,
                         callbacks=callbacks, verbose=verbose, shuffle=False)  # tf.data shuffles
-    if masks is None and config.sparsity > 0:
+    if snip_callback is not None:
         masks = snip_callback.masks
     test = model.evaluate(datasets.test, return_dict=True, verbose=0)
     report = pruning.sparsity_report(model, include_bias=config.snip.include_bias)
