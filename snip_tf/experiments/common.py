@@ -113,5 +113,18 @@ def pyplot():
     return plt
 
 
+def save_figure(fig, path: str) -> str:
+    """Lay out, write and close a matplotlib figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    pyplot().close(fig)
+    return path
+
+
+def seeds() -> list:
+    """The --seeds flag as integers."""
+    return [int(s) for s in FLAGS.seeds]
+
+
 def pct(x: float) -> str:
     return f"{100 * x:.2f}"

@@ -117,16 +117,14 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=5, train_limit=0,
         ax.set_xlabel("sparsity (%)")
         ax.set_ylabel("test error (%)")
     axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "comparison.png"), dpi=120)
-    plt.close(fig)
+    common.save_figure(fig, os.path.join(out, "comparison.png"))
     return rows
 
 
 def main(argv):
     del argv
     F = common.FLAGS
-    run(F.data_dir, F.results_dir, [int(s) for s in F.seeds], F.epochs or 5, F.train_limit,
+    run(F.data_dir, F.results_dir, common.seeds(), F.epochs or 5, F.train_limit,
         tuple(F.models) or MODELS, F.criteria or None,
         tuple(float(s) for s in F.sparsities) or SPARSITIES)
 

@@ -64,9 +64,7 @@ def run(data_dir=None, results_dir=None, seed=0, datasets=("mnist", "fashion_mni
                 if j == 0:
                     ax.set_ylabel(f"{100 * s:.0f}%", fontsize=8)
         fig.suptitle(f"LeNet-300-100 first-layer SNIP masks, {dataset} (seed {seed})", fontsize=9)
-        fig.tight_layout()
-        fig.savefig(os.path.join(out, f"figure2_{dataset}.png"), dpi=110)
-        plt.close(fig)
+        common.save_figure(fig, os.path.join(out, f"figure2_{dataset}.png"))
         # A number that says whether the mask follows the class's pixels: correlation between the
         # kept fraction per input pixel (at 90 %) and the class's mean absolute input.
         summary[dataset] = {

@@ -51,16 +51,14 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, p
     axes[-1].set_xticks(range(len(batch_sizes)), [str(s) for s in batch_sizes], fontsize=7)
     axes[-1].set_xlabel("|D_b|")
     axes[-1].set_ylabel("test error (%)")
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "figure3.png"), dpi=120)
-    plt.close(fig)
+    common.save_figure(fig, os.path.join(out, "figure3.png"))
     return rows
 
 
 def main(argv):
     del argv
     F = common.FLAGS
-    run(F.data_dir, F.results_dir, [int(s) for s in F.seeds], F.epochs or 10, F.train_limit,
+    run(F.data_dir, F.results_dir, common.seeds(), F.epochs or 10, F.train_limit,
         F.protocol)
 
 

@@ -66,9 +66,7 @@ def run(data_dir=None, results_dir=None, seed=0, epochs=30, train_limit=10000, t
         ax.set_xlabel("epoch")
     axes[0].legend(fontsize=7)
     fig.suptitle(f"{model}, {train_limit or 'all'} training examples, seed {seed}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "figure4.png"), dpi=120)
-    plt.close(fig)
+    common.save_figure(fig, os.path.join(out, "figure4.png"))
     return rows
 
 

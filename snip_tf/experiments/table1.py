@@ -91,15 +91,13 @@ def plot(summary, path):
         ax.set_xticks(range(len(entries)), labels, fontsize=7)
         ax.set_ylabel("test error (%)")
         ax.set_title(model)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    common.save_figure(fig, path)
 
 
 def main(argv):
     del argv
     F = common.FLAGS
-    run(F.data_dir, F.results_dir, [int(s) for s in F.seeds], F.epochs or 30, F.train_limit,
+    run(F.data_dir, F.results_dir, common.seeds(), F.epochs or 30, F.train_limit,
         F.protocol, models=tuple(F.models) or tuple(SETTINGS))
 
 

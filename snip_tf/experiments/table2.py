@@ -86,16 +86,14 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0,
         ax.set_xticks(range(len(ran)), labels, fontsize=7)
         ax.set_ylabel("test error (%)")
         ax.legend()
-        fig.tight_layout()
-        fig.savefig(os.path.join(out, "table2.png"), dpi=120)
-        plt.close(fig)
+        common.save_figure(fig, os.path.join(out, "table2.png"))
     return rows
 
 
 def main(argv):
     del argv
     F = common.FLAGS
-    run(F.data_dir, F.results_dir, [int(s) for s in F.seeds], F.epochs or 10, F.train_limit,
+    run(F.data_dir, F.results_dir, common.seeds(), F.epochs or 10, F.train_limit,
         F.include_cifar, F.models)
 
 

@@ -61,16 +61,14 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, p
     ax.set_xticks([i + 0.4 - width / 2 for i in range(len(models))], list(models), fontsize=8)
     ax.set_ylabel("test error (%)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "table3.png"), dpi=120)
-    plt.close(fig)
+    common.save_figure(fig, os.path.join(out, "table3.png"))
     return rows
 
 
 def main(argv):
     del argv
     F = common.FLAGS
-    run(F.data_dir, F.results_dir, [int(s) for s in F.seeds], F.epochs or 10, F.train_limit,
+    run(F.data_dir, F.results_dir, common.seeds(), F.epochs or 10, F.train_limit,
         F.protocol, models=tuple(F.models) or tuple(PAPER))
 
 

@@ -283,9 +283,7 @@ def _plot(report, path):
     ax.set_xticks([i + 0.2 for i in range(len(variants))], variants)
     ax.set_ylabel("R² (k-fold)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    common.save_figure(fig, path)
 
 
 def main(argv):

@@ -115,9 +115,7 @@ def plot(variant, summary, dense_acc, path):
     axes[0].set_ylabel("test accuracy")
     axes[1].legend(fontsize=7)
     fig.suptitle(f"{variant} on the Reber grammar", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    common.save_figure(fig, path)
 
 
 def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, levels=tuple(range(10, 101, 10)),
