@@ -22,7 +22,6 @@ import shutil
 import statistics
 import tarfile
 import tempfile
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -59,16 +58,6 @@ def tflite_runner(path, batch, shape):
         interpreter.invoke()
         return interpreter.get_tensor(out)
     return run
-
-
-def median_time(fn, x, n):
-    fn(x)
-    times = []
-    for _ in range(n):
-        start = time.perf_counter()
-        fn(x)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main():
@@ -123,7 +112,8 @@ def main():
             times = {k: [] for k in paths}
             for _ in range(args.repeats):
                 for k, fn in paths.items():
-                    times[k].append(median_time(fn, xb if "TFLite" in k else xt, args.calls))
+                    x_in = xb if "TFLite" in k else xt
+                    times[k].append(sparse.median_call_time(fn, x_in, args.calls))
             for k, v in times.items():
                 # Each runtime against its own dense baseline: TF paths vs the dense model in TF,
                 # TFLite vs the dense model in TFLite.

@@ -157,8 +157,8 @@ def _install(model, entries, masks) -> None:
 
 def is_pruned(model) -> bool:
     """True when pruning hooks are installed on the model's prunable weights."""
-    return any(masking.current_mask(e) is not None and not masking.current_mask(e).all()
-               for e in masking.prunable_entries(model, include_bias=True))
+    masks = (masking.current_mask(e) for e in masking.prunable_entries(model, include_bias=True))
+    return any(mask is not None and not mask.all() for mask in masks)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -84,7 +84,8 @@ class SparseDense(keras.layers.Layer):
                 "use_bias": self.use_bias}
 
 
-def _median_time(fn, x, repeats=30):
+def median_call_time(fn, x, repeats=30):
+    """Median wall time of ``fn(x)`` over ``repeats`` calls, after one warm-up call."""
     fn(x)
     times = []
     for _ in range(repeats):
@@ -102,8 +103,8 @@ def sparse_is_faster(layer: keras.layers.Dense, batch_size: int) -> bool:
     sparse_fn = tf.function(lambda v: sparse(v))
     dense_t, sparse_t = [], []
     for _ in range(3):
-        dense_t.append(_median_time(dense_fn, x))
-        sparse_t.append(_median_time(sparse_fn, x))
+        dense_t.append(median_call_time(dense_fn, x))
+        sparse_t.append(median_call_time(sparse_fn, x))
     return statistics.median(sparse_t) < statistics.median(dense_t)
 
 
