@@ -141,7 +141,12 @@ class MaskGradient:
                 scaled = loss * scale
             grads = tape.gradient(scaled, masks,
                                   unconnected_gradients=tf.UnconnectedGradients.ZERO)
-            return loss, [g / scale for g in grads]
+            grads = [g / scale for g in grads]
+            # One in-graph check instead of an eager op per tensor: iterative criteria call this
+            # once per round.
+            finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(loss))] +
+                                   [tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+            return loss, grads, finite
 
         self._step = step
 
@@ -155,11 +160,11 @@ class MaskGradient:
         for x, y, sw in batches:
             for scale in self.scales:
                 try:
-                    loss, grads = self._step(x, y, sw, masks, tf.constant(scale, tf.float32))
+                    loss, grads, finite = self._step(x, y, sw, masks,
+                                                     tf.constant(scale, tf.float32))
                 except (ValueError, TypeError, tf.errors.InvalidArgumentError) as error:
                     raise ValueError(f"The data does not fit the model: {error}") from error
-                finite = bool(np.isfinite(loss.numpy())) and all(
-                    bool(tf.reduce_all(tf.math.is_finite(g))) for g in grads)
+                finite = bool(finite)
                 if finite:
                     break
             if not finite:

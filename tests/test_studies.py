@@ -90,10 +90,12 @@ def test_graph_properties_of_a_path():
     assert set(ga.FEATURES) <= set(props)
 
 
-def test_graph_study_on_a_tiny_setting(tmp_path):
+@pytest.mark.parametrize("trainer", ["bank", "keras"])
+def test_graph_study_on_a_tiny_setting(tmp_path, trainer):
     report = ga.run(results_dir=str(tmp_path), variants=("rnn-tanh",),
                     generators=("barabasi_albert", "watts_strogatz"), num_graphs=3, epochs=1,
-                    source="generated", train_limit=60, min_nodes=10, max_nodes=12)
+                    source="generated", train_limit=60, min_nodes=10, max_nodes=12,
+                    trainer=trainer, bank_size=4, jit_compile=False)
     regs = report["rnn-tanh"]["regressors"]
     assert set(regs) == {"BayesianRidge", "RandomForest", "AdaBoost"}
     assert set(regs["RandomForest"]["feature_importance"]) == set(ga.FEATURES)

@@ -30,6 +30,7 @@ from absl import app, flags
 
 from snip_tf import pruning
 from snip_tf.experiments import common
+from snip_tf.studies import network_bank as nb
 from snip_tf.studies import reber_common as rc
 
 L = keras.layers
@@ -199,25 +200,65 @@ def fit_regressors(rows: list, seed: int = 0, folds: int = 5) -> dict:
     return out
 
 
-def train_one(graph, variant, data, epochs, seed, layout="block", patience=2) -> dict:
-    """Train the network of ``graph`` with early stopping on the training loss; its test
-    accuracy."""
+def train_one(graph, variant, data, epochs, seed, layout="block", patience=0) -> dict:
+    """Train the network of ``graph`` alone, as a Keras model (the reference path; the study
+    trains in banks, see ``train_networks``)."""
     arch = architecture(graph)
     model = build_model(arch, variant, data.vocab_size, seed, layout)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3, clipnorm=5.0), loss=rc.LOSS,
+    # The thesis clips the global gradient norm (torch's clip_grad_norm_), as the bank does.
+    model.compile(optimizer=keras.optimizers.Adam(1e-3, global_clipnorm=5.0), loss=rc.LOSS,
                   metrics=["accuracy"])
     start = time.perf_counter()
-    stop = keras.callbacks.EarlyStopping(monitor="loss", patience=patience, min_delta=1e-4)
+    callbacks = [keras.callbacks.EarlyStopping(monitor="loss", patience=patience,
+                                               min_delta=1e-4)] if patience else []
     history = model.fit(rc.train_dataset(data, seed, batch_size=128), epochs=epochs, verbose=0,
-                        callbacks=[stop], shuffle=False)
+                        callbacks=callbacks, shuffle=False)
     test = model.evaluate(data.x_test, data.y_test, batch_size=512, verbose=0, return_dict=True)
     return {"test_acc": float(test["accuracy"]), "test_loss": float(test["loss"]),
             "epochs_trained": len(history.history["loss"]),
             "train_time_s": time.perf_counter() - start}
 
 
+def train_networks(graphs, variant, data, epochs, seed, layout="block", patience=0,
+                   trainer="bank", bank_size=50, jit_compile=True, log=print) -> list:
+    """One result dict per graph. ``trainer="bank"`` trains ``bank_size`` networks at a time
+    as one batched computation (:class:`NetworkBank`), grouping networks of similar depth and
+    size so that little is padded; ``"keras"`` trains them one by one."""
+    if trainer == "keras":
+        return [train_one(g, variant, data, epochs, seed, layout, patience) for g in graphs]
+    if trainer != "bank":
+        raise ValueError(f"trainer must be 'bank' or 'keras'; got {trainer!r}.")
+    archs = [architecture(g) for g in graphs]
+    order = sorted(range(len(archs)),
+                   key=lambda i: (len(archs[i].layers), sum(map(len, archs[i].layers))))
+    results = [None] * len(archs)
+    for first in range(0, len(order), bank_size):
+        members = order[first:first + bank_size]
+        bank = nb.NetworkBank([archs[i] for i in members], variant, data.vocab_size,
+                              seeds=[seed * 100003 + i for i in members], layout=layout)
+        out = nb.train(bank, data.x_train, data.y_train, data.x_test, data.y_test,
+                       epochs=epochs, batch_size=128, patience=patience, seed=seed,
+                       jit_compile=jit_compile)
+        for j, i in enumerate(members):
+            results[i] = {"test_acc": float(out["test_acc"][j]),
+                          "test_loss": float(out["test_loss"][j]),
+                          "epochs_trained": int(out["epochs_trained"][j]),
+                          "train_time_s": out["train_time_s"] / len(members)}
+        if log:
+            log(f"{variant}: bank of {len(members)} networks (depth <= {len(bank.widths)}) in "
+                f"{out['train_time_s']:.0f} s, "
+                f"{60 * len(members) / out['train_time_s']:.2f} networks/min")
+    return results
+
+
 flags.DEFINE_integer("num_graphs", 100, "Graphs per generator and variant.")
-flags.DEFINE_integer("graph_epochs", 15, "Maximum epochs per network (thesis: 15).")
+flags.DEFINE_integer("graph_epochs", 15, "Epochs per network (thesis: 15).")
+flags.DEFINE_integer("graph_patience", 0, "Per-network early stopping on the training loss "
+                     "after this many epochs without improvement; 0 trains every epoch (thesis).")
+flags.DEFINE_enum("trainer", "bank", ["bank", "keras"],
+                  "Train networks in batched banks or one Keras model at a time.")
+flags.DEFINE_integer("bank_size", 50, "Networks trained together in one bank.")
+flags.DEFINE_bool("jit_compile", True, "XLA-compile the bank's training step.")
 flags.DEFINE_list("graph_variants", list(rc.VARIANTS), "Variants to study.")
 flags.DEFINE_list("generators", list(GENERATORS), "Graph families.")
 flags.DEFINE_enum("layout", "block", ["block", "thesis"], "Gate mask layout.")
@@ -228,7 +269,8 @@ flags.DEFINE_enum("graph_source", "thesis", ["thesis", "generated"], "Reber data
 
 def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERATORS,
         num_graphs=100, epochs=15, seed=0, source="thesis", train_limit=0, layout="block",
-        min_nodes=10, max_nodes=50) -> dict:
+        min_nodes=10, max_nodes=50, patience=0, trainer="bank", bank_size=50,
+        jit_compile=True) -> dict:
     out = common.out_dir("graph_architectures", results_dir)
     graph_dir = os.path.join(out, "graphs")
     os.makedirs(graph_dir, exist_ok=True)
@@ -238,21 +280,24 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
     start = time.perf_counter()
     trained = 0
     for variant in variants:
-        rows = []
+        rows, graphs = [], []
         for kind in generators:
             for i in range(num_graphs):
                 n = int(rng.integers(min_nodes, max_nodes + 1))
                 graph = random_graph(kind, n, seed=seed * 100003 + i)
                 name = f"{kind}_{i}"
                 nx.write_graphml(graph, os.path.join(graph_dir, f"{variant}_{name}.graphml"))
-                row = {"variant": variant, "graph": name, "generator": kind,
-                       **graph_properties(graph),
-                       **train_one(graph, variant, data, epochs, seed, layout)}
-                rows.append(row)
-                trained += 1
-                rate = trained / ((time.perf_counter() - start) / 60)
-                print(f"{variant} {name} (n={n}): test acc {row['test_acc']:.4f}; "
-                      f"{rate:.2f} networks/min", flush=True)
+                rows.append({"variant": variant, "graph": name, "generator": kind,
+                             **graph_properties(graph)})
+                graphs.append(graph)
+        results = train_networks(graphs, variant, data, epochs, seed, layout, patience, trainer,
+                                 bank_size, jit_compile)
+        for row, result in zip(rows, results):
+            row.update(result)
+        trained += len(rows)
+        print(f"{variant}: {len(rows)} networks, mean test acc "
+              f"{statistics.fmean(r['test_acc'] for r in rows):.4f}; overall "
+              f"{trained / ((time.perf_counter() - start) / 60):.2f} networks/min", flush=True)
         common.write_rows(os.path.join(out, f"{variant.replace('-', '_')}.csv"), rows)
         report[variant] = {"regressors": fit_regressors(rows, seed) if len(rows) >= 5 else None,
                            "thesis_rf_r2": THESIS_R2[variant],
@@ -261,7 +306,8 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
     common.write_json(os.path.join(out, "summary.json"),
                       {"report": report, "networks": trained, "minutes": minutes,
                        "networks_per_minute": trained / minutes if minutes else None,
-                       "seed": seed, "epochs": epochs, "layout": layout, "source": data.source,
+                       "seed": seed, "epochs": epochs, "patience": patience, "layout": layout,
+                       "trainer": trainer, "bank_size": bank_size, "source": data.source,
                        "train_size": len(data.x_train)})
     _plot(report, os.path.join(out, "r2.png"))
     return report
@@ -291,7 +337,7 @@ def main(argv):
     F = common.FLAGS
     run(F.data_dir, F.results_dir, F.graph_variants, F.generators, F.num_graphs, F.graph_epochs,
         int(F.seeds[0]), F.graph_source, F.train_limit, F.layout, F.min_nodes,
-        F.max_nodes)
+        F.max_nodes, F.graph_patience, F.trainer, F.bank_size, F.jit_compile)
 
 
 if __name__ == "__main__":

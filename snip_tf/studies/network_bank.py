@@ -1,0 +1,364 @@
+"""Many small graph-shaped recurrent networks trained together as one batched computation.
+
+The graph study trains hundreds of networks of 10-50 units each. One at a time, each step is a few
+hundred tiny ops whose dispatch costs far more than their arithmetic, so 2 CPU cores train about
+one network a minute. A bank stacks ``K`` such networks along a leading network axis: every
+weight has shape ``(K, ...)``, every matmul is a batched einsum over that axis, and one training
+step advances all ``K`` networks. Nothing is shared between networks:
+
+* each network's structure is a constant 0/1 mask on its own slice of every weight, applied in the
+  forward pass, so absent connections contribute nothing and receive zero gradient (Adam leaves
+  them untouched);
+* networks of different depth and width are padded to the bank's largest; padded units have no
+  incoming weights and no bias, so their state stays exactly zero;
+* the loss is the sum of the networks' own mean losses, so each network's gradient is its own;
+  gradient clipping is per network (its global norm, as ``clip_grad_norm_`` in the thesis), and
+  Adam is elementwise — training network ``k`` in a bank is training it alone, on the same batches.
+
+``to_keras(k)`` returns network ``k`` as the ordinary Keras model of
+:func:`snip_tf.studies.graph_architectures.build_model`, with its weights; the tests check that both
+give the same outputs.
+
+Example:
+
+>>> import networkx as nx
+>>> from snip_tf.studies import graph_architectures as ga
+>>> archs = [ga.architecture(nx.path_graph(4)), ga.architecture(nx.star_graph(5))]
+>>> bank = NetworkBank(archs, "gru", vocab_size=8, seeds=[0, 1])
+>>> bank(np.array([[1, 2, 3, 0]])).shape  # (batch, networks, classes)
+TensorShape([1, 2, 2])
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Optional, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+GATES = {"rnn-tanh": 1, "rnn-relu": 1, "lstm": 4, "gru": 3}
+
+
+def _gate_columns(units: int, padded: int, gates: int) -> np.ndarray:
+    """Bank column of each column of a Keras ``(inputs, gates * units)`` kernel."""
+    return np.concatenate([g * padded + np.arange(units) for g in range(gates)])
+
+
+class NetworkBank(keras.layers.Layer):
+    """``K`` graph-shaped recurrent classifiers (see ``graph_architectures.architecture``) as one
+    layer mapping tokens ``(batch, time)`` to logits ``(batch, K, 2)``.
+
+    Args:
+        archs: one ``Architecture`` per network.
+        variant: "rnn-tanh", "rnn-relu", "lstm" or "gru".
+        vocab_size: embedding rows (token 0 is padding).
+        seeds: one initialization seed per network.
+        layout: gate-mask layout, "block" (correct) or "thesis" (its interleaved rows).
+        embedding_dim: per-network embedding width.
+    """
+
+    def __init__(self, archs: Sequence, variant: str, vocab_size: int, seeds: Sequence[int],
+                 layout: str = "block", embedding_dim: int = 16, **kwargs):
+        super().__init__(**kwargs)
+        from snip_tf.studies import graph_architectures as ga
+
+        if variant not in GATES:
+            raise ValueError(f"variant must be one of {sorted(GATES)}; got {variant!r}.")
+        if len(archs) != len(seeds) or not archs:
+            raise ValueError(f"need one seed per architecture; got {len(archs)} architectures "
+                             f"and {len(seeds)} seeds.")
+        self.archs, self.variant, self.layout = list(archs), variant, layout
+        # oneDNN's CPU kernels fail or crash on the gradients of this computation when the
+        # network axis has length 1, so a lone network gets an inert copy beside it: its logits
+        # are dropped, so it receives no gradient and never changes.
+        archs, seeds = list(archs) * (2 if len(archs) == 1 else 1), list(seeds) * (
+            2 if len(archs) == 1 else 1)
+        self.vocab_size, self.embedding_dim = vocab_size, embedding_dim
+        self.gates = gates = GATES[variant]
+        self._slots = k_count = len(archs)
+        depth = max(len(a.layers) for a in archs)
+        self.widths = [max(max((len(a.layers[l]) for a in archs if l < len(a.layers)),
+                               default=1), 1) for l in range(depth)]
+        offsets = np.concatenate([[0], np.cumsum(self.widths)])
+        self.offsets = offsets
+        w_total = int(offsets[-1])
+
+        def initial(initializer, shape, seed):
+            return np.asarray(keras.ops.convert_to_numpy(initializer(seed=seed)(shape)))
+
+        emb = np.zeros((k_count, vocab_size, embedding_dim), np.float32)
+        kernels = [np.zeros((k_count, embedding_dim if l == 0 else int(offsets[l]),
+                             gates * w), np.float32) for l, w in enumerate(self.widths)]
+        recurrents = [np.zeros((k_count, w, gates * w), np.float32) for w in self.widths]
+        bias_rows = 2 if variant == "gru" else 1
+        biases = [np.zeros((k_count, bias_rows, gates * w), np.float32) for w in self.widths]
+        kmasks = [np.zeros_like(k) for k in kernels]
+        rmasks = [np.zeros_like(r) for r in recurrents]
+        bmasks = [np.zeros_like(b) for b in biases]
+        head = np.zeros((k_count, w_total, 2), np.float32)
+        hmask = np.zeros_like(head)
+        for k, (arch, seed) in enumerate(zip(archs, seeds)):
+            seed = int(seed)
+            emb[k] = initial(keras.initializers.RandomUniform, (vocab_size, embedding_dim), seed)
+            real_offsets = np.concatenate([[0], np.cumsum([len(n) for n in arch.layers])])
+            # Bank row of each real input row of layer l: earlier layers, each at its offset.
+            for l, nodes in enumerate(arch.layers):
+                w, pad = len(nodes), self.widths[l]
+                cols = _gate_columns(w, pad, gates)
+                if l == 0:
+                    rows, fan_in = np.arange(embedding_dim), embedding_dim
+                    mask = np.ones((embedding_dim, gates * w), bool)
+                else:
+                    rows = np.concatenate([offsets[a] + np.arange(len(arch.layers[a]))
+                                           for a in range(l)])
+                    fan_in = int(real_offsets[l])
+                    mask = ga.gate_mask(arch.input_masks[l], gates, layout)
+                kernel = initial(keras.initializers.GlorotUniform, (fan_in, gates * w),
+                                 seed + 1000 * (l + 1))
+                kernels[l][k][np.ix_(rows, cols)] = kernel * mask
+                kmasks[l][k][np.ix_(rows, cols)] = mask
+                recurrent = initial(keras.initializers.Orthogonal, (w, gates * w),
+                                    seed + 1000 * (l + 1) + 1)
+                recurrents[l][k][np.ix_(np.arange(w), cols)] = recurrent
+                rmasks[l][k][np.ix_(np.arange(w), cols)] = 1
+                if variant == "lstm":  # Keras's unit_forget_bias
+                    biases[l][k][0, cols[w:2 * w]] = 1.0
+                bmasks[l][k][:, cols] = 1
+            order = [n for layer in arch.layers for n in layer]
+            sink_rows = np.isin(order, arch.sinks)
+            bank_rows = np.concatenate([offsets[l] + np.arange(len(nodes))
+                                        for l, nodes in enumerate(arch.layers)])
+            h = initial(keras.initializers.GlorotUniform, (len(order), 2), seed + 7)
+            head[k][bank_rows] = h * sink_rows[:, None]
+            hmask[k][bank_rows] = sink_rows[:, None]
+
+        def weight(name, value, trainable=True):
+            return self.add_weight(name=name, shape=value.shape, trainable=trainable,
+                                   initializer=keras.initializers.Constant(value))
+
+        self.embedding = weight("embedding", emb)
+        self.kernels = [weight(f"kernel{l}", v) for l, v in enumerate(kernels)]
+        self.recurrents = [weight(f"recurrent_kernel{l}", v) for l, v in enumerate(recurrents)]
+        self.biases = [weight(f"bias{l}", v) for l, v in enumerate(biases)]
+        self.head_kernel = weight("head_kernel", head)
+        self.head_bias = weight("head_bias", np.zeros((k_count, 2), np.float32))
+        # Structure: constants, not trainable.
+        self.kernel_masks = [tf.constant(m) for m in kmasks]
+        self.recurrent_masks = [tf.constant(m) for m in rmasks]
+        self.bias_masks = [tf.constant(m) for m in bmasks]
+        self.head_mask = tf.constant(hmask)
+
+    @property
+    def size(self) -> int:
+        """The number of networks."""
+        return len(self.archs)
+
+    def _cell(self, l):
+        """The step function of layer l on (projected input, recurrent weight, bias rows)."""
+        act = tf.nn.relu if self.variant == "rnn-relu" else tf.tanh
+        u = self.recurrents[l] * self.recurrent_masks[l]
+
+        def rec(h):
+            return tf.matmul(h, u)
+
+        if self.variant in ("rnn-tanh", "rnn-relu"):
+            def step(x, states):
+                return (act(x + rec(states[0])),)
+        elif self.variant == "lstm":
+            def step(x, states):
+                h, c = states
+                z = x + rec(h)
+                i, f, g, o = tf.split(z, 4, axis=-1)
+                c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+                return tf.sigmoid(o) * tf.tanh(c), c
+        else:
+            rb = (self.biases[l] * self.bias_masks[l])[:, 1:]
+
+            def step(x, states):
+                h = states[0]
+                r_all = rec(h) + rb
+                w = tf.shape(h)[-1]
+                zr = tf.sigmoid(x[..., :2 * w] + r_all[..., :2 * w])
+                z, r = zr[..., :w], zr[..., w:]
+                return (z * h + (1 - z) * tf.tanh(x[..., 2 * w:] + r * r_all[..., 2 * w:]),)
+        return step
+
+    def call(self, tokens):
+        # Network-major inside each time step, (time, networks, batch, units), so that every
+        # product is a plain batched matmul over the network axis with no transposes.
+        tokens = tf.cast(tokens, tf.int32)
+        batch = tf.shape(tokens)[0]
+        keep = tf.transpose(tokens != 0)[:, None, :, None]  # (time, 1, batch, 1)
+        x = tf.transpose(tf.gather(self.embedding, tokens, axis=1), [2, 0, 1, 3])
+        sequences, finals = [], []
+        n_states = 2 if self.variant == "lstm" else 1
+        for l, w in enumerate(self.widths):
+            inputs = x if l == 0 else tf.concat(sequences, axis=-1)
+            kernel = self.kernels[l] * self.kernel_masks[l]
+            bias = (self.biases[l] * self.bias_masks[l])[:, :1]  # (networks, 1, units)
+            projected = tf.matmul(inputs, kernel) + bias
+            step = self._cell(l)
+            init = tuple(tf.zeros((self._slots, batch, w)) for _ in range(n_states))
+
+            def scan_fn(carry, elems, step=step):
+                states = carry[1:]
+                x_t, keep_t = elems
+                new = step(x_t, states)
+                new = tuple(tf.where(keep_t, n, s) for n, s in zip(new, states))
+                return (new[0],) + new
+
+            out = tf.scan(scan_fn, (projected, keep), initializer=(init[0],) + init)
+            sequences.append(out[0])
+            finals.append(out[1][-1])
+        readout = tf.concat(finals, axis=-1)  # (networks, batch, all units)
+        head = self.head_kernel * self.head_mask
+        logits = tf.transpose(tf.matmul(readout, head) + self.head_bias[:, None], [1, 0, 2])
+        return logits[:, :self.size]
+
+    def to_keras(self, k: int, vocab_size: Optional[int] = None):
+        """Network ``k`` as the Keras model of ``graph_architectures.build_model``."""
+        from snip_tf.studies import graph_architectures as ga
+
+        arch = self.archs[k]
+        model = ga.build_model(arch, self.variant, self.vocab_size, seed=0, layout=self.layout,
+                               embedding_dim=self.embedding_dim)
+        gates = self.gates
+        model.get_layer("embedding").embeddings.assign(self.embedding.numpy()[k])
+        for l, nodes in enumerate(arch.layers):
+            cell = model.get_layer(f"layer{l}").cell
+            w = len(nodes)
+            cols = _gate_columns(w, self.widths[l], gates)
+            rows = (np.arange(self.embedding_dim) if l == 0 else np.concatenate(
+                [self.offsets[a] + np.arange(len(arch.layers[a])) for a in range(l)]))
+            kernel = (self.kernels[l] * self.kernel_masks[l]).numpy()[k]
+            cell.kernel.assign(kernel[np.ix_(rows, cols)])
+            cell.recurrent_kernel.assign(self.recurrents[l].numpy()[k][np.ix_(np.arange(w), cols)])
+            bias = self.biases[l].numpy()[k][:, cols]
+            cell.bias.assign(bias if self.variant == "gru" else bias[0])
+        rows = np.concatenate([self.offsets[l] + np.arange(len(nodes))
+                               for l, nodes in enumerate(arch.layers)])
+        classifier = model.get_layer("classifier")
+        classifier.kernel.assign((self.head_kernel * self.head_mask).numpy()[k][rows])
+        classifier.bias.assign(self.head_bias.numpy()[k])
+        return model
+
+
+def _per_network_clip(grads, max_norm):
+    """Scale each network's slice of the gradients so that its global norm is at most
+    ``max_norm`` (axis 0 of every gradient is the network axis)."""
+    squares = [tf.reduce_sum(tf.reshape(tf.square(tf.convert_to_tensor(g)),
+                                        [tf.shape(g)[0], -1]), axis=1) for g in grads]
+    norms = tf.sqrt(tf.add_n(squares))
+    scale = tf.minimum(1.0, max_norm / tf.maximum(norms, 1e-12))
+    return [tf.convert_to_tensor(g) * tf.reshape(scale, [-1] + [1] * (len(g.shape) - 1))
+            for g in grads]
+
+
+def per_network_loss(logits, labels):
+    """Mean cross-entropy of each network: shape ``(K,)``."""
+    labels = tf.broadcast_to(tf.cast(labels, tf.int32)[:, None], tf.shape(logits)[:2])
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+    return tf.reduce_mean(losses, axis=0)
+
+
+def trim(tokens, multiple: int = 8):
+    """Cut a right-padded batch to its longest string, rounded up to ``multiple`` so that a
+    compiled step sees few distinct shapes. Exact: padded steps carry the state unchanged."""
+    length = tf.reduce_max(tf.reduce_sum(tf.cast(tokens != 0, tf.int32), axis=1))
+    length = tf.maximum((length + multiple - 1) // multiple * multiple, multiple)
+    tokens = tf.pad(tokens, [[0, 0], [0, tf.maximum(length - tf.shape(tokens)[1], 0)]])
+    return tokens[:, :length]
+
+
+def make_train_step(bank: NetworkBank, optimizer, clipnorm: float = 5.0,
+                    jit_compile: bool = False):
+    """A compiled step ``(tokens, labels) -> per-network losses`` that updates every network
+    of ``bank`` with its own gradient, clipped to ``clipnorm`` by its own global norm."""
+    variables = bank.trainable_variables
+    optimizer.build(variables)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32),
+                                  tf.TensorSpec([None], tf.int32)], jit_compile=jit_compile)
+    def train_step(tokens, labels):
+        with tf.GradientTape() as tape:
+            losses = per_network_loss(bank(tokens), labels)
+            total = tf.reduce_sum(losses)
+        grads = _per_network_clip(tape.gradient(total, variables), clipnorm)
+        optimizer.apply_gradients(zip(grads, variables))
+        return losses
+
+    return train_step
+
+
+def train(bank: NetworkBank, x_train, y_train, x_test, y_test, epochs: int = 15,
+          batch_size: int = 128, learning_rate: float = 1e-3, clipnorm: float = 5.0,
+          patience: int = 0, min_delta: float = 1e-4, seed: int = 0,
+          jit_compile: bool = False, log=None) -> dict:
+    """Train every network of ``bank`` on the same shuffled batches (thesis: Adam 1e-3, batch 128,
+    15 epochs, clipping 5); returns per-network ``test_acc``, ``test_loss``, ``epochs_trained``.
+
+    ``patience > 0`` applies Keras ``EarlyStopping(monitor="loss")`` semantics to each network
+    on its own: a network stops when its epoch training loss has not improved by ``min_delta``
+    for ``patience`` epochs, and its result is its test metric at that epoch. The bank stops
+    when all have stopped."""
+    train_step = make_train_step(bank, keras.optimizers.Adam(learning_rate), clipnorm,
+                                 jit_compile)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32),
+                                  tf.TensorSpec([None], tf.int32)])
+    def eval_step(tokens, labels):
+        logits = bank(tokens)
+        correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
+                                   labels[:, None]), tf.float32)
+        return tf.reduce_sum(per_network_loss(logits, labels)[None] *
+                             tf.cast(tf.shape(labels)[0], tf.float32), 0), \
+            tf.reduce_sum(correct, 0)
+
+    def evaluate(x, y):
+        loss = np.zeros(bank.size)
+        correct = np.zeros(bank.size)
+        for i in range(0, len(x), 512):
+            tokens = trim(tf.constant(x[i:i + 512]))
+            l_sum, c_sum = eval_step(tokens, tf.constant(y[i:i + 512], tf.int32))
+            loss += l_sum.numpy()
+            correct += c_sum.numpy()
+        return loss / len(x), correct / len(x)
+
+    dataset = (tf.data.Dataset.from_tensor_slices((x_train.astype(np.int32),
+                                                   y_train.astype(np.int32)))
+               .shuffle(len(x_train), seed=seed).batch(batch_size)
+               .map(lambda t, y: (trim(t), y)).prefetch(tf.data.AUTOTUNE))
+    k_count = bank.size
+    best = np.full(k_count, np.inf)
+    wait = np.zeros(k_count, int)
+    stopped_at = np.zeros(k_count, int)
+    result_loss, result_acc = np.zeros(k_count), np.zeros(k_count)
+    start = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        sums, steps = np.zeros(k_count), 0
+        for tokens, labels in dataset:
+            sums += train_step(tokens, labels).numpy()
+            steps += 1
+        epoch_loss = sums / steps
+        active = stopped_at == 0
+        if patience:
+            improved = epoch_loss < best - min_delta
+            best = np.where(improved, epoch_loss, best)
+            wait = np.where(improved, 0, wait + 1)
+            stopping = active & ((wait >= patience) | (epoch == epochs))
+        else:
+            stopping = active & (epoch == epochs)
+        if stopping.any():
+            test_loss, test_acc = evaluate(x_test, y_test)
+            result_loss[stopping], result_acc[stopping] = test_loss[stopping], test_acc[stopping]
+            stopped_at[stopping] = epoch
+        if log:
+            log(f"epoch {epoch}: mean train loss {epoch_loss[active].mean():.4f}, "
+                f"{int((stopped_at == 0).sum())} of {k_count} networks still training, "
+                f"{time.perf_counter() - start:.0f} s")
+        if (stopped_at > 0).all():
+            break
+    return {"test_acc": result_acc, "test_loss": result_loss, "epochs_trained": stopped_at,
+            "train_time_s": time.perf_counter() - start}

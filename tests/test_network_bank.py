@@ -1,0 +1,98 @@
+"""The batched bank of graph-shaped networks is exactly a set of independent Keras models."""
+
+import keras
+import networkx as nx
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from snip_tf.studies import graph_architectures as ga
+from snip_tf.studies import network_bank as nb
+
+GRAPHS = [nx.Graph([(0, 1), (0, 2), (1, 3), (2, 3), (0, 3), (3, 4)]),
+          ga.random_graph("barabasi_albert", 14, 1), ga.random_graph("watts_strogatz", 11, 2)]
+TOKENS = np.array([[1, 2, 3, 4, 0, 0], [2, 2, 0, 0, 0, 0], [3, 1, 4, 1, 5, 6]], np.int32)
+
+
+@pytest.mark.parametrize("variant", ["rnn-tanh", "rnn-relu", "lstm", "gru"])
+@pytest.mark.parametrize("layout", ["block", "thesis"])
+def test_each_network_of_a_bank_is_its_keras_model(variant, layout):
+    bank = nb.NetworkBank([ga.architecture(g) for g in GRAPHS], variant, 8, [0, 1, 2],
+                          layout=layout)
+    rng = np.random.default_rng(0)
+    for bias in bank.biases:  # non-zero biases, so that their layout is checked too
+        bias.assign(rng.normal(size=bias.shape).astype("float32"))
+    logits = bank(TOKENS).numpy()
+    assert logits.shape == (3, 3, 2)
+    for k in range(3):
+        model = bank.to_keras(k)
+        np.testing.assert_allclose(model(TOKENS).numpy(), logits[:, k], atol=1e-5)
+
+
+def test_trailing_padding_does_not_change_the_outputs():
+    bank = nb.NetworkBank([ga.architecture(g) for g in GRAPHS], "lstm", 8, [0, 1, 2])
+    padded = np.pad(TOKENS, [(0, 0), (0, 5)])
+    np.testing.assert_allclose(bank(padded).numpy(), bank(TOKENS).numpy(), atol=1e-6)
+    assert nb.trim(tf.constant(padded)).shape == (3, 8)
+
+
+def _train(graphs, seeds, steps=4):
+    bank = nb.NetworkBank([ga.architecture(g) for g in graphs], "gru", 8, seeds)
+    step = nb.make_train_step(bank, keras.optimizers.Adam(1e-2), clipnorm=0.5)
+    rng = np.random.default_rng(0)
+    for _ in range(steps):
+        tokens = rng.integers(1, 8, size=(16, 6)).astype(np.int32)
+        tokens[rng.random((16, 6)) < 0.3] = 0
+        tokens = np.sort(tokens, axis=1)[:, ::-1].copy()  # right-padded
+        step(tf.constant(tokens), tf.constant(rng.integers(0, 2, 16).astype(np.int32)))
+    return bank
+
+
+def test_networks_in_a_bank_train_independently():
+    """Network 0 ends with the same weights whichever networks share its bank."""
+    alone = _train(GRAPHS[:1], [0]).to_keras(0)
+    shared = _train(GRAPHS, [0, 5, 6]).to_keras(0)
+    for a, b in zip(alone.weights, shared.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+
+
+def test_bank_training_equals_keras_training_with_global_clipping():
+    bank = nb.NetworkBank([ga.architecture(GRAPHS[1])], "gru", 8, [3])
+    model = bank.to_keras(0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2, global_clipnorm=0.5),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    step = nb.make_train_step(bank, keras.optimizers.Adam(1e-2), clipnorm=0.5)
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        tokens = np.sort(rng.integers(0, 8, size=(16, 6)), axis=1)[:, ::-1].astype(np.int32)
+        labels = rng.integers(0, 2, 16).astype(np.int32)
+        step(tf.constant(tokens), tf.constant(labels))
+        model.train_on_batch(tokens, labels)
+    for a, b in zip(model.weights, bank.to_keras(0).weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+
+
+def test_absent_connections_stay_absent_through_training():
+    bank = _train(GRAPHS, [0, 1, 2])
+    for kernel, mask in zip(bank.kernels, bank.kernel_masks):
+        # masked entries never receive a gradient: they keep their (zero) initial value
+        assert np.all(kernel.numpy()[mask.numpy() == 0] == 0)
+
+
+def test_per_network_early_stopping_and_results():
+    data_x = np.sort(np.random.default_rng(0).integers(0, 8, (64, 7)), 1)[:, ::-1]
+    data_y = (data_x[:, 0] > 4).astype(np.int32)
+    bank = nb.NetworkBank([ga.architecture(g) for g in GRAPHS], "rnn-tanh", 8, [0, 1, 2])
+    out = nb.train(bank, data_x.astype(np.int32), data_y, data_x.astype(np.int32), data_y,
+                   epochs=3, batch_size=16, patience=1, min_delta=10.0)
+    # min_delta larger than any improvement: each network stops after its first patient epoch
+    assert list(out["epochs_trained"]) == [2, 2, 2]
+    assert np.all((out["test_acc"] >= 0) & (out["test_acc"] <= 1))
+
+
+def test_bad_bank_arguments_are_named():
+    arch = ga.architecture(GRAPHS[0])
+    with pytest.raises(ValueError, match="variant"):
+        nb.NetworkBank([arch], "transformer", 8, [0])
+    with pytest.raises(ValueError, match="one seed per architecture"):
+        nb.NetworkBank([arch, arch], "gru", 8, [0])
