@@ -2,7 +2,8 @@
 
     python benchmarks/graph_bank.py [--variant gru] [--networks 50] [--steps 10] [--rounds 3]
 
-Draws ``--networks`` graphs as the study does (the three generators, 10-50 nodes) and trains them
+Draws graphs as the study does (the three generators, 10-50 nodes), sorts them into banks of
+``--networks`` by depth and size as the study does, and trains the middle bank
 on the thesis's Reber data (batch 128, trailing padding trimmed for the bank, the full padded
 width for Keras as ``fit`` sees it). Measures, in interleaved rounds, the median training-step
 time per network: Keras one model at a time (a sample of the networks), the bank eagerly
@@ -21,7 +22,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from snip_tf.studies import graph_architectures as ga  # noqa: E402
+from snip_tf.studies import graph_networks as gn  # noqa: E402
 from snip_tf.studies import network_bank as nb  # noqa: E402
 from snip_tf.studies import reber_common as rc  # noqa: E402
 
@@ -32,6 +33,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--variant", default="gru")
     parser.add_argument("--networks", type=int, default=50)
+    parser.add_argument("--pool", type=int, default=300, help="networks the banks are cut from")
     parser.add_argument("--keras_sample", type=int, default=5)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
@@ -39,14 +41,20 @@ def main():
     args = parser.parse_args()
     data = rc.load("thesis", args.data_dir)
     rng = np.random.default_rng(0)
-    archs = [ga.architecture(ga.random_graph(ga.GENERATORS[i % 3], int(rng.integers(10, 51)), i))
-             for i in range(args.networks)]
+    # As the study forms its banks: a pool of networks sorted by depth and size, cut into banks;
+    # the measured bank is the middle one.
+    pool = sorted((gn.architecture(gn.random_graph(gn.GENERATORS[i % 3],
+                                                   int(rng.integers(10, 51)), i))
+                   for i in range(args.pool)),
+                  key=lambda a: (len(a.layers), sum(map(len, a.layers))))
+    middle = (len(pool) // args.networks // 2) * args.networks
+    archs = pool[middle:middle + args.networks]
     batches = [(data.x_train[i * 128:(i + 1) * 128], data.y_train[i * 128:(i + 1) * 128]
                 .astype(np.int32)) for i in range(args.steps + 1)]
 
     keras_models = []
     for arch in archs[::max(1, len(archs) // args.keras_sample)][:args.keras_sample]:
-        model = ga.build_model(arch, args.variant, data.vocab_size, seed=0)
+        model = gn.build_model(arch, args.variant, data.vocab_size, seed=0)
         model.compile(optimizer=keras.optimizers.Adam(1e-3, global_clipnorm=5.0), loss=rc.LOSS)
         model.train_on_batch(*batches[0])
         keras_models.append(model)
@@ -75,7 +83,9 @@ def main():
                 step(tokens, labels).numpy()
             times[name].append((time.perf_counter() - start) / args.steps / len(archs))
     keras_time = statistics.median(times["keras"])
-    print(f"variant {args.variant}, {len(archs)} networks (bank), {len(keras_models)} "
+    depth = max(len(a.layers) for a in archs)
+    print(f"variant {args.variant}, {len(archs)} networks (bank, depth <= {depth} "
+          f"of a sorted pool of {len(pool)}), {len(keras_models)} "
           f"(Keras sample), {args.steps} steps x {args.rounds} interleaved rounds; "
           f"{os.cpu_count()} CPUs")
     print(f"{'trainer':10s} {'s/step/network':>15s} {'speed-up':>9s} {'networks/min':>13s} "

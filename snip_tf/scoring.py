@@ -149,6 +149,16 @@ class MaskGradient:
             return loss, grads, finite
 
         self._step = step
+        shapes = [tuple(v.shape) for v in variables]
+        sizes = [int(np.prod(shape)) for shape in shapes]
+
+        @tf.function(reduce_retracing=True, autograph=False)
+        def flat_step(x, y, sw, flat_mask, scale):
+            masks = [tf.reshape(m, shape) for m, shape in zip(tf.split(flat_mask, sizes), shapes)]
+            loss, grads, finite = step(x, y, sw, masks, scale)
+            return loss, tf.concat([tf.reshape(g, [-1]) for g in grads], 0), finite
+
+        self._flat_step = flat_step
 
     def __call__(self, batches, mask_values: Optional[Sequence] = None) -> list:
         """Sum over ``batches`` of dL/dc at c = ``mask_values`` (default all ones)."""
@@ -156,12 +166,20 @@ class MaskGradient:
             masks = [tf.ones(v.shape, tf.float32) for v in self.variables]
         else:
             masks = [tf.convert_to_tensor(np.asarray(m, np.float32)) for m in mask_values]
+        return [g.numpy() for g in self._sum(self._step, batches, masks)]
+
+    def flat(self, batches, flat_mask) -> np.ndarray:
+        """Like calling it, with the masks and the result as one flat vector over all prunable
+        weights in order: one transfer each way per call, for the iterative criteria's rounds."""
+        mask = tf.convert_to_tensor(np.asarray(flat_mask, np.float32))
+        return self._sum(self._flat_step, batches, mask).numpy()
+
+    def _sum(self, step, batches, masks):
         total = None
         for x, y, sw in batches:
             for scale in self.scales:
                 try:
-                    loss, grads, finite = self._step(x, y, sw, masks,
-                                                     tf.constant(scale, tf.float32))
+                    loss, grads, finite = step(x, y, sw, masks, tf.constant(scale, tf.float32))
                 except (ValueError, TypeError, tf.errors.InvalidArgumentError) as error:
                     raise ValueError(f"The data does not fit the model: {error}") from error
                 finite = bool(finite)
@@ -172,8 +190,11 @@ class MaskGradient:
                     "Connection sensitivity is not finite (NaN or Inf): the loss on the scoring "
                     f"batch is {float(loss.numpy())}. Check the batch for NaN/Inf values and the "
                     "loss function. The model was not changed.")
-            total = grads if total is None else [a + b for a, b in zip(total, grads)]
-        return [g.numpy() for g in total]
+            if isinstance(grads, list):
+                total = grads if total is None else [a + b for a, b in zip(total, grads)]
+            else:
+                total = grads if total is None else total + grads
+        return total
 
 
 def mask_gradients(model, entries: Sequence[masking.PrunableWeight], batches, loss_fn,

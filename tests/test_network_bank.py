@@ -6,18 +6,18 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from snip_tf.studies import graph_architectures as ga
+from snip_tf.studies import graph_networks as gn
 from snip_tf.studies import network_bank as nb
 
 GRAPHS = [nx.Graph([(0, 1), (0, 2), (1, 3), (2, 3), (0, 3), (3, 4)]),
-          ga.random_graph("barabasi_albert", 14, 1), ga.random_graph("watts_strogatz", 11, 2)]
+          gn.random_graph("barabasi_albert", 14, 1), gn.random_graph("watts_strogatz", 11, 2)]
 TOKENS = np.array([[1, 2, 3, 4, 0, 0], [2, 2, 0, 0, 0, 0], [3, 1, 4, 1, 5, 6]], np.int32)
 
 
 @pytest.mark.parametrize("variant", ["rnn-tanh", "rnn-relu", "lstm", "gru"])
 @pytest.mark.parametrize("layout", ["block", "thesis"])
 def test_each_network_of_a_bank_is_its_keras_model(variant, layout):
-    bank = nb.NetworkBank([ga.architecture(g) for g in GRAPHS], variant, 8, [0, 1, 2],
+    bank = nb.NetworkBank([gn.architecture(g) for g in GRAPHS], variant, 8, [0, 1, 2],
                           layout=layout)
     rng = np.random.default_rng(0)
     for bias in bank.biases:  # non-zero biases, so that their layout is checked too
@@ -30,14 +30,14 @@ def test_each_network_of_a_bank_is_its_keras_model(variant, layout):
 
 
 def test_trailing_padding_does_not_change_the_outputs():
-    bank = nb.NetworkBank([ga.architecture(g) for g in GRAPHS], "lstm", 8, [0, 1, 2])
+    bank = nb.NetworkBank([gn.architecture(g) for g in GRAPHS], "lstm", 8, [0, 1, 2])
     padded = np.pad(TOKENS, [(0, 0), (0, 5)])
     np.testing.assert_allclose(bank(padded).numpy(), bank(TOKENS).numpy(), atol=1e-6)
     assert nb.trim(tf.constant(padded)).shape == (3, 8)
 
 
 def _train(graphs, seeds, steps=4):
-    bank = nb.NetworkBank([ga.architecture(g) for g in graphs], "gru", 8, seeds)
+    bank = nb.NetworkBank([gn.architecture(g) for g in graphs], "gru", 8, seeds)
     step = nb.make_train_step(bank, keras.optimizers.Adam(1e-2), clipnorm=0.5)
     rng = np.random.default_rng(0)
     for _ in range(steps):
@@ -57,7 +57,7 @@ def test_networks_in_a_bank_train_independently():
 
 
 def test_bank_training_equals_keras_training_with_global_clipping():
-    bank = nb.NetworkBank([ga.architecture(GRAPHS[1])], "gru", 8, [3])
+    bank = nb.NetworkBank([gn.architecture(GRAPHS[1])], "gru", 8, [3])
     model = bank.to_keras(0)
     model.compile(optimizer=keras.optimizers.Adam(1e-2, global_clipnorm=0.5),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
@@ -82,7 +82,7 @@ def test_absent_connections_stay_absent_through_training():
 def test_per_network_early_stopping_and_results():
     data_x = np.sort(np.random.default_rng(0).integers(0, 8, (64, 7)), 1)[:, ::-1]
     data_y = (data_x[:, 0] > 4).astype(np.int32)
-    bank = nb.NetworkBank([ga.architecture(g) for g in GRAPHS], "rnn-tanh", 8, [0, 1, 2])
+    bank = nb.NetworkBank([gn.architecture(g) for g in GRAPHS], "rnn-tanh", 8, [0, 1, 2])
     out = nb.train(bank, data_x.astype(np.int32), data_y, data_x.astype(np.int32), data_y,
                    epochs=3, batch_size=16, patience=1, min_delta=10.0)
     # min_delta larger than any improvement: each network stops after its first patient epoch
@@ -91,7 +91,7 @@ def test_per_network_early_stopping_and_results():
 
 
 def test_bad_bank_arguments_are_named():
-    arch = ga.architecture(GRAPHS[0])
+    arch = gn.architecture(GRAPHS[0])
     with pytest.raises(ValueError, match="variant"):
         nb.NetworkBank([arch], "transformer", 8, [0])
     with pytest.raises(ValueError, match="one seed per architecture"):

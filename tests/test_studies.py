@@ -40,12 +40,13 @@ import networkx as nx  # noqa: E402
 import pytest  # noqa: E402
 
 from snip_tf.studies import graph_architectures as ga  # noqa: E402
+from snip_tf.studies import graph_networks as gn  # noqa: E402
 
 
 def test_graph_to_layers_and_masks_on_a_hand_made_graph():
     # 0-1, 0-2, 1-3, 2-3, 0-3 (a skip), 3-4: layers {0}, {1,2}, {3}, {4}
     graph = nx.Graph([(0, 1), (0, 2), (1, 3), (2, 3), (0, 3), (3, 4)])
-    arch = ga.architecture(graph)
+    arch = gn.architecture(graph)
     assert arch.layers == [[0], [1, 2], [3], [4]]
     np.testing.assert_array_equal(arch.input_masks[1], [[True, True]])
     # layer 2 reads nodes [0, 1, 2]: 0->3 is a skip connection, 1->3 and 2->3 consecutive
@@ -56,11 +57,11 @@ def test_graph_to_layers_and_masks_on_a_hand_made_graph():
 
 def test_gate_block_layout_versus_the_thesis_layout():
     mask = np.array([[1, 0], [0, 1], [1, 1]], bool)      # 3 inputs -> 2 units
-    block = ga.gate_mask(mask, 3)
+    block = gn.gate_mask(mask, 3)
     assert block.shape == (3, 6)
     for g in range(3):                                     # each gate block is the node mask
         np.testing.assert_array_equal(block[:, 2 * g:2 * g + 2], mask)
-    thesis = ga.gate_mask(mask, 3, layout="thesis")
+    thesis = gn.gate_mask(mask, 3, layout="thesis")
     np.testing.assert_array_equal(thesis[0], [1, 1, 1, 0, 0, 0])   # units interleaved
     assert not (thesis == block).all()
 
@@ -68,7 +69,7 @@ def test_gate_block_layout_versus_the_thesis_layout():
 def test_built_network_keeps_the_graph_structure_through_training():
     data = reber_common.load("generated", n=80)
     graph = nx.Graph([(0, 1), (0, 2), (1, 3), (2, 3), (0, 3), (3, 4)])
-    model = ga.build_model(ga.architecture(graph), "gru", data.vocab_size, seed=0)
+    model = gn.build_model(gn.architecture(graph), "gru", data.vocab_size, seed=0)
     kernel = model.get_layer("layer2").cell.kernel
     assert kernel.shape == (3, 3)          # 3 earlier nodes -> 1 unit x 3 gates
     model.compile(optimizer="adam", loss=reber_common.LOSS)
@@ -80,14 +81,14 @@ def test_built_network_keeps_the_graph_structure_through_training():
 
 
 def test_graph_properties_of_a_path():
-    props = ga.graph_properties(nx.path_graph(4))
+    props = gn.graph_properties(nx.path_graph(4))
     assert props["nodes"] == 4 and props["edges"] == 3 and props["diameter"] == 3
     assert props["density"] == pytest.approx(0.5)
     assert props["avg_shortest_path"] == pytest.approx(10 / 6)
     assert props["degree_mean"] == pytest.approx(1.5) and props["layers"] == 4
     assert props["sources"] == 1 and props["sinks"] == 1
     assert props["node_betweenness_mean"] == pytest.approx((0 + 2 / 3 + 2 / 3 + 0) / 4)
-    assert set(ga.FEATURES) <= set(props)
+    assert set(gn.FEATURES) <= set(props)
 
 
 @pytest.mark.parametrize("trainer", ["bank", "keras"])
@@ -98,7 +99,7 @@ def test_graph_study_on_a_tiny_setting(tmp_path, trainer):
                     trainer=trainer, bank_size=4, jit_compile=False)
     regs = report["rnn-tanh"]["regressors"]
     assert set(regs) == {"BayesianRidge", "RandomForest", "AdaBoost"}
-    assert set(regs["RandomForest"]["feature_importance"]) == set(ga.FEATURES)
+    assert set(regs["RandomForest"]["feature_importance"]) == set(gn.FEATURES)
     graphs = list((tmp_path / "graphs").glob("*.graphml"))
     assert len(graphs) == 6 and nx.read_graphml(graphs[0]).number_of_nodes() >= 10
     header = open(tmp_path / "rnn_tanh.csv").readline()

@@ -21,5 +21,5 @@ class IterativeSNIP(Criterion):
 
     def scores(self, model, entries, batches, loss_fn, *, keep, training=False, seed=0):
         gradient = scoring.MaskGradient(model, entries, loss_fn, training)
-        return prune_in_rounds(lambda masks: [np.abs(g) for g in gradient(batches, masks)],
+        return prune_in_rounds(lambda mask: np.abs(gradient.flat(batches, mask)),
                                [e.variable.shape for e in entries], keep, self.rounds)

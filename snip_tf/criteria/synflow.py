@@ -35,5 +35,5 @@ class SynFlow(Criterion):
             model, entries, lambda y, y_pred, sw: tf.reduce_sum(tf.cast(y_pred, tf.float32)),
             training=False, transform=tf.abs)
         batch = [(ones, tf.zeros((1,)), None)]
-        return prune_in_rounds(lambda masks: [np.abs(g) for g in gradient(batch, masks)],
+        return prune_in_rounds(lambda mask: np.abs(gradient.flat(batch, mask)),
                                [e.variable.shape for e in entries], keep, self.rounds)

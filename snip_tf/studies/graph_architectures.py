@@ -1,170 +1,31 @@
-"""Sparse recurrent architectures from random graphs, their graph properties, and how well those
-properties predict accuracy (the thesis's second study).
+"""The thesis's second study: sparse recurrent architectures from random graphs
+(:mod:`snip_tf.studies.graph_networks`), trained on the Reber grammar, and how well their graph
+properties predict their accuracy.
 
-A random graph becomes a network:
-1. edges are oriented from the lower to the higher node index, giving a DAG;
-2. each node gets the layer 1 + max(layer of its parents) (sources: layer 0);
-3. each layer is one recurrent layer with one unit per node. Its input-to-hidden connectivity is the
-   edges into its nodes: from the previous layer, and from earlier layers as skip connections. One
-   masked kernel holds both, over the concatenated outputs of all earlier layers. The sources read
-   the embedding densely, and hidden-to-hidden is dense;
-4. the classifier reads the final states of the sink nodes.
+    python -m snip_tf.studies.graph_architectures --data_dir=$D --num_graphs=100
 
-For LSTM/GRU every gate uses the same connectivity. Keras lays a kernel out as
-``(inputs, gates * units)`` in gate blocks, so the correct mask tiles the node mask once per gate
-block (``layout="block"``). The thesis's code used ``np.repeat(mask, gates, 0)`` on PyTorch's
-``(gates * units, inputs)`` layout, which repeats each row instead. That interleaves the gates
-(``layout="thesis"``, offered to show what the difference does).
+Networks train in banks (:mod:`snip_tf.studies.network_bank`), many at a time.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import statistics
 import time
+
 import keras
 import networkx as nx
 import numpy as np
 from absl import app, flags
 
-from snip_tf import pruning
 from snip_tf.experiments import common
 from snip_tf.studies import network_bank as nb
+from snip_tf.studies.graph_networks import (FEATURES, GENERATORS, architecture, build_model,
+                                            graph_properties, random_graph)
 from snip_tf.studies import reber_common as rc
 
-L = keras.layers
-GATES = {"rnn-tanh": 1, "rnn-relu": 1, "lstm": 4, "gru": 3}
-GENERATORS = ("barabasi_albert", "watts_strogatz", "erdos_renyi")
 # The thesis's Random Forest R^2 in its results files, per variant.
 THESIS_R2 = {"rnn-tanh": 0.43, "rnn-relu": 0.62, "gru": 0.88, "lstm": 0.58}
-
-
-def random_graph(kind: str, n: int, seed: int) -> nx.Graph:
-    """The thesis's generators (and Erdős–Rényi as a third family), with n nodes."""
-    if kind == "barabasi_albert":
-        return nx.barabasi_albert_graph(n, max(1, n // 10), seed=seed)
-    if kind == "watts_strogatz":
-        return nx.connected_watts_strogatz_graph(n, max(2, n // 5), 1.0, seed=seed)
-    if kind == "erdos_renyi":
-        return nx.gnp_random_graph(n, min(1.0, 2 * np.log(n) / n), seed=seed)
-    raise ValueError(f"Unknown graph kind {kind!r}; expected one of {GENERATORS}.")
-
-
-@dataclasses.dataclass
-class Architecture:
-    """A DAG laid out in layers: ``layers[l]`` lists its node ids; ``input_masks[l]`` (for l >= 1)
-    is the boolean connectivity from all nodes of layers < l (concatenated in layer order) to the
-    nodes of layer l; ``sinks`` are the nodes read by the classifier."""
-
-    layers: list
-    input_masks: list
-    sinks: list
-    dag: nx.DiGraph
-
-
-def to_dag(graph: nx.Graph) -> nx.DiGraph:
-    dag = nx.DiGraph()
-    dag.add_nodes_from(graph.nodes)
-    dag.add_edges_from((min(u, v), max(u, v)) for u, v in graph.edges if u != v)
-    return dag
-
-
-def architecture(graph: nx.Graph) -> Architecture:
-    dag = to_dag(graph)
-    layer_of = {}
-    for node in nx.topological_sort(dag):
-        parents = list(dag.predecessors(node))
-        layer_of[node] = 1 + max(layer_of[p] for p in parents) if parents else 0
-    depth = max(layer_of.values()) + 1
-    layers = [sorted(n for n in dag if layer_of[n] == l) for l in range(depth)]
-    masks = [None]
-    for l in range(1, depth):
-        earlier = [n for layer in layers[:l] for n in layer]
-        mask = np.zeros((len(earlier), len(layers[l])), dtype=bool)
-        for i, u in enumerate(earlier):
-            for j, v in enumerate(layers[l]):
-                mask[i, j] = dag.has_edge(u, v)
-        masks.append(mask)
-    sinks = sorted(n for n in dag if dag.out_degree(n) == 0)
-    return Architecture(layers, masks, sinks, dag)
-
-
-def gate_mask(mask: np.ndarray, gates: int, layout: str = "block") -> np.ndarray:
-    """The kernel mask of a gated cell in Keras's ``(inputs, gates * units)`` layout."""
-    if layout == "block":
-        return np.tile(mask, (1, gates))
-    if layout == "thesis":
-        return np.repeat(mask, gates, axis=1)
-    raise ValueError(f"layout must be 'block' or 'thesis'; got {layout!r}.")
-
-
-def build_model(arch: Architecture, variant: str, vocab_size: int, seed: int,
-                layout: str = "block", embedding_dim: int = 16):
-    """A Keras model of ``arch`` with its structure installed as pruning masks (so the absent
-    connections stay exactly zero through training)."""
-    keras.utils.set_random_seed(seed)
-    cls = {"rnn-tanh": L.SimpleRNN, "rnn-relu": L.SimpleRNN, "lstm": L.LSTM, "gru": L.GRU}[variant]
-    kwargs = {"activation": "relu"} if variant == "rnn-relu" else {}
-    inputs = keras.Input((None,), dtype="int32")
-    embedded = L.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(inputs)
-    sequences, finals, rnns = [], [], []
-    for l, nodes in enumerate(arch.layers):
-        source = embedded if l == 0 else (
-            sequences[0] if l == 1 else L.Concatenate(name=f"into_layer{l}")(sequences[:l]))
-        rnn = cls(len(nodes), return_sequences=True, return_state=True, name=f"layer{l}", **kwargs)
-        seq, *states = rnn(source)
-        sequences.append(seq)
-        finals.append(states[0])
-        rnns.append(rnn)
-    readout = finals[0] if len(finals) == 1 else L.Concatenate(name="all_nodes")(finals)
-    head = L.Dense(2, name="classifier")
-    model = keras.Model(inputs, head(readout), name=f"graph_{variant.replace('-', '_')}")
-    masks = {}
-    for l in range(1, len(arch.layers)):
-        masks[rnns[l].cell.kernel.path] = gate_mask(arch.input_masks[l], GATES[variant], layout)
-    order = [n for layer in arch.layers for n in layer]
-    sink_rows = np.isin(order, arch.sinks)
-    masks[head.kernel.path] = np.repeat(sink_rows[:, None], 2, axis=1)
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", pruning.LayerCollapseWarning)
-        pruning.apply_masks(model, masks)
-    return model
-
-
-def _stats(values, prefix) -> dict:
-    values = list(values)
-    return {f"{prefix}_mean": float(np.mean(values)), f"{prefix}_var": float(np.var(values)),
-            f"{prefix}_std": float(np.std(values))}
-
-
-def graph_properties(graph: nx.Graph) -> dict:
-    """The thesis's features of a graph (on the undirected graph; layers, sources and sinks on
-    its DAG)."""
-    arch = architecture(graph)
-    connected = nx.is_connected(graph)
-    props = {"layers": len(arch.layers), "nodes": graph.number_of_nodes(),
-             "edges": graph.number_of_edges(),
-             "sources": sum(1 for n in arch.dag if arch.dag.in_degree(n) == 0),
-             "sinks": len(arch.sinks), "density": nx.density(graph),
-             "diameter": nx.diameter(graph) if connected else float("nan"),
-             "avg_shortest_path": nx.average_shortest_path_length(graph) if connected
-             else float("nan")}
-    props.update(_stats(nx.eccentricity(graph).values() if connected else [np.nan],
-                        "eccentricity"))
-    props.update(_stats(dict(graph.degree()).values(), "degree"))
-    props.update(_stats(nx.closeness_centrality(graph).values(), "closeness"))
-    props.update(_stats(nx.betweenness_centrality(graph).values(), "node_betweenness"))
-    props.update(_stats(nx.edge_betweenness_centrality(graph).values(), "edge_betweenness"))
-    return props
-
-
-FEATURES = ("layers", "nodes", "edges", "sources", "sinks", "diameter", "density",
-            "avg_shortest_path") + tuple(
-    f"{p}_{s}" for p in ("eccentricity", "degree", "closeness", "node_betweenness",
-                         "edge_betweenness") for s in ("mean", "var", "std"))
 
 
 def fit_regressors(rows: list, seed: int = 0, folds: int = 5) -> dict:

@@ -16,14 +16,14 @@ step advances all ``K`` networks. Nothing is shared between networks:
   Adam is elementwise — training network ``k`` in a bank is training it alone, on the same batches.
 
 ``to_keras(k)`` returns network ``k`` as the ordinary Keras model of
-:func:`snip_tf.studies.graph_architectures.build_model`, with its weights; the tests check that both
+:func:`snip_tf.studies.graph_networks.build_model`, with its weights; the tests check that both
 give the same outputs.
 
 Example:
 
 >>> import networkx as nx
->>> from snip_tf.studies import graph_architectures as ga
->>> archs = [ga.architecture(nx.path_graph(4)), ga.architecture(nx.star_graph(5))]
+>>> from snip_tf.studies.graph_networks import architecture
+>>> archs = [architecture(nx.path_graph(4)), architecture(nx.star_graph(5))]
 >>> bank = NetworkBank(archs, "gru", vocab_size=8, seeds=[0, 1])
 >>> bank(np.array([[1, 2, 3, 0]])).shape  # (batch, networks, classes)
 TensorShape([1, 2, 2])
@@ -38,7 +38,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-GATES = {"rnn-tanh": 1, "rnn-relu": 1, "lstm": 4, "gru": 3}
+from snip_tf.studies import graph_networks as gn
+from snip_tf.studies.graph_networks import GATES
+
 
 
 def _gate_columns(units: int, padded: int, gates: int) -> np.ndarray:
@@ -47,7 +49,7 @@ def _gate_columns(units: int, padded: int, gates: int) -> np.ndarray:
 
 
 class NetworkBank(keras.layers.Layer):
-    """``K`` graph-shaped recurrent classifiers (see ``graph_architectures.architecture``) as one
+    """``K`` graph-shaped recurrent classifiers (see ``graph_networks.architecture``) as one
     layer mapping tokens ``(batch, time)`` to logits ``(batch, K, 2)``.
 
     Args:
@@ -62,8 +64,6 @@ class NetworkBank(keras.layers.Layer):
     def __init__(self, archs: Sequence, variant: str, vocab_size: int, seeds: Sequence[int],
                  layout: str = "block", embedding_dim: int = 16, **kwargs):
         super().__init__(**kwargs)
-        from snip_tf.studies import graph_architectures as ga
-
         if variant not in GATES:
             raise ValueError(f"variant must be one of {sorted(GATES)}; got {variant!r}.")
         if len(archs) != len(seeds) or not archs:
@@ -114,7 +114,7 @@ class NetworkBank(keras.layers.Layer):
                     rows = np.concatenate([offsets[a] + np.arange(len(arch.layers[a]))
                                            for a in range(l)])
                     fan_in = int(real_offsets[l])
-                    mask = ga.gate_mask(arch.input_masks[l], gates, layout)
+                    mask = gn.gate_mask(arch.input_masks[l], gates, layout)
                 kernel = initial(keras.initializers.GlorotUniform, (fan_in, gates * w),
                                  seed + 1000 * (l + 1))
                 kernels[l][k][np.ix_(rows, cols)] = kernel * mask
@@ -218,11 +218,9 @@ class NetworkBank(keras.layers.Layer):
         return logits[:, :self.size]
 
     def to_keras(self, k: int, vocab_size: Optional[int] = None):
-        """Network ``k`` as the Keras model of ``graph_architectures.build_model``."""
-        from snip_tf.studies import graph_architectures as ga
-
+        """Network ``k`` as the Keras model of ``graph_networks.build_model``."""
         arch = self.archs[k]
-        model = ga.build_model(arch, self.variant, self.vocab_size, seed=0, layout=self.layout,
+        model = gn.build_model(arch, self.variant, self.vocab_size, seed=0, layout=self.layout,
                                embedding_dim=self.embedding_dim)
         gates = self.gates
         model.get_layer("embedding").embeddings.assign(self.embedding.numpy()[k])
