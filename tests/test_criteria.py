@@ -102,7 +102,7 @@ def test_grasp_on_a_hand_computed_linear_regression():
     w = model.layers[0].kernel.numpy()
     g = 2 / 8 * x.T @ (x @ w - t)
     hg = 2 / 8 * x.T @ x @ g
-    crit = snip_tf.criteria.grasp.GraSP(balanced=False)
+    crit = snip_tf.criteria.grasp.GraSP(temperature=1.0, balanced=False)
     entries = snip_tf.masking.prunable_entries(model)
     loss_fn = snip_tf.scoring.resolve_loss(model)
     (score,) = crit.scores(model, entries, [(x, t, None)], loss_fn, keep=2)

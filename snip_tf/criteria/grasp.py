@@ -29,7 +29,7 @@ class GraSP(Criterion):
     name = "grasp"
     needs_data = True
 
-    def __init__(self, temperature: float = 1.0, balanced: bool = True):
+    def __init__(self, temperature: float = 200.0, balanced: bool = True):
         self.temperature = temperature
         self.balanced = balanced
 
