@@ -99,7 +99,7 @@ def train_networks(graphs, variant, data, epochs, seed, layout="block", patience
                               seeds=[seed * 100003 + i for i in members], layout=layout)
         out = nb.train(bank, data.x_train, data.y_train, data.x_test, data.y_test,
                        epochs=epochs, batch_size=128, patience=patience, seed=seed,
-                       jit_compile=jit_compile)
+                       jit_compile=jit_compile, log=log)
         for j, i in enumerate(members):
             results[i] = {"test_acc": float(out["test_acc"][j]),
                           "test_loss": float(out["test_loss"][j]),
