@@ -163,14 +163,15 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
         report[variant] = {"regressors": fit_regressors(rows, seed) if len(rows) >= 5 else None,
                            "thesis_rf_r2": THESIS_R2[variant],
                            "mean_test_acc": statistics.fmean(r["test_acc"] for r in rows)}
-    minutes = (time.perf_counter() - start) / 60
-    common.write_json(os.path.join(out, "summary.json"),
-                      {"report": report, "networks": trained, "minutes": minutes,
-                       "networks_per_minute": trained / minutes if minutes else None,
-                       "seed": seed, "epochs": epochs, "patience": patience, "layout": layout,
-                       "trainer": trainer, "bank_size": bank_size, "source": data.source,
-                       "train_size": len(data.x_train)})
-    _plot(report, os.path.join(out, "r2.png"))
+        # Written after every variant, so that a long study stopped early keeps what it finished.
+        minutes = (time.perf_counter() - start) / 60
+        common.write_json(os.path.join(out, "summary.json"),
+                          {"report": report, "networks": trained, "minutes": minutes,
+                           "networks_per_minute": trained / minutes if minutes else None,
+                           "seed": seed, "epochs": epochs, "patience": patience,
+                           "layout": layout, "trainer": trainer, "bank_size": bank_size,
+                           "source": data.source, "train_size": len(data.x_train)})
+        _plot(report, os.path.join(out, "r2.png"))
     return report
 
 
