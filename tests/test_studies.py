@@ -104,3 +104,10 @@ def test_graph_study_on_a_tiny_setting(tmp_path, trainer):
     assert len(graphs) == 6 and nx.read_graphml(graphs[0]).number_of_nodes() >= 10
     header = open(tmp_path / "rnn_tanh.csv").readline()
     assert "edge_betweenness_std" in header and "test_acc" in header
+    again = ga.refit(str(tmp_path), variants=("rnn-tanh", "gru"))
+    assert set(again) == {"rnn-tanh"}  # no GRU CSV: skipped
+    forest = again["rnn-tanh"]["regressors"]["RandomForest"]
+    assert forest["r2_holdout"] == pytest.approx(regs["RandomForest"]["r2_holdout"], nan_ok=True)
+    assert forest["feature_importance"] == pytest.approx(
+        regs["RandomForest"]["feature_importance"])
+    assert (tmp_path / "summary_refit.json").exists()

@@ -126,6 +126,8 @@ flags.DEFINE_enum("layout", "block", ["block", "thesis"], "Gate mask layout.")
 flags.DEFINE_integer("min_nodes", 10, "Smallest graph.")
 flags.DEFINE_integer("max_nodes", 50, "Largest graph.")
 flags.DEFINE_enum("graph_source", "thesis", ["thesis", "generated"], "Reber data set.")
+flags.DEFINE_bool("refit", False, "Train nothing: fit the regressors again on the per-variant "
+                  "CSVs already in the results folder and rewrite summary_refit.json.")
 
 
 def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERATORS,
@@ -194,9 +196,36 @@ def _plot(report, path):
     common.save_figure(fig, path)
 
 
+def refit(results_dir=None, variants=rc.VARIANTS, seed=0) -> dict:
+    """The regressors on the saved per-network CSVs (e.g. of a study stopped before its end),
+    without training; writes ``summary_refit.json``. Variants without a CSV are skipped."""
+    import csv
+
+    out = common.out_dir("graph_architectures", results_dir)
+    report = {}
+    for variant in variants:
+        path = os.path.join(out, f"{variant.replace('-', '_')}.csv")
+        if not os.path.exists(path):
+            continue
+        with open(path, newline="") as f:
+            rows = [{k: (v if k in ("variant", "graph", "generator") else float(v or "nan"))
+                     for k, v in row.items()} for row in csv.DictReader(f)]
+        report[variant] = {"regressors": fit_regressors(rows, seed) if len(rows) >= 5 else None,
+                           "thesis_rf_r2": THESIS_R2[variant], "networks": len(rows),
+                           "mean_test_acc": statistics.fmean(r["test_acc"] for r in rows)}
+    if not report:
+        raise FileNotFoundError(f"No per-variant CSV of {list(variants)} in {out}.")
+    common.write_json(os.path.join(out, "summary_refit.json"), {"report": report, "seed": seed})
+    _plot(report, os.path.join(out, "r2.png"))
+    return report
+
+
 def main(argv):
     del argv
     F = common.FLAGS
+    if F.refit:
+        refit(F.results_dir, F.graph_variants, int(F.seeds[0]))
+        return
     run(F.data_dir, F.results_dir, F.graph_variants, F.generators, F.num_graphs, F.graph_epochs,
         int(F.seeds[0]), F.graph_source, F.train_limit, F.layout, F.min_nodes,
         F.max_nodes, F.graph_patience, F.trainer, F.bank_size, F.jit_compile)
