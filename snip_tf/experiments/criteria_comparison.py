@@ -11,6 +11,7 @@ results/criteria_comparison/{comparison.csv,comparison.json,comparison.md,compar
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 
@@ -23,6 +24,8 @@ from snip_tf.experiments import common
 
 flags.DEFINE_list("criteria", [], "Only these criteria (default: all).")
 flags.DEFINE_list("sparsities", [], "Only these sparsities (default: the seven of the study).")
+flags.DEFINE_bool("replot", False, "Train nothing: redraw comparison.png from the "
+                  "comparison.json in the results folder.")
 
 SPARSITIES = (0.9, 0.95, 0.98, 0.99, 0.995, 0.998, 0.999)
 MODELS = ("lenet-5-caffe", "lstm-s", "reber-gru")
@@ -102,6 +105,14 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=5, train_limit=0,
     lines.append(f"\ntest error %, mean over seeds {list(seeds)}; {epochs} epochs per run.\n")
     with open(os.path.join(out, "comparison.md"), "w") as f:
         f.write("\n".join(lines))
+    plot(rows, models, criteria, sparsities, os.path.join(out, "comparison.png"))
+    return rows
+
+
+def plot(rows, models, criteria, sparsities, path):
+    """Test error against the fraction of weights kept, both on log scales, one panel per
+    model (linear axes squash the extreme sparsities this comparison is about)."""
+    ok = [r for r in rows if r["status"] == "ok"]
     plt = common.pyplot()
     fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 3.5), squeeze=False)
     for ax, model in zip(axes[0], models):
@@ -111,19 +122,29 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=5, train_limit=0,
                    for s in sparsities if any(r["model"] == model and r["sparsity"] == s and
                                               r["criterion"] == criterion for r in ok)]
             if pts:
-                ax.plot([100 * s for s, _ in pts], [100 * e for _, e in pts], marker="o",
+                ax.plot([100 * (1 - s) for s, _ in pts], [100 * e for _, e in pts], marker="o",
                         label=criterion)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.invert_xaxis()
         ax.set_title(model)
-        ax.set_xlabel("sparsity (%)")
+        ax.set_xlabel("weights kept (%)")
         ax.set_ylabel("test error (%)")
     axes[0][0].legend(fontsize=7)
-    common.save_figure(fig, os.path.join(out, "comparison.png"))
-    return rows
+    common.save_figure(fig, path)
 
 
 def main(argv):
     del argv
     F = common.FLAGS
+    if F.replot:
+        out = common.out_dir("criteria_comparison", F.results_dir)
+        with open(os.path.join(out, "comparison.json")) as f:
+            rows = json.load(f)["rows"]
+        models = list(dict.fromkeys(r["model"] for r in rows))
+        plot(rows, models, list(dict.fromkeys(r["criterion"] for r in rows)),
+             sorted({r["sparsity"] for r in rows}), os.path.join(out, "comparison.png"))
+        return
     run(F.data_dir, F.results_dir, common.seeds(), F.epochs or 5, F.train_limit,
         tuple(F.models) or MODELS, F.criteria or None,
         tuple(float(s) for s in F.sparsities) or SPARSITIES)
