@@ -148,3 +148,17 @@ def test_collapse_guard_keeps_a_minimum_per_layer_with_the_exact_total():
         selection.select(scores, 4, min_per_layer=3)
     with pytest.raises(ValueError, match="scope"):
         selection.select(scores, 4, scope="nope")
+
+
+def test_synflow_gives_recurrent_kernels_flow_on_open_length_sequences():
+    """An open time axis gets several steps: with one, h0 = 0 makes every recurrent weight score 0."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((None,), dtype="int32"),
+                              keras.layers.Embedding(5, 4), keras.layers.GRU(6),
+                              keras.layers.Dense(2)])
+    entries = snip_tf.masking.prunable_entries(model)
+    recurrent = [i for i, e in enumerate(entries) if "recurrent" in e.variable.path][0]
+    for open_dim, has_flow in [(1, False), (16, True)]:
+        crit = snip_tf.criteria.synflow.SynFlow(rounds=1, open_dim=open_dim)
+        scores = crit.scores(model, entries, [], None, keep=50)
+        assert bool(np.any(scores[recurrent] > 0)) == has_flow
