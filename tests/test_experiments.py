@@ -105,11 +105,17 @@ def test_criteria_comparison(tiny_data, tmp_path):
 
     rows = criteria_comparison.run(tiny_data, str(tmp_path), epochs=1, train_limit=60,
                                    models=("lenet-5-caffe", "reber-gru"),
-                                   criteria=("snip", "synflow", "random"), sparsities=(0.99,))
+                                   criteria=("snip", "synflow", "random", "dense"),
+                                   sparsities=(0.99,))
     assert [(r["model"], r["criterion"]) for r in rows] == [
-        ("lenet-5-caffe", "snip"), ("lenet-5-caffe", "synflow"), ("lenet-5-caffe", "random"),
-        ("reber-gru", "snip"), ("reber-gru", "synflow"), ("reber-gru", "random")]
+        ("lenet-5-caffe", "dense"), ("lenet-5-caffe", "snip"), ("lenet-5-caffe", "synflow"),
+        ("lenet-5-caffe", "random"), ("reber-gru", "dense"), ("reber-gru", "snip"),
+        ("reber-gru", "synflow"), ("reber-gru", "random")]
     assert all(r["status"] == "ok" for r in rows)
+    dense = [r for r in rows if r["criterion"] == "dense"]
+    assert all(r["sparsity"] == 0 and r["reached_sparsity"] == 0 for r in dense)
+    assert all(abs(r["reached_sparsity"] - 0.99) < 1e-3 for r in rows if r not in dense)
+    assert "0 % (dense)" in open(tmp_path / "comparison.md").read()
     outputs(str(tmp_path), "comparison.csv", "comparison.md", "comparison.png")
 
 

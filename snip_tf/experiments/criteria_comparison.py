@@ -28,6 +28,7 @@ flags.DEFINE_bool("replot", False, "Train nothing: redraw comparison.png from th
                   "comparison.json in the results folder.")
 
 SPARSITIES = (0.9, 0.95, 0.98, 0.99, 0.995, 0.998, 0.999)
+DENSE = "dense"  # the unpruned model at the same budget: the reference each criterion is read against
 MODELS = ("lenet-5-caffe", "lstm-s", "reber-gru")
 
 
@@ -39,9 +40,10 @@ def _reber_run(sparsity, criterion, seed, epochs, data_dir, train_limit):
     data = rc.load("thesis" if thesis else "generated", data_dir, seed=seed,
                    train_limit=train_limit)
     model = rc.build("gru", data, seed)
-    needs_data = snip_criteria.get(criterion).needs_data
-    batch = (data.x_train[:128], data.y_train[:128]) if needs_data else None
-    pruning.prune(model, batch, sparsity, criterion=criterion, seed=seed)
+    if criterion != DENSE:
+        needs_data = snip_criteria.get(criterion).needs_data
+        batch = (data.x_train[:128], data.y_train[:128]) if needs_data else None
+        pruning.prune(model, batch, sparsity, criterion=criterion, seed=seed)
     rows = rc.fit_epochs(model, data, epochs, seed, "gru", int(sparsity * 1000))
     report = pruning.sparsity_report(model)
     return {"model": "reber-gru", "dataset": "reber", "sparsity": sparsity,
@@ -53,46 +55,54 @@ def _reber_run(sparsity, criterion, seed, epochs, data_dir, train_limit):
 def run(data_dir=None, results_dir=None, seeds=(0,), epochs=5, train_limit=0,
         models=MODELS, criteria=None, sparsities=SPARSITIES) -> list:
     out = common.out_dir("criteria_comparison", results_dir)
-    criteria = list(criteria or snip_criteria.names())
+    criteria = list(criteria or snip_criteria.names() + [DENSE])
     rows = []
     for model in models:
-        for sparsity in sparsities:
-            for criterion in criteria:
-                for seed in seeds:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore", pruning.LayerCollapseWarning)
-                        try:
-                            if model == "reber-gru":
-                                row = _reber_run(sparsity, criterion, seed, epochs, data_dir,
-                                                 train_limit)
-                            else:
-                                cfg = common.config(model, sparsity, seed=seed, epochs=epochs,
-                                                    train_limit=train_limit,
-                                                    **{"snip.criterion": criterion,
-                                                       "snip.batch_size": 100})
-                                row, _ = common.run(cfg, data_dir)
-                            row["status"] = "ok"
-                        except snip_data.DataError:
-                            raise
-                        except ValueError as error:   # e.g. non-finite SynFlow scores
-                            row = {"model": model, "sparsity": sparsity, "criterion": criterion,
-                                   "seed": seed, "status": f"failed: {error}"[:200]}
-                    rows.append(row)
-                    print(f"{model} {sparsity} {criterion} seed {seed}: "
-                          f"{row.get('test_error', float('nan')):.4f} "
-                          f"collapsed={row.get('collapsed', '')!r} {row['status'][:40]}",
-                          flush=True)
+        runs = [(0.0, DENSE)] if DENSE in criteria else []
+        runs += [(s, c) for s in sparsities for c in criteria if c != DENSE]
+        for sparsity, criterion in runs:
+            for seed in seeds:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", pruning.LayerCollapseWarning)
+                    try:
+                        if model == "reber-gru":
+                            row = _reber_run(sparsity, criterion, seed, epochs, data_dir,
+                                             train_limit)
+                        else:
+                            cfg = common.config(model, sparsity, seed=seed, epochs=epochs,
+                                                train_limit=train_limit,
+                                                **{"snip.criterion": criterion
+                                                   if criterion != DENSE else "snip",
+                                                   "snip.batch_size": 100})
+                            row, _ = common.run(cfg, data_dir)
+                            row["criterion"] = criterion
+                        row["status"] = "ok"
+                    except snip_data.DataError:
+                        raise
+                    except ValueError as error:   # e.g. non-finite SynFlow scores
+                        row = {"model": model, "sparsity": sparsity, "criterion": criterion,
+                               "seed": seed, "status": f"failed: {error}"[:200]}
+                rows.append(row)
+                print(f"{model} {sparsity} {criterion} seed {seed}: "
+                      f"{row.get('test_error', float('nan')):.4f} "
+                      f"collapsed={row.get('collapsed', '')!r} {row['status'][:40]}",
+                      flush=True)
     common.write_rows(os.path.join(out, "comparison.csv"), rows)
     common.write_json(os.path.join(out, "comparison.json"),
                       {"rows": rows, "seeds": list(seeds), "epochs": epochs,
                        "train_limit": train_limit})
     ok = [r for r in rows if r["status"] == "ok"]
-    lines = ["| model | sparsity | " + " | ".join(criteria) + " |",
-             "|---|---|" + "---|" * len(criteria)]
+    pruned = [c for c in criteria if c != DENSE]
+    lines = ["| model | sparsity | " + " | ".join(pruned) + " |",
+             "|---|---|" + "---|" * len(pruned)]
     for model in models:
+        dense = [r["test_error"] for r in ok if r["model"] == model and r["criterion"] == DENSE]
+        if dense:
+            lines.append(f"| {model} | 0 % (dense) | {common.pct(common.mean_std(dense)[0])} |"
+                         + " |" * (len(pruned) - 1))
         for sparsity in sparsities:
             cells = []
-            for criterion in criteria:
+            for criterion in pruned:
                 group = [r for r in ok if r["model"] == model and r["sparsity"] == sparsity
                          and r["criterion"] == criterion]
                 if not group:
@@ -116,7 +126,10 @@ def plot(rows, models, criteria, sparsities, path):
     plt = common.pyplot()
     fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 3.5), squeeze=False)
     for ax, model in zip(axes[0], models):
-        for criterion in criteria:
+        dense = [r["test_error"] for r in ok if r["model"] == model and r["criterion"] == DENSE]
+        if dense:
+            ax.axhline(100 * common.mean_std(dense)[0], color="k", linestyle="--", label=DENSE)
+        for criterion in (c for c in criteria if c != DENSE):
             pts = [(s, common.mean_std(r["test_error"] for r in ok if r["model"] == model
                                        and r["sparsity"] == s and r["criterion"] == criterion)[0])
                    for s in sparsities if any(r["model"] == model and r["sparsity"] == s and
