@@ -45,8 +45,7 @@ def main():
     # the measured bank is the middle one.
     pool = sorted((gn.architecture(gn.random_graph(gn.GENERATORS[i % 3],
                                                    int(rng.integers(10, 51)), i))
-                   for i in range(args.pool)),
-                  key=lambda a: (len(a.layers), sum(map(len, a.layers))))
+                   for i in range(args.pool)), key=nb.padding_key)
     middle = (len(pool) // args.networks // 2) * args.networks
     archs = pool[middle:middle + args.networks]
     batches = [(data.x_train[i * 128:(i + 1) * 128], data.y_train[i * 128:(i + 1) * 128]

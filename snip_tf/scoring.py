@@ -190,10 +190,7 @@ class MaskGradient:
                     "Connection sensitivity is not finite (NaN or Inf): the loss on the scoring "
                     f"batch is {float(loss.numpy())}. Check the batch for NaN/Inf values and the "
                     "loss function. The model was not changed.")
-            if isinstance(grads, list):
-                total = grads if total is None else [a + b for a, b in zip(total, grads)]
-            else:
-                total = grads if total is None else total + grads
+            total = grads if total is None else tf.nest.map_structure(tf.add, total, grads)
         return total
 
 

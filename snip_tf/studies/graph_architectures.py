@@ -61,6 +61,16 @@ def fit_regressors(rows: list, seed: int = 0, folds: int = 5) -> dict:
     return out
 
 
+def _csv_path(out: str, variant: str) -> str:
+    return os.path.join(out, f"{variant.replace('-', '_')}.csv")
+
+
+def _variant_report(variant: str, rows: list, seed: int) -> dict:
+    return {"regressors": fit_regressors(rows, seed) if len(rows) >= 5 else None,
+            "thesis_rf_r2": THESIS_R2[variant], "networks": len(rows),
+            "mean_test_acc": statistics.fmean(r["test_acc"] for r in rows)}
+
+
 def train_one(graph, variant, data, epochs, seed, layout="block", patience=0) -> dict:
     """Train the network of ``graph`` alone, as a Keras model (the reference path; the study
     trains in banks, see ``train_networks``)."""
@@ -90,8 +100,7 @@ def train_networks(graphs, variant, data, epochs, seed, layout="block", patience
     if trainer != "bank":
         raise ValueError(f"trainer must be 'bank' or 'keras'; got {trainer!r}.")
     archs = [architecture(g) for g in graphs]
-    order = sorted(range(len(archs)),
-                   key=lambda i: (len(archs[i].layers), sum(map(len, archs[i].layers))))
+    order = sorted(range(len(archs)), key=lambda i: nb.padding_key(archs[i]))
     results = [None] * len(archs)
     for first in range(0, len(order), bank_size):
         members = order[first:first + bank_size]
@@ -161,10 +170,8 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
         print(f"{variant}: {len(rows)} networks, mean test acc "
               f"{statistics.fmean(r['test_acc'] for r in rows):.4f}; overall "
               f"{trained / ((time.perf_counter() - start) / 60):.2f} networks/min", flush=True)
-        common.write_rows(os.path.join(out, f"{variant.replace('-', '_')}.csv"), rows)
-        report[variant] = {"regressors": fit_regressors(rows, seed) if len(rows) >= 5 else None,
-                           "thesis_rf_r2": THESIS_R2[variant],
-                           "mean_test_acc": statistics.fmean(r["test_acc"] for r in rows)}
+        common.write_rows(_csv_path(out, variant), rows)
+        report[variant] = _variant_report(variant, rows, seed)
         # Written after every variant, so that a long study stopped early keeps what it finished.
         minutes = (time.perf_counter() - start) / 60
         common.write_json(os.path.join(out, "summary.json"),
@@ -204,15 +211,13 @@ def refit(results_dir=None, variants=rc.VARIANTS, seed=0) -> dict:
     out = common.out_dir("graph_architectures", results_dir)
     report = {}
     for variant in variants:
-        path = os.path.join(out, f"{variant.replace('-', '_')}.csv")
+        path = _csv_path(out, variant)
         if not os.path.exists(path):
             continue
         with open(path, newline="") as f:
             rows = [{k: (v if k in ("variant", "graph", "generator") else float(v or "nan"))
                      for k, v in row.items()} for row in csv.DictReader(f)]
-        report[variant] = {"regressors": fit_regressors(rows, seed) if len(rows) >= 5 else None,
-                           "thesis_rf_r2": THESIS_R2[variant], "networks": len(rows),
-                           "mean_test_acc": statistics.fmean(r["test_acc"] for r in rows)}
+        report[variant] = _variant_report(variant, rows, seed)
     if not report:
         raise FileNotFoundError(f"No per-variant CSV of {list(variants)} in {out}.")
     common.write_json(os.path.join(out, "summary_refit.json"), {"report": report, "seed": seed})

@@ -37,7 +37,7 @@ TensorShape([1, 2, 2])
 from __future__ import annotations
 
 import time
-from typing import Optional, Sequence
+from typing import Sequence
 
 import keras
 import numpy as np
@@ -50,6 +50,18 @@ from snip_tf.studies.graph_networks import GATES
 def _gate_columns(units: int, padded: int, gates: int) -> np.ndarray:
     """Bank column of each column of a Keras ``(inputs, gates * units)`` kernel."""
     return np.concatenate([g * padded + np.arange(units) for g in range(gates)])
+
+
+def _bank_rows(arch, offsets, layers: int) -> np.ndarray:
+    """Bank position of each node of ``arch``'s first ``layers`` layers, in layer order (the rows
+    of a kernel reading the concatenated outputs of those layers)."""
+    return np.concatenate([offsets[l] + np.arange(len(arch.layers[l])) for l in range(layers)])
+
+
+def padding_key(arch) -> tuple:
+    """Sort key that puts networks of similar depth and size next to each other, so that banks
+    cut from a sorted list pad little."""
+    return len(arch.layers), sum(map(len, arch.layers))
 
 
 class NetworkBank(keras.layers.Layer):
@@ -77,8 +89,8 @@ class NetworkBank(keras.layers.Layer):
         # oneDNN's CPU kernels fail or crash on the gradients of this computation when the
         # network axis has length 1, so a lone network gets an inert copy beside it: its logits
         # are dropped, so it receives no gradient and never changes.
-        archs, seeds = list(archs) * (2 if len(archs) == 1 else 1), list(seeds) * (
-            2 if len(archs) == 1 else 1)
+        copies = 2 if len(archs) == 1 else 1
+        archs, seeds = list(archs) * copies, list(seeds) * copies
         self.vocab_size, self.embedding_dim = vocab_size, embedding_dim
         self.gates = gates = GATES[variant]
         self._slots = k_count = len(archs)
@@ -106,8 +118,6 @@ class NetworkBank(keras.layers.Layer):
         for k, (arch, seed) in enumerate(zip(archs, seeds)):
             seed = int(seed)
             emb[k] = initial(keras.initializers.RandomUniform, (vocab_size, embedding_dim), seed)
-            real_offsets = np.concatenate([[0], np.cumsum([len(n) for n in arch.layers])])
-            # Bank row of each real input row of layer l: earlier layers, each at its offset.
             for l, nodes in enumerate(arch.layers):
                 w, pad = len(nodes), self.widths[l]
                 cols = _gate_columns(w, pad, gates)
@@ -115,9 +125,8 @@ class NetworkBank(keras.layers.Layer):
                     rows, fan_in = np.arange(embedding_dim), embedding_dim
                     mask = np.ones((embedding_dim, gates * w), bool)
                 else:
-                    rows = np.concatenate([offsets[a] + np.arange(len(arch.layers[a]))
-                                           for a in range(l)])
-                    fan_in = int(real_offsets[l])
+                    rows = _bank_rows(arch, offsets, l)
+                    fan_in = len(rows)
                     mask = gn.gate_mask(arch.input_masks[l], gates, layout)
                 kernel = initial(keras.initializers.GlorotUniform, (fan_in, gates * w),
                                  seed + 1000 * (l + 1))
@@ -132,8 +141,7 @@ class NetworkBank(keras.layers.Layer):
                 bmasks[l][k][:, cols] = 1
             order = [n for layer in arch.layers for n in layer]
             sink_rows = np.isin(order, arch.sinks)
-            bank_rows = np.concatenate([offsets[l] + np.arange(len(nodes))
-                                        for l, nodes in enumerate(arch.layers)])
+            bank_rows = _bank_rows(arch, offsets, len(arch.layers))
             h = initial(keras.initializers.GlorotUniform, (len(order), 2), seed + 7)
             head[k][bank_rows] = h * sink_rows[:, None]
             hmask[k][bank_rows] = sink_rows[:, None]
@@ -206,22 +214,19 @@ class NetworkBank(keras.layers.Layer):
             step = self._cell(l)
             init = tuple(tf.zeros((self._slots, batch, w)) for _ in range(n_states))
 
-            def scan_fn(carry, elems, step=step):
-                states = carry[1:]
+            def scan_fn(states, elems, step=step):
                 x_t, keep_t = elems
-                new = step(x_t, states)
-                new = tuple(tf.where(keep_t, n, s) for n, s in zip(new, states))
-                return (new[0],) + new
+                return tuple(tf.where(keep_t, n, s) for n, s in zip(step(x_t, states), states))
 
-            out = tf.scan(scan_fn, (projected, keep), initializer=(init[0],) + init)
-            sequences.append(out[0])
-            finals.append(out[1][-1])
+            hidden = tf.scan(scan_fn, (projected, keep), initializer=init)[0]  # h is state 0
+            sequences.append(hidden)
+            finals.append(hidden[-1])
         readout = tf.concat(finals, axis=-1)  # (networks, batch, all units)
         head = self.head_kernel * self.head_mask
         logits = tf.transpose(tf.matmul(readout, head) + self.head_bias[:, None], [1, 0, 2])
         return logits[:, :self.size]
 
-    def to_keras(self, k: int, vocab_size: Optional[int] = None):
+    def to_keras(self, k: int):
         """Network ``k`` as the Keras model of ``graph_networks.build_model``."""
         arch = self.archs[k]
         model = gn.build_model(arch, self.variant, self.vocab_size, seed=0, layout=self.layout,
@@ -232,15 +237,14 @@ class NetworkBank(keras.layers.Layer):
             cell = model.get_layer(f"layer{l}").cell
             w = len(nodes)
             cols = _gate_columns(w, self.widths[l], gates)
-            rows = (np.arange(self.embedding_dim) if l == 0 else np.concatenate(
-                [self.offsets[a] + np.arange(len(arch.layers[a])) for a in range(l)]))
+            rows = (np.arange(self.embedding_dim) if l == 0
+                    else _bank_rows(arch, self.offsets, l))
             kernel = (self.kernels[l] * self.kernel_masks[l]).numpy()[k]
             cell.kernel.assign(kernel[np.ix_(rows, cols)])
             cell.recurrent_kernel.assign(self.recurrents[l].numpy()[k][np.ix_(np.arange(w), cols)])
             bias = self.biases[l].numpy()[k][:, cols]
             cell.bias.assign(bias if self.variant == "gru" else bias[0])
-        rows = np.concatenate([self.offsets[l] + np.arange(len(nodes))
-                               for l, nodes in enumerate(arch.layers)])
+        rows = _bank_rows(arch, self.offsets, len(arch.layers))
         classifier = model.get_layer("classifier")
         classifier.kernel.assign((self.head_kernel * self.head_mask).numpy()[k][rows])
         classifier.bias.assign(self.head_bias.numpy()[k])
@@ -314,9 +318,8 @@ def train(bank: NetworkBank, x_train, y_train, x_test, y_test, epochs: int = 15,
         logits = bank(tokens)
         correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
                                    labels[:, None]), tf.float32)
-        return tf.reduce_sum(per_network_loss(logits, labels)[None] *
-                             tf.cast(tf.shape(labels)[0], tf.float32), 0), \
-            tf.reduce_sum(correct, 0)
+        loss_sum = per_network_loss(logits, labels) * tf.cast(tf.shape(labels)[0], tf.float32)
+        return loss_sum, tf.reduce_sum(correct, 0)
 
     def evaluate(x, y):
         loss = np.zeros(bank.size)
