@@ -36,6 +36,60 @@ def test_trailing_padding_does_not_change_the_outputs():
     assert nb.trim(tf.constant(padded)).shape == (3, 8)
 
 
+@pytest.mark.parametrize("variant", ["rnn-tanh", "rnn-relu", "lstm", "gru"])
+def test_hand_written_backward_pass_equals_autodiff(variant):
+    """The recurrence's BPTT against TensorFlow's own gradient of the same scan, with padding
+    (some sequences end early) so that the carried-over states are checked too."""
+    rng = np.random.default_rng(1)
+    gates, k, batch, units, time = gn.GATES[variant], 3, 5, 4, 7
+    x = tf.constant(rng.normal(size=(time, k, batch, gates * units)), tf.float32)
+    u = tf.constant(rng.normal(size=(k, units, gates * units)) * 0.5, tf.float32)
+    rb = tf.constant(rng.normal(size=(k, 1, gates * units)) * 0.5, tf.float32)
+    lengths = np.array([7, 3, 1, 5, 6])
+    keep = tf.constant((np.arange(time)[:, None] < lengths)[:, None, :, None])
+    weights = tf.constant(rng.normal(size=(time, k, batch, units)), tf.float32)
+    results = []
+    for fn in (nb.recurrence, nb.recurrence_autodiff):
+        with tf.GradientTape() as tape:
+            tape.watch([x, u, rb])
+            hs = fn(variant, x, keep, u, rb)
+            loss = tf.reduce_sum(hs * weights)  # every step's output matters, not just the last
+        results.append([hs] + tape.gradient(loss, [x, u, rb]))
+    (hs, d_x, d_u, d_rb), (hs_ref, d_x_ref, d_u_ref, d_rb_ref) = results
+    np.testing.assert_allclose(hs.numpy(), hs_ref.numpy(), atol=1e-6)
+    np.testing.assert_allclose(d_x.numpy(), d_x_ref.numpy(), atol=1e-5)
+    np.testing.assert_allclose(d_u.numpy(), d_u_ref.numpy(), atol=1e-5)
+    if variant == "gru":
+        np.testing.assert_allclose(d_rb.numpy(), d_rb_ref.numpy(), atol=1e-5)
+    else:
+        assert d_rb is None and d_rb_ref is None
+    assert float(tf.reduce_max(tf.abs(d_u))) > 0.1  # the check compares real gradients
+
+
+def test_length_buckets_keep_every_example_once_and_cut_padding():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 30, size=300)
+    x = np.where(np.arange(32) < lengths[:, None], rng.integers(1, 8, (300, 32)), 0)
+    y = np.arange(300)  # labels as example ids
+    epochs = {}
+    for width in (0, 4):
+        seen, padded = [], 0
+        for tokens, ids in nb.batches(x, y, batch_size=16, seed=3, bucket_width=width):
+            tokens = tokens.numpy()
+            np.testing.assert_array_equal(tokens, x[ids.numpy(), :tokens.shape[1]])
+            assert (x[ids.numpy(), tokens.shape[1]:] == 0).all()  # only padding was cut
+            if width:
+                real = lengths[ids.numpy()]
+                assert real.max() - real.min() < width and tokens.shape[1] % width == 0
+            seen += ids.numpy().tolist()
+            padded += tokens.size - (tokens != 0).sum()
+        assert sorted(seen) == list(range(300))
+        epochs[width] = (seen, padded)
+    assert epochs[4][1] < epochs[0][1] / 3  # far less padding in buckets
+    again = [i for _, ids in nb.batches(x, y, 16, seed=3, bucket_width=4) for i in ids.numpy()]
+    assert again == epochs[4][0]  # deterministic from the seed
+
+
 def _train(graphs, seeds, steps=4):
     bank = nb.NetworkBank([gn.architecture(g) for g in graphs], "gru", 8, seeds)
     step = nb.make_train_step(bank, keras.optimizers.Adam(1e-2), clipnorm=0.5)

@@ -91,12 +91,12 @@ def test_graph_properties_of_a_path():
     assert set(gn.FEATURES) <= set(props)
 
 
-@pytest.mark.parametrize("trainer", ["bank", "keras"])
-def test_graph_study_on_a_tiny_setting(tmp_path, trainer):
+@pytest.mark.parametrize("trainer,bucket_width", [("bank", 4), ("keras", 0)])
+def test_graph_study_on_a_tiny_setting(tmp_path, trainer, bucket_width):
     report = ga.run(results_dir=str(tmp_path), variants=("rnn-tanh",),
                     generators=("barabasi_albert", "watts_strogatz"), num_graphs=3, epochs=1,
                     source="generated", train_limit=60, min_nodes=10, max_nodes=12,
-                    trainer=trainer, bank_size=4, jit_compile=False)
+                    trainer=trainer, bank_size=4, jit_compile=False, bucket_width=bucket_width)
     regs = report["rnn-tanh"]["regressors"]
     assert set(regs) == {"BayesianRidge", "RandomForest", "AdaBoost"}
     assert set(regs["RandomForest"]["feature_importance"]) == set(gn.FEATURES)

@@ -91,10 +91,12 @@ def train_one(graph, variant, data, epochs, seed, layout="block", patience=0) ->
 
 
 def train_networks(graphs, variant, data, epochs, seed, layout="block", patience=0,
-                   trainer="bank", bank_size=50, jit_compile=True, log=print) -> list:
+                   trainer="bank", bank_size=50, jit_compile=True, bucket_width=0,
+                   log=print) -> list:
     """One result dict per graph. ``trainer="bank"`` trains ``bank_size`` networks at a time
     as one batched computation (:class:`NetworkBank`), grouping networks of similar depth and
-    size so that little is padded; ``"keras"`` trains them one by one."""
+    size so that little is padded, on length-bucketed batches if ``bucket_width`` (see
+    ``network_bank.batches``); ``"keras"`` trains them one by one, on uniform batches."""
     if trainer == "keras":
         return [train_one(g, variant, data, epochs, seed, layout, patience) for g in graphs]
     if trainer != "bank":
@@ -108,7 +110,7 @@ def train_networks(graphs, variant, data, epochs, seed, layout="block", patience
                               seeds=[seed * 100003 + i for i in members], layout=layout)
         out = nb.train(bank, data.x_train, data.y_train, data.x_test, data.y_test,
                        epochs=epochs, batch_size=128, patience=patience, seed=seed,
-                       jit_compile=jit_compile, log=log)
+                       jit_compile=jit_compile, bucket_width=bucket_width, log=log)
         for j, i in enumerate(members):
             results[i] = {"test_acc": float(out["test_acc"][j]),
                           "test_loss": float(out["test_loss"][j]),
@@ -129,6 +131,9 @@ flags.DEFINE_enum("trainer", "bank", ["bank", "keras"],
                   "Train networks in batched banks or one Keras model at a time.")
 flags.DEFINE_integer("bank_size", 50, "Networks trained together in one bank.")
 flags.DEFINE_bool("jit_compile", True, "XLA-compile the bank's training step.")
+flags.DEFINE_integer("bucket_width", 0, "Bank trainer: draw each batch from strings whose "
+                     "lengths fall in one bucket of this width (fewer padded steps); 0 draws "
+                     "uniformly, as the thesis.")
 flags.DEFINE_list("graph_variants", list(rc.VARIANTS), "Variants to study.")
 flags.DEFINE_list("generators", list(GENERATORS), "Graph families.")
 flags.DEFINE_enum("layout", "block", ["block", "thesis"], "Gate mask layout.")
@@ -142,7 +147,7 @@ flags.DEFINE_bool("refit", False, "Train nothing: fit the regressors again on th
 def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERATORS,
         num_graphs=100, epochs=15, seed=0, source="thesis", train_limit=0, layout="block",
         min_nodes=10, max_nodes=50, patience=0, trainer="bank", bank_size=50,
-        jit_compile=True) -> dict:
+        jit_compile=True, bucket_width=0) -> dict:
     out = common.out_dir("graph_architectures", results_dir)
     graph_dir = os.path.join(out, "graphs")
     os.makedirs(graph_dir, exist_ok=True)
@@ -163,7 +168,7 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
                              **graph_properties(graph)})
                 graphs.append(graph)
         results = train_networks(graphs, variant, data, epochs, seed, layout, patience, trainer,
-                                 bank_size, jit_compile)
+                                 bank_size, jit_compile, bucket_width)
         for row, result in zip(rows, results):
             row.update(result)
         trained += len(rows)
@@ -179,6 +184,7 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
                            "networks_per_minute": trained / minutes if minutes else None,
                            "seed": seed, "epochs": epochs, "patience": patience,
                            "layout": layout, "trainer": trainer, "bank_size": bank_size,
+                           "bucket_width": bucket_width,
                            "source": data.source, "train_size": len(data.x_train)})
         _plot(report, os.path.join(out, "r2.png"))
     return report
@@ -233,7 +239,7 @@ def main(argv):
         return
     run(F.data_dir, F.results_dir, F.graph_variants, F.generators, F.num_graphs, F.graph_epochs,
         int(F.seeds[0]), F.graph_source, F.train_limit, F.layout, F.min_nodes,
-        F.max_nodes, F.graph_patience, F.trainer, F.bank_size, F.jit_compile)
+        F.max_nodes, F.graph_patience, F.trainer, F.bank_size, F.jit_compile, F.bucket_width)
 
 
 if __name__ == "__main__":
