@@ -51,7 +51,9 @@ def load(source: str = "thesis", data_dir: Optional[str] = None, n: int = 25000,
 def build(variant: str, data: ReberData, seed: int, learning_rate: float = 1e-3):
     keras.utils.set_random_seed(seed)
     model = models.get(f"reber-{variant}", vocab_size=data.vocab_size, seed=seed)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=5.0), loss=LOSS,
+    # The thesis clips the norm of all gradients together (torch's clip_grad_norm_), not each
+    # variable's on its own (Keras's clipnorm).
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate, global_clipnorm=5.0), loss=LOSS,
                   metrics=["accuracy"])
     return model
 

@@ -129,10 +129,11 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, levels=tuple(rang
         common.write_rows(os.path.join(out, f"{variant.replace('-', '_')}.csv"), rows)
         plot(variant, summary, dense_acc, os.path.join(out, f"{variant.replace('-', '_')}.png"))
         report[variant] = {"dense_test_acc": dense_acc, "summary": summary}
-    common.write_json(os.path.join(out, "summary.json"),
-                      {"report": report, "seed": seed, "source": data.source,
-                       "base_epochs": base_epochs, "retrain_epochs": retrain_epochs,
-                       "train_size": len(data.x_train)})
+        # Written after every variant, so that a long study stopped early keeps what it finished.
+        common.write_json(os.path.join(out, "summary.json"),
+                          {"report": report, "seed": seed, "source": data.source,
+                           "base_epochs": base_epochs, "retrain_epochs": retrain_epochs,
+                           "train_size": len(data.x_train)})
     return report
 
 
