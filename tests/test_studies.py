@@ -111,3 +111,26 @@ def test_graph_study_on_a_tiny_setting(tmp_path, trainer, bucket_width):
     assert forest["feature_importance"] == pytest.approx(
         regs["RandomForest"]["feature_importance"])
     assert (tmp_path / "summary_refit.json").exists()
+
+
+def test_graph_study_resumes_an_interrupted_run(tmp_path, capsys):
+    settings = dict(results_dir=str(tmp_path), variants=("gru",), generators=("erdos_renyi",),
+                    num_graphs=4, epochs=1, source="generated", train_limit=60, min_nodes=10,
+                    max_nodes=12, bank_size=2, jit_compile=False)
+    ga.run(**settings)
+    path = tmp_path / "gru.csv"
+    lines = path.read_text().splitlines()
+    full = {line.split(",")[1]: line for line in lines[1:]}
+    path.write_text("\n".join(lines[:3]) + "\n")  # as if stopped after the first two networks
+    capsys.readouterr()
+    ga.run(**settings, resume=True)
+    assert "(2 trained now)" in capsys.readouterr().out
+    again = path.read_text().splitlines()
+    assert len(again) == 5
+    for line in again[1:]:  # the same accuracies, whichever networks shared a bank
+        name = line.split(",")[1]
+        header = lines[0].split(",")
+        a, b = dict(zip(header, line.split(","))), dict(zip(header, full[name].split(",")))
+        assert float(a["test_acc"]) == pytest.approx(float(b["test_acc"]), abs=1e-6)
+    with pytest.raises(ValueError, match="epochs was 1, now 2"):
+        ga.run(**{**settings, "epochs": 2}, resume=True)

@@ -9,6 +9,7 @@ Networks train in banks (:mod:`snip_tf.studies.network_bank`), many at a time.
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import time
@@ -71,11 +72,14 @@ def _variant_report(variant: str, rows: list, seed: int) -> dict:
             "mean_test_acc": statistics.fmean(r["test_acc"] for r in rows)}
 
 
-def train_one(graph, variant, data, epochs, seed, layout="block", patience=0) -> dict:
+def train_one(graph, variant, data, epochs, seed, layout="block", patience=0,
+              init_seed=None) -> dict:
     """Train the network of ``graph`` alone, as a Keras model (the reference path; the study
-    trains in banks, see ``train_networks``)."""
+    trains in banks, see ``train_networks``). ``seed`` shuffles the data; ``init_seed``
+    (default ``seed``) initializes the weights."""
     arch = architecture(graph)
-    model = build_model(arch, variant, data.vocab_size, seed, layout)
+    model = build_model(arch, variant, data.vocab_size,
+                        seed if init_seed is None else init_seed, layout)
     # The thesis clips the global gradient norm (torch's clip_grad_norm_), as the bank does.
     model.compile(optimizer=keras.optimizers.Adam(1e-3, global_clipnorm=5.0), loss=rc.LOSS,
                   metrics=["accuracy"])
@@ -92,13 +96,24 @@ def train_one(graph, variant, data, epochs, seed, layout="block", patience=0) ->
 
 def train_networks(graphs, variant, data, epochs, seed, layout="block", patience=0,
                    trainer="bank", bank_size=50, jit_compile=True, bucket_width=0,
-                   log=print) -> list:
+                   log=print, on_done=None, init_seeds=None) -> list:
     """One result dict per graph. ``trainer="bank"`` trains ``bank_size`` networks at a time
     as one batched computation (:class:`NetworkBank`), grouping networks of similar depth and
     size so that little is padded, on length-bucketed batches if ``bucket_width`` (see
-    ``network_bank.batches``); ``"keras"`` trains them one by one, on uniform batches."""
+    ``network_bank.batches``); ``"keras"`` trains them one by one, on uniform batches.
+    ``on_done({graph index: result})`` is called as each bank (or Keras network) finishes.
+    Network ``i`` is initialized from ``init_seeds[i]`` (default ``seed * 100003 + i``); all
+    train on the same batches, shuffled by ``seed``."""
+    if init_seeds is None:
+        init_seeds = [seed * 100003 + i for i in range(len(graphs))]
     if trainer == "keras":
-        return [train_one(g, variant, data, epochs, seed, layout, patience) for g in graphs]
+        results = []
+        for i, g in enumerate(graphs):
+            results.append(train_one(g, variant, data, epochs, seed, layout, patience,
+                                     init_seeds[i]))
+            if on_done:
+                on_done({i: results[-1]})
+        return results
     if trainer != "bank":
         raise ValueError(f"trainer must be 'bank' or 'keras'; got {trainer!r}.")
     archs = [architecture(g) for g in graphs]
@@ -107,7 +122,7 @@ def train_networks(graphs, variant, data, epochs, seed, layout="block", patience
     for first in range(0, len(order), bank_size):
         members = order[first:first + bank_size]
         bank = nb.NetworkBank([archs[i] for i in members], variant, data.vocab_size,
-                              seeds=[seed * 100003 + i for i in members], layout=layout)
+                              seeds=[init_seeds[i] for i in members], layout=layout)
         out = nb.train(bank, data.x_train, data.y_train, data.x_test, data.y_test,
                        epochs=epochs, batch_size=128, patience=patience, seed=seed,
                        jit_compile=jit_compile, bucket_width=bucket_width, log=log)
@@ -116,6 +131,8 @@ def train_networks(graphs, variant, data, epochs, seed, layout="block", patience
                           "test_loss": float(out["test_loss"][j]),
                           "epochs_trained": int(out["epochs_trained"][j]),
                           "train_time_s": out["train_time_s"] / len(members)}
+        if on_done:
+            on_done({i: results[i] for i in members})
         if log:
             log(f"{variant}: bank of {len(members)} networks (depth <= {len(bank.widths)}) in "
                 f"{out['train_time_s']:.0f} s, "
@@ -140,6 +157,8 @@ flags.DEFINE_enum("layout", "block", ["block", "thesis"], "Gate mask layout.")
 flags.DEFINE_integer("min_nodes", 10, "Smallest graph.")
 flags.DEFINE_integer("max_nodes", 50, "Largest graph.")
 flags.DEFINE_enum("graph_source", "thesis", ["thesis", "generated"], "Reber data set.")
+flags.DEFINE_bool("resume", False, "Keep the networks already in the results folder's CSVs "
+                  "(from an interrupted run with the same settings) and train the rest.")
 flags.DEFINE_bool("refit", False, "Train nothing: fit the regressors again on the per-variant "
                   "CSVs already in the results folder and rewrite summary_refit.json.")
 
@@ -147,10 +166,18 @@ flags.DEFINE_bool("refit", False, "Train nothing: fit the regressors again on th
 def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERATORS,
         num_graphs=100, epochs=15, seed=0, source="thesis", train_limit=0, layout="block",
         min_nodes=10, max_nodes=50, patience=0, trainer="bank", bank_size=50,
-        jit_compile=True, bucket_width=0) -> dict:
+        jit_compile=True, bucket_width=0, resume=False) -> dict:
+    """The study; see the module's flags. Each variant's CSV is rewritten as each bank finishes,
+    and ``resume=True`` trains only the networks not yet in it (same settings required), so a
+    long study can be run in pieces: a network's result does not depend on its bank-mates."""
     out = common.out_dir("graph_architectures", results_dir)
     graph_dir = os.path.join(out, "graphs")
     os.makedirs(graph_dir, exist_ok=True)
+    settings = {"seed": seed, "epochs": epochs, "patience": patience, "layout": layout,
+                "bucket_width": bucket_width, "source": source, "train_limit": train_limit,
+                "num_graphs": num_graphs, "generators": list(generators),
+                "min_nodes": min_nodes, "max_nodes": max_nodes}
+    _check_settings(os.path.join(out, "study.json"), settings, resume)
     data = rc.load(source, data_dir, seed=seed, train_limit=train_limit)
     rng = np.random.default_rng(seed)
     report = {}
@@ -167,27 +194,63 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
                 rows.append({"variant": variant, "graph": name, "generator": kind,
                              **graph_properties(graph)})
                 graphs.append(graph)
-        results = train_networks(graphs, variant, data, epochs, seed, layout, patience, trainer,
-                                 bank_size, jit_compile, bucket_width)
-        for row, result in zip(rows, results):
-            row.update(result)
-        trained += len(rows)
-        print(f"{variant}: {len(rows)} networks, mean test acc "
-              f"{statistics.fmean(r['test_acc'] for r in rows):.4f}; overall "
-              f"{trained / ((time.perf_counter() - start) / 60):.2f} networks/min", flush=True)
-        common.write_rows(_csv_path(out, variant), rows)
+        path = _csv_path(out, variant)
+        if resume and os.path.exists(path):
+            finished = {r["graph"]: r for r in _read_rows(path)}
+            for row in rows:
+                row.update({k: v for k, v in finished.get(row["graph"], {}).items()
+                            if k in RESULT_FIELDS})
+        todo = [j for j, row in enumerate(rows) if "test_acc" not in row]
+
+        def save(results, todo=todo, rows=rows, path=path):
+            for j, result in results.items():
+                rows[todo[j]].update(result)
+            common.write_rows(path, [r for r in rows if "test_acc" in r])
+
+        if todo:
+            train_networks([graphs[j] for j in todo], variant, data, epochs, seed, layout,
+                           patience, trainer, bank_size, jit_compile, bucket_width,
+                           on_done=save, init_seeds=[seed * 100003 + j for j in todo])
+        trained += len(todo)
+        minutes = (time.perf_counter() - start) / 60
+        print(f"{variant}: {len(rows)} networks ({len(todo)} trained now), mean test acc "
+              f"{statistics.fmean(r['test_acc'] for r in rows):.4f}; "
+              f"{trained / minutes:.2f} networks/min", flush=True)
         report[variant] = _variant_report(variant, rows, seed)
         # Written after every variant, so that a long study stopped early keeps what it finished.
-        minutes = (time.perf_counter() - start) / 60
         common.write_json(os.path.join(out, "summary.json"),
                           {"report": report, "networks": trained, "minutes": minutes,
                            "networks_per_minute": trained / minutes if minutes else None,
-                           "seed": seed, "epochs": epochs, "patience": patience,
-                           "layout": layout, "trainer": trainer, "bank_size": bank_size,
-                           "bucket_width": bucket_width,
+                           **settings, "trainer": trainer, "bank_size": bank_size,
                            "source": data.source, "train_size": len(data.x_train)})
         _plot(report, os.path.join(out, "r2.png"))
     return report
+
+
+RESULT_FIELDS = ("test_acc", "test_loss", "epochs_trained", "train_time_s")
+
+
+def _check_settings(path, settings, resume):
+    """Record the study's settings; when resuming, refuse to mix results of other settings."""
+    if resume and os.path.exists(path):
+        with open(path) as f:
+            before = json.load(f)
+        changed = {k: (before.get(k), v) for k, v in settings.items() if before.get(k) != v}
+        if changed:
+            raise ValueError(f"--resume with settings other than those of the results in "
+                             f"{os.path.dirname(path)}: " + ", ".join(
+                                 f"{k} was {a!r}, now {b!r}" for k, (a, b) in changed.items()))
+    with open(path, "w") as f:
+        json.dump(settings, f, indent=2)
+
+
+def _read_rows(path) -> list:
+    """The per-network rows of a variant's CSV, numbers as floats."""
+    import csv
+
+    with open(path, newline="") as f:
+        return [{k: (v if k in ("variant", "graph", "generator") else float(v or "nan"))
+                 for k, v in row.items()} for row in csv.DictReader(f)]
 
 
 def _plot(report, path):
@@ -212,17 +275,13 @@ def _plot(report, path):
 def refit(results_dir=None, variants=rc.VARIANTS, seed=0) -> dict:
     """The regressors on the saved per-network CSVs (e.g. of a study stopped before its end),
     without training; writes ``summary_refit.json``. Variants without a CSV are skipped."""
-    import csv
-
     out = common.out_dir("graph_architectures", results_dir)
     report = {}
     for variant in variants:
         path = _csv_path(out, variant)
         if not os.path.exists(path):
             continue
-        with open(path, newline="") as f:
-            rows = [{k: (v if k in ("variant", "graph", "generator") else float(v or "nan"))
-                     for k, v in row.items()} for row in csv.DictReader(f)]
+        rows = _read_rows(path)
         report[variant] = _variant_report(variant, rows, seed)
     if not report:
         raise FileNotFoundError(f"No per-variant CSV of {list(variants)} in {out}.")
@@ -239,7 +298,8 @@ def main(argv):
         return
     run(F.data_dir, F.results_dir, F.graph_variants, F.generators, F.num_graphs, F.graph_epochs,
         int(F.seeds[0]), F.graph_source, F.train_limit, F.layout, F.min_nodes,
-        F.max_nodes, F.graph_patience, F.trainer, F.bank_size, F.jit_compile, F.bucket_width)
+        F.max_nodes, F.graph_patience, F.trainer, F.bank_size, F.jit_compile, F.bucket_width,
+        F.resume)
 
 
 if __name__ == "__main__":
