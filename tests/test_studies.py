@@ -33,7 +33,12 @@ def test_magnitude_study_on_a_tiny_setting(tmp_path):
     header = open(tmp_path / "gru.csv").readline().strip()
     assert header == "mode,prune,epoch,train_loss,train_acc,test_loss,test_acc,time"
     assert os.path.isfile(tmp_path / "gru.png")
-    assert json.load(open(tmp_path / "summary.json"))["train_size"] == 120
+    summary_json = json.load(open(tmp_path / "summary.json"))
+    assert summary_json["train_size"] == 120
+    table = reber_pruning.comparison_table(summary_json).splitlines()
+    hh_100 = next(line for line in table if "| hh | 100 % |" in line)
+    assert hh_100.endswith(" / 100.00% |")  # the thesis's GRU regains all at 100 % hh
+    assert len([line for line in table if line.startswith("| gru |")]) == 6
 
 
 import networkx as nx  # noqa: E402

@@ -15,6 +15,7 @@ train_acc, test_loss, test_acc, time), a summary JSON and a plot per variant.
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -30,7 +31,37 @@ flags.DEFINE_integer("base_epochs", 10, "Epochs of base training (thesis: 50).")
 flags.DEFINE_integer("retrain_epochs", 3, "Retraining epochs after pruning (thesis: 10).")
 flags.DEFINE_enum("source", "thesis", ["thesis", "generated"], "Reber data set.")
 
+flags.DEFINE_bool("table", False, "Train nothing: print the markdown table of the results "
+                  "folder's summary.json beside the thesis's numbers.")
+
 SETTINGS = {"ih+hh": "_prune", "ih": "_prune_i2h", "hh": "_prune_h2h"}
+
+# The thesis's own results (repository harshildarji/thesis, Implementations/experiments/results/
+# prune/<variant>.csv): test accuracy after 50 epochs of base training, and for each setting and
+# pruning level the test accuracy right after pruning and after its 10 retraining epochs.
+THESIS_DENSE = {"rnn-tanh": 0.93728, "rnn-relu": 1.0, "lstm": 1.0, "gru": 1.0}
+THESIS_PRUNING = {  # (variant, setting, percent): (after pruning, after 10 retraining epochs)
+    ("rnn-tanh", "ih+hh", 40): (0.93728, 0.93648), ("rnn-tanh", "ih+hh", 80): (0.9192, 0.99472),
+    ("rnn-tanh", "ih+hh", 100): (0.49424, 0.49424), ("rnn-tanh", "ih", 40): (0.93728, 0.93728),
+    ("rnn-tanh", "ih", 80): (0.81392, 0.96944), ("rnn-tanh", "ih", 100): (0.49424, 0.49424),
+    ("rnn-tanh", "hh", 40): (0.93728, 0.93728), ("rnn-tanh", "hh", 80): (0.93728, 0.93728),
+    ("rnn-tanh", "hh", 100): (0.49424, 0.53664),
+    ("rnn-relu", "ih+hh", 40): (1.0, 1.0), ("rnn-relu", "ih+hh", 80): (0.54864, 1.0),
+    ("rnn-relu", "ih+hh", 100): (0.50576, 0.49424), ("rnn-relu", "ih", 40): (1.0, 1.0),
+    ("rnn-relu", "ih", 80): (0.94976, 1.0), ("rnn-relu", "ih", 100): (0.50576, 0.49424),
+    ("rnn-relu", "hh", 40): (1.0, 1.0), ("rnn-relu", "hh", 80): (0.64864, 1.0),
+    ("rnn-relu", "hh", 100): (0.50576, 0.51728),
+    ("lstm", "ih+hh", 40): (1.0, 1.0), ("lstm", "ih+hh", 80): (0.66784, 1.0),
+    ("lstm", "ih+hh", 100): (0.50576, 0.50576), ("lstm", "ih", 40): (1.0, 1.0),
+    ("lstm", "ih", 80): (0.9456, 1.0), ("lstm", "ih", 100): (0.50576, 0.49424),
+    ("lstm", "hh", 40): (1.0, 1.0), ("lstm", "hh", 80): (0.99904, 1.0),
+    ("lstm", "hh", 100): (0.5208, 1.0),
+    ("gru", "ih+hh", 40): (1.0, 1.0), ("gru", "ih+hh", 80): (0.9936, 1.0),
+    ("gru", "ih+hh", 100): (0.50576, 0.49424), ("gru", "ih", 40): (1.0, 1.0),
+    ("gru", "ih", 80): (0.9968, 1.0), ("gru", "ih", 100): (0.50576, 0.50576),
+    ("gru", "hh", 40): (0.99984, 1.0), ("gru", "hh", 80): (0.95616, 1.0),
+    ("gru", "hh", 100): (0.57328, 1.0),
+}
 
 
 def _prune_subset(model, paths, percent, criterion, data=None, seed=0):
@@ -137,9 +168,35 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, levels=tuple(rang
     return report
 
 
+def comparison_table(summary: dict) -> str:
+    """Markdown: each magnitude-pruning result of ``summary`` (a study's summary.json) beside the
+    thesis's at the same variant, setting and level (where the thesis has that level)."""
+    pct = "{:.2%}".format
+    lines = [f"Ours: {summary['base_epochs']} base + {summary['retrain_epochs']} retraining "
+             f"epochs, seed {summary['seed']}. Thesis: 50 + 10 epochs.", "",
+             "| variant | dense: ours / thesis | setting | pruned | after pruning: ours / thesis "
+             "| after retraining: ours / thesis |", "|---|---|---|---|---|---|"]
+    for variant, report in summary["report"].items():
+        dense = f"{pct(report['dense_test_acc'])} / {pct(THESIS_DENSE[variant])}"
+        for row in report["summary"]:
+            if not row["method"].startswith("magnitude"):
+                continue
+            thesis = THESIS_PRUNING.get((variant, row["setting"], row["prune"]))
+            theirs = (lambda i: f" / {pct(thesis[i])}") if thesis else (lambda i: " / –")
+            lines.append(f"| {variant} | {dense} | {row['setting']} | {row['prune']} % | "
+                         f"{pct(row['acc_after_pruning'])}{theirs(0)} | "
+                         f"{pct(row['acc_after_retraining'])}{theirs(1)} |")
+    return "\n".join(lines)
+
+
 def main(argv):
     del argv
     F = common.FLAGS
+    if F.table:
+        out = common.out_dir("reber_pruning", F.results_dir)
+        with open(os.path.join(out, "summary.json")) as f:
+            print(comparison_table(json.load(f)))
+        return
     run(F.data_dir, F.results_dir, F.variants, [int(p) for p in F.levels], F.base_epochs,
         F.retrain_epochs, int(F.seeds[0]), F.source, F.train_limit)
 
