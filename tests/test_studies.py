@@ -115,7 +115,7 @@ def test_graph_study_on_a_tiny_setting(tmp_path, trainer, bucket_width):
     assert forest["r2_holdout"] == pytest.approx(regs["RandomForest"]["r2_holdout"], nan_ok=True)
     assert forest["feature_importance"] == pytest.approx(
         regs["RandomForest"]["feature_importance"])
-    assert (tmp_path / "summary_refit.json").exists()
+    assert (tmp_path / "summary_refit.json").exists() and (tmp_path / "predicted.png").exists()
 
 
 def test_graph_study_resumes_an_interrupted_run(tmp_path, capsys):

@@ -29,37 +29,76 @@ from snip_tf.studies import reber_common as rc
 THESIS_R2 = {"rnn-tanh": 0.43, "rnn-relu": 0.62, "gru": 0.88, "lstm": 0.58}
 
 
+def _regressors(seed: int) -> dict:
+    from sklearn.ensemble import AdaBoostRegressor, RandomForestRegressor
+    from sklearn.linear_model import BayesianRidge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return {"BayesianRidge": make_pipeline(StandardScaler(), BayesianRidge()),
+            "RandomForest": RandomForestRegressor(n_estimators=200, random_state=seed),
+            "AdaBoost": AdaBoostRegressor(random_state=seed)}
+
+
+def _xy(rows: list) -> tuple:
+    """Graph properties (missing ones as 0) and test accuracy of each network."""
+    x = np.nan_to_num(np.array([[r[f] for f in FEATURES] for r in rows], dtype=np.float64))
+    return x, np.array([r["test_acc"] for r in rows])
+
+
+def _folds(n: int, seed: int, folds: int = 5):
+    from sklearn.model_selection import KFold
+
+    return KFold(min(folds, n), shuffle=True, random_state=seed)
+
+
 def fit_regressors(rows: list, seed: int = 0, folds: int = 5) -> dict:
     """R^2 of BayesianRidge, RandomForest and AdaBoost predicting test accuracy from the graph
     properties: on a held-out 20 % split and with k-fold cross-validation; plus the Random
     Forest's feature importances."""
-    from sklearn.ensemble import AdaBoostRegressor, RandomForestRegressor
-    from sklearn.linear_model import BayesianRidge
-    from sklearn.model_selection import KFold, cross_val_score, train_test_split
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    from sklearn.model_selection import cross_val_score, train_test_split
 
-    x = np.array([[r[f] for f in FEATURES] for r in rows], dtype=np.float64)
-    x = np.nan_to_num(x)
-    y = np.array([r["test_acc"] for r in rows])
-    regressors = {
-        "BayesianRidge": make_pipeline(StandardScaler(), BayesianRidge()),
-        "RandomForest": RandomForestRegressor(n_estimators=200, random_state=seed),
-        "AdaBoost": AdaBoostRegressor(random_state=seed),
-    }
+    x, y = _xy(rows)
+    regressors = _regressors(seed)
     x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.2, random_state=seed)
     out = {}
     for name, reg in regressors.items():
         reg.fit(x_tr, y_tr)
         held_out = float(reg.score(x_te, y_te))
-        cv = cross_val_score(reg, x, y, cv=KFold(min(folds, len(y)), shuffle=True,
-                                                 random_state=seed), scoring="r2")
+        cv = cross_val_score(reg, x, y, cv=_folds(len(y), seed, folds), scoring="r2")
         out[name] = {"r2_holdout": held_out, "r2_cv_mean": float(np.mean(cv)),
                      "r2_cv_std": float(np.std(cv))}
     forest = regressors["RandomForest"].fit(x, y)
     out["RandomForest"]["feature_importance"] = dict(
         sorted(zip(FEATURES, map(float, forest.feature_importances_)), key=lambda kv: -kv[1]))
     return out
+
+
+def plot_predictions(rows_by_variant: dict, path: str, seed: int = 0, folds: int = 5):
+    """Measured test accuracy against the Random Forest's k-fold (out-of-fold) prediction from
+    the graph properties, one panel per variant: how much of the spread the graph explains."""
+    from sklearn.model_selection import cross_val_predict
+
+    plt = common.pyplot()
+    variants = [v for v, rows in rows_by_variant.items() if len(rows) >= 5]
+    if not variants:
+        return
+    fig, axes = plt.subplots(1, len(variants), figsize=(3.2 * len(variants), 3.2), squeeze=False)
+    for ax, variant in zip(axes[0], variants):
+        x, y = _xy(rows_by_variant[variant])
+        predicted = cross_val_predict(_regressors(seed)["RandomForest"], x, y,
+                                      cv=_folds(len(y), seed, folds))
+        generators = [r["generator"] for r in rows_by_variant[variant]]
+        for kind in dict.fromkeys(generators):
+            pick = [g == kind for g in generators]
+            ax.scatter(predicted[pick], y[pick], s=10, label=kind)
+        low, high = min(y.min(), predicted.min()), max(y.max(), predicted.max())
+        ax.plot([low, high], [low, high], color="grey", linewidth=0.8)
+        ax.set_title(variant, fontsize=9)
+        ax.set_xlabel("Random Forest prediction (out of fold)")
+    axes[0][0].set_ylabel("test accuracy")
+    axes[0][0].legend(fontsize=6)
+    common.save_figure(fig, path)
 
 
 def _csv_path(out: str, variant: str) -> str:
@@ -180,7 +219,7 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
     _check_settings(os.path.join(out, "study.json"), settings, resume)
     data = rc.load(source, data_dir, seed=seed, train_limit=train_limit)
     rng = np.random.default_rng(seed)
-    report = {}
+    report, finished = {}, {}
     start = time.perf_counter()
     trained = 0
     for variant in variants:
@@ -196,9 +235,9 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
                 graphs.append(graph)
         path = _csv_path(out, variant)
         if resume and os.path.exists(path):
-            finished = {r["graph"]: r for r in _read_rows(path)}
+            saved = {r["graph"]: r for r in _read_rows(path)}
             for row in rows:
-                row.update({k: v for k, v in finished.get(row["graph"], {}).items()
+                row.update({k: v for k, v in saved.get(row["graph"], {}).items()
                             if k in RESULT_FIELDS})
         todo = [j for j, row in enumerate(rows) if "test_acc" not in row]
 
@@ -224,6 +263,8 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
                            **settings, "trainer": trainer, "bank_size": bank_size,
                            "source": data.source, "train_size": len(data.x_train)})
         _plot(report, os.path.join(out, "r2.png"))
+        finished[variant] = rows
+        plot_predictions(finished, os.path.join(out, "predicted.png"), seed)
     return report
 
 
@@ -276,17 +317,18 @@ def refit(results_dir=None, variants=rc.VARIANTS, seed=0) -> dict:
     """The regressors on the saved per-network CSVs (e.g. of a study stopped before its end),
     without training; writes ``summary_refit.json``. Variants without a CSV are skipped."""
     out = common.out_dir("graph_architectures", results_dir)
-    report = {}
+    report, rows = {}, {}
     for variant in variants:
         path = _csv_path(out, variant)
         if not os.path.exists(path):
             continue
-        rows = _read_rows(path)
-        report[variant] = _variant_report(variant, rows, seed)
+        rows[variant] = _read_rows(path)
+        report[variant] = _variant_report(variant, rows[variant], seed)
     if not report:
         raise FileNotFoundError(f"No per-variant CSV of {list(variants)} in {out}.")
     common.write_json(os.path.join(out, "summary_refit.json"), {"report": report, "seed": seed})
     _plot(report, os.path.join(out, "r2.png"))
+    plot_predictions(rows, os.path.join(out, "predicted.png"), seed)
     return report
 
 
