@@ -208,7 +208,9 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
         jit_compile=True, bucket_width=0, resume=False) -> dict:
     """The study; see the module's flags. Each variant's CSV is rewritten as each bank finishes,
     and ``resume=True`` trains only the networks not yet in it (same settings required), so a
-    long study can be run in pieces: a network's result does not depend on its bank-mates."""
+    long study can be run in pieces: a network's result does not depend on its bank-mates.
+    Banks are cut from the networks sorted by depth and size, so the CSV of an unfinished
+    variant holds its shallowest networks: fit regressors on finished variants only."""
     out = common.out_dir("graph_architectures", results_dir)
     graph_dir = os.path.join(out, "graphs")
     os.makedirs(graph_dir, exist_ok=True)
