@@ -22,6 +22,14 @@ def test_padding_is_masked():
     np.testing.assert_allclose(model(x).numpy(), model(longer).numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_length_only_accuracy_uses_the_training_strings_majority_per_length():
+    tokens = lambda lengths: np.array([[1] * n + [0] * (5 - n) for n in lengths])  # noqa: E731
+    data = reber_common.ReberData(tokens([2, 2, 2, 3, 3]), np.array([1, 1, 0, 0, 0]),
+                                  tokens([2, 3, 3, 4]), np.array([1, 0, 1, 1]), 2, "test")
+    # length 2 -> 1, length 3 -> 0, length 4 unseen -> 0: right on the first two of four
+    assert reber_common.length_only_accuracy(data) == 0.5
+
+
 def test_magnitude_study_on_a_tiny_setting(tmp_path):
     report = reber_pruning.run(results_dir=str(tmp_path), variants=("gru",), levels=(50, 100),
                                base_epochs=1, retrain_epochs=1, source="generated",

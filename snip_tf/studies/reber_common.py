@@ -87,6 +87,16 @@ def fit_epochs(model, data: ReberData, epochs: int, seed: int, mode: str, prune:
     return rows
 
 
+def length_only_accuracy(data: ReberData) -> float:
+    """Test accuracy of predicting each string's label from its length alone (the majority label
+    of the training strings of that length): what a network can reach that sees only how many
+    steps its masked recurrence ran."""
+    train_len, test_len = (data.x_train != 0).sum(1), (data.x_test != 0).sum(1)
+    majority = {n: int(np.mean(data.y_train[train_len == n]) >= 0.5) for n in set(train_len)}
+    predicted = np.array([majority.get(n, 0) for n in test_len])
+    return float(np.mean(predicted == np.asarray(data.y_test)))
+
+
 def recurrent_weights(model, which: str) -> list:
     """Paths of the recurrent layers' input-to-hidden ("ih"), hidden-to-hidden ("hh") or both
     ("ih+hh") kernels; biases, the embedding and the classifier excluded (as the thesis)."""

@@ -32,7 +32,8 @@ flags.DEFINE_integer("retrain_epochs", 3, "Retraining epochs after pruning (thes
 flags.DEFINE_enum("source", "thesis", ["thesis", "generated"], "Reber data set.")
 
 flags.DEFINE_bool("table", False, "Train nothing: print the markdown table of the results "
-                  "folder's summary.json beside the thesis's numbers.")
+                  "folder's summary.json beside the thesis's numbers, and the accuracy of "
+                  "predicting from string length alone.")
 
 SETTINGS = {"ih+hh": "_prune", "ih": "_prune_i2h", "hh": "_prune_h2h"}
 
@@ -195,7 +196,11 @@ def main(argv):
     if F.table:
         out = common.out_dir("reber_pruning", F.results_dir)
         with open(os.path.join(out, "summary.json")) as f:
-            print(comparison_table(json.load(f)))
+            summary = json.load(f)
+        print(comparison_table(summary))
+        data = rc.load(summary["source"], F.data_dir, seed=summary["seed"])
+        print(f"\nPredicting the label from the string's length alone: "
+              f"{rc.length_only_accuracy(data):.2%} test accuracy.")
         return
     run(F.data_dir, F.results_dir, F.variants, [int(p) for p in F.levels], F.base_epochs,
         F.retrain_epochs, int(F.seeds[0]), F.source, F.train_limit)
