@@ -486,7 +486,7 @@ def train(bank: NetworkBank, x_train, y_train, x_test, y_test, epochs: int = 15,
                                  jit_compile)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32),
-                                  tf.TensorSpec([None], tf.int32)])
+                                  tf.TensorSpec([None], tf.int32)], autograph=False)
     def eval_step(tokens, labels):
         logits = bank(tokens)
         correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
