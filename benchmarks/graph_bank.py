@@ -111,8 +111,7 @@ def main():
     print(f"batches per epoch: {uniform[0]} uniform, {bucketed[0]} bucketed "
           f"(width {args.bucket_width})")
     real = sum(sum(map(len, a.layers)) for a in archs) / len(archs)
-    slots = sum(max((len(a.layers[l]) for a in archs if l < len(a.layers)), default=1)
-                for l in range(depth))
+    slots = sum(nb.layer_widths(archs))
     print(f"units per network: {real:.1f} real, {slots} in the bank's padded layout")
     print(f"{'trainer':16s} {'s/epoch/network':>16s} {'speed-up':>9s} {'networks/min':>13s} "
           f"{'1,200 networks (h)':>19s}")

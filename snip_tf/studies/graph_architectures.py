@@ -111,6 +111,12 @@ def _variant_report(variant: str, rows: list, seed: int) -> dict:
             "mean_test_acc": statistics.fmean(r["test_acc"] for r in rows)}
 
 
+def network_seed(seed: int, index: int) -> int:
+    """Initialization seed of the study's network ``index`` (its place among all of a variant's
+    graphs), the same whichever bank or run trains it."""
+    return seed * 100003 + index
+
+
 def train_one(graph, variant, data, epochs, seed, layout="block", patience=0,
               init_seed=None) -> dict:
     """Train the network of ``graph`` alone, as a Keras model (the reference path; the study
@@ -141,10 +147,10 @@ def train_networks(graphs, variant, data, epochs, seed, layout="block", patience
     size so that little is padded, on length-bucketed batches if ``bucket_width`` (see
     ``network_bank.batches``); ``"keras"`` trains them one by one, on uniform batches.
     ``on_done({graph index: result})`` is called as each bank (or Keras network) finishes.
-    Network ``i`` is initialized from ``init_seeds[i]`` (default ``seed * 100003 + i``); all
+    Network ``i`` is initialized from ``init_seeds[i]`` (default ``network_seed(seed, i)``); all
     train on the same batches, shuffled by ``seed``."""
     if init_seeds is None:
-        init_seeds = [seed * 100003 + i for i in range(len(graphs))]
+        init_seeds = [network_seed(seed, i) for i in range(len(graphs))]
     if trainer == "keras":
         results = []
         for i, g in enumerate(graphs):
@@ -251,7 +257,7 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
         if todo:
             train_networks([graphs[j] for j in todo], variant, data, epochs, seed, layout,
                            patience, trainer, bank_size, jit_compile, bucket_width,
-                           on_done=save, init_seeds=[seed * 100003 + j for j in todo])
+                           on_done=save, init_seeds=[network_seed(seed, j) for j in todo])
         trained += len(todo)
         minutes = (time.perf_counter() - start) / 60
         print(f"{variant}: {len(rows)} networks ({len(todo)} trained now), mean test acc "

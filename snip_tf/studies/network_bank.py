@@ -59,6 +59,13 @@ def _bank_rows(arch, offsets, layers: int) -> np.ndarray:
     return np.concatenate([offsets[l] + np.arange(len(arch.layers[l])) for l in range(layers)])
 
 
+def layer_widths(archs) -> list:
+    """Units of each layer of a bank of ``archs``: its widest network's layer (at least 1)."""
+    depth = max(len(a.layers) for a in archs)
+    return [max(max((len(a.layers[l]) for a in archs if l < len(a.layers)), default=1), 1)
+            for l in range(depth)]
+
+
 def padding_key(arch) -> tuple:
     """Sort key that puts networks of similar depth and size next to each other, so that banks
     cut from a sorted list pad little."""
@@ -102,9 +109,7 @@ class NetworkBank(keras.layers.Layer):
         self.vocab_size, self.embedding_dim = vocab_size, embedding_dim
         self.gates = gates = GATES[variant]
         self._slots = k_count = len(archs)
-        depth = max(len(a.layers) for a in archs)
-        self.widths = [max(max((len(a.layers[l]) for a in archs if l < len(a.layers)),
-                               default=1), 1) for l in range(depth)]
+        self.widths = layer_widths(archs)
         offsets = np.concatenate([[0], np.cumsum(self.widths)])
         self.offsets = offsets
         w_total = int(offsets[-1])
@@ -242,10 +247,14 @@ def _shifted(states):
     return tf.concat([tf.zeros_like(states[:1]), states[:-1]], axis=0)
 
 
-def _weight_grads(h_prev, d_pre):
-    """Gradients of the recurrent kernel and (summed) bias from every step at once."""
-    return (tf.einsum("tkbi,tkbj->kij", h_prev, d_pre),
-            tf.reduce_sum(d_pre, axis=[0, 2])[:, None])
+def _zero_state(x, units):
+    """The initial state (K, batch, units) for the projected inputs ``x``."""
+    return tf.zeros(tf.concat([tf.shape(x)[1:3], [units]], 0))
+
+
+def _kernel_grad(h_prev, d_pre):
+    """Gradient of the recurrent kernel from every step at once."""
+    return tf.einsum("tkbi,tkbj->kij", h_prev, d_pre)
 
 
 @tf.autograph.experimental.do_not_convert
@@ -257,9 +266,7 @@ def _simple_rnn(x, keep, u, relu):
             a = x_t + tf.matmul(h, u)
             return tf.where(keep_t, tf.nn.relu(a) if relu else tf.tanh(a), h)
 
-        units = u.shape[1]
-        hs = tf.scan(step, (x, keep),
-                     initializer=tf.zeros(tf.concat([tf.shape(x)[1:3], [units]], 0)))
+        hs = tf.scan(step, (x, keep), initializer=_zero_state(x, u.shape[1]))
 
         def grad(d_hs):
             def back(carry, elems):
@@ -271,7 +278,7 @@ def _simple_rnn(x, keep, u, relu):
 
             _, d_x = tf.scan(back, (d_hs, keep, hs), reverse=True,
                              initializer=(tf.zeros_like(hs[0]), tf.zeros_like(x[0])))
-            return d_x, _weight_grads(_shifted(hs), d_x)[0]
+            return d_x, _kernel_grad(_shifted(hs), d_x)
 
         return hs, grad
 
@@ -292,7 +299,7 @@ def _lstm(x, keep, u):
             return (tf.where(keep_t, o * tanh_c, h), tf.where(keep_t, c_new, c),
                     i, f, g, o, tanh_c)
 
-        zeros = tf.zeros(tf.concat([tf.shape(x)[1:3], [u.shape[1]]], 0))
+        zeros = _zero_state(x, u.shape[1])
         hs, cs, i, f, g, o, tanh_c = tf.scan(step, (x, keep), initializer=(zeros,) * 7)
 
         def grad(d_hs):
@@ -309,7 +316,7 @@ def _lstm(x, keep, u):
             z = tf.zeros_like(hs[0])
             _, _, d_x = tf.scan(back, (d_hs, keep, _shifted(cs), i, f, g, o, tanh_c),
                                 reverse=True, initializer=(z, z, tf.zeros_like(x[0])))
-            return d_x, _weight_grads(_shifted(hs), d_x)[0]
+            return d_x, _kernel_grad(_shifted(hs), d_x)
 
         return hs, grad
 
@@ -331,11 +338,12 @@ def _gru(x, keep, u, rb):
             cand = tf.tanh(x_t[..., 2 * w:] + r * r_all[..., 2 * w:])
             return tf.where(keep_t, z * h + (1 - z) * cand, h), z, r, cand, r_all[..., 2 * w:]
 
-        zeros = tf.zeros(tf.concat([tf.shape(x)[1:3], [w]], 0))
+        zeros = _zero_state(x, w)
         hs, z, r, cand, r_cand = tf.scan(step, (x, keep), initializer=(zeros,) * 5)
-        h_prev = _shifted(hs)
 
         def grad(d_hs):
+            h_prev = _shifted(hs)
+
             def back(carry, elems):
                 d_out, keep_t, h, z, r, cand, r_cand = elems
                 d_h = carry[0] + d_out
@@ -351,8 +359,7 @@ def _gru(x, keep, u, rb):
             z0 = tf.zeros_like(hs[0])
             _, d_x, d_rec = tf.scan(back, (d_hs, keep, h_prev, z, r, cand, r_cand), reverse=True,
                                     initializer=(z0, tf.zeros_like(x[0]), tf.zeros_like(x[0])))
-            d_u, d_rb = _weight_grads(h_prev, d_rec)
-            return d_x, d_u, d_rb
+            return d_x, _kernel_grad(h_prev, d_rec), tf.reduce_sum(d_rec, axis=[0, 2])[:, None]
 
         return hs, grad
 
@@ -392,7 +399,7 @@ def recurrence_autodiff(variant: str, x, keep, u, rb=None):
             new = (z * h + (1 - z) * tf.tanh(x_t[..., 2 * w:] + r * r_all[..., 2 * w:]),)
         return tuple(tf.where(keep_t, n, s) for n, s in zip(new, states))
 
-    zeros = tf.zeros(tf.concat([tf.shape(x)[1:3], [w]], 0))
+    zeros = _zero_state(x, w)
     init = (zeros, zeros) if variant == "lstm" else (zeros,)
     return tf.scan(step, (x, keep), initializer=init)[0]
 
