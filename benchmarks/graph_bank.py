@@ -1,6 +1,6 @@
 """Throughput of the graph study's trainers: one Keras model per network against a NetworkBank.
 
-    python benchmarks/graph_bank.py [--variant gru] [--networks 50] [--steps 10] [--rounds 3]
+    python benchmarks/graph_bank.py [--variant gru] [--networks 50] [--steps 10] [--rounds 3] [--padding_only]
 
 Draws graphs as the study does (the three generators, 10-50 nodes), sorts them into banks of
 ``--networks`` by depth and size as the study does, and trains the middle bank
@@ -30,6 +30,20 @@ from snip_tf.studies import reber_common as rc  # noqa: E402
 EPOCHS = 15  # the thesis's budget per network
 
 
+def print_padding(pool, variant):
+    """The arithmetic of the padded bank layout over that of each network alone
+    (``network_bank.step_macs``), for banks of several sizes cut from the sorted pool."""
+    gates = gn.GATES[variant]
+    alone = sum(nb.step_macs([a], gates) for a in pool)
+    ratios = []
+    for size in (1, 5, 10, 20, 30, 50):
+        banks = [pool[i:i + size] for i in range(0, len(pool), size)]
+        padded = sum(len(b) * nb.step_macs(b, gates) for b in banks)
+        ratios.append(f"{size}: {padded / alone:.2f}x")
+    print(f"arithmetic of the padded layout over each network alone, by bank size "
+          f"({len(pool)} networks, sorted): " + ", ".join(ratios))
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--variant", default="gru")
@@ -40,14 +54,19 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--bucket_width", type=int, default=8)
     parser.add_argument("--data_dir", default=os.environ.get("SNIP_TF_DATA_DIR"))
+    parser.add_argument("--padding_only", action="store_true",
+                        help="print only the padded-arithmetic table (no data, no timing)")
     args = parser.parse_args()
-    data = rc.load("thesis", args.data_dir)
     rng = np.random.default_rng(0)
     # As the study forms its banks: a pool of networks sorted by depth and size, cut into banks;
     # the measured bank is the middle one.
     pool = sorted((gn.architecture(gn.random_graph(gn.GENERATORS[i % 3],
                                                    int(rng.integers(10, 51)), i))
                    for i in range(args.pool)), key=nb.padding_key)
+    print_padding(pool, args.variant)
+    if args.padding_only:
+        return
+    data = rc.load("thesis", args.data_dir)
     middle = (len(pool) // args.networks // 2) * args.networks
     archs = pool[middle:middle + args.networks]
 

@@ -150,3 +150,14 @@ def test_bad_bank_arguments_are_named():
         nb.NetworkBank([arch], "transformer", 8, [0])
     with pytest.raises(ValueError, match="one seed per architecture"):
         nb.NetworkBank([arch, arch], "gru", 8, [0])
+
+
+def test_step_macs_counts_the_padded_layout():
+    path, star = gn.architecture(nx.path_graph(4)), gn.architecture(nx.star_graph(5))
+    assert [len(l) for l in path.layers] == [1, 1, 1, 1]
+    assert [len(l) for l in star.layers] == [1, 5]
+    # GRU (3 gates), embedding 16: gates * units * (inputs + units) per layer
+    assert nb.step_macs([path], 3) == 3 * (1 * 17 + 1 * 2 + 1 * 3 + 1 * 4)
+    assert nb.step_macs([star], 3) == 3 * (1 * 17 + 5 * 6)
+    # together, widths [1, 5, 1, 1]: layers 2 and 3 read the padded 5-wide layer 1
+    assert nb.step_macs([path, star], 3) == 3 * (1 * 17 + 5 * 6 + 1 * 7 + 1 * 8)

@@ -179,7 +179,11 @@ def train_networks(graphs, variant, data, epochs, seed, layout="block", patience
         if on_done:
             on_done({i: results[i] for i in members})
         if log:
-            log(f"{variant}: bank of {len(members)} networks (depth <= {len(bank.widths)}) in "
+            members_archs = [archs[i] for i in members]
+            alone = np.mean([nb.step_macs([a], bank.gates) for a in members_archs])
+            padding = nb.step_macs(members_archs, bank.gates) / alone
+            log(f"{variant}: bank of {len(members)} networks (depth <= {len(bank.widths)}, "
+                f"{padding:.1f}x the arithmetic of each alone) in "
                 f"{out['train_time_s']:.0f} s, "
                 f"{60 * len(members) / out['train_time_s']:.2f} networks/min")
     return results
