@@ -29,6 +29,26 @@ def test_each_network_of_a_bank_is_its_keras_model(variant, layout):
         np.testing.assert_allclose(model(TOKENS).numpy(), logits[:, k], atol=1e-5)
 
 
+@pytest.mark.parametrize("variant", ["rnn-relu", "gru"])
+def test_the_thesis_interface_in_a_bank_and_in_keras(variant):
+    archs = [gn.architecture(g) for g in GRAPHS]
+    bank = nb.NetworkBank(archs, variant, 8, [0, 1, 2], io="thesis")
+    logits = bank(TOKENS).numpy()
+    for k, arch in enumerate(archs):
+        model = bank.to_keras(k)
+        np.testing.assert_allclose(model(TOKENS).numpy(), logits[:, k], atol=1e-5)
+        # the embedding is as wide as the first layer, and the classifier reads the last layer
+        assert model.get_layer("embedding").embeddings.shape == (8, len(arch.layers[0]))
+        head = model.get_layer("classifier").kernel.numpy()
+        order = [n for layer in arch.layers for n in layer]
+        read = np.isin(order, arch.layers[-1])
+        assert np.all(head[~read] == 0) and np.all(head[read] != 0)
+    # a Barabási–Albert graph has one source: its network reads a 1-wide embedding
+    assert len(archs[1].layers[0]) == 1 and len(archs[1].sinks) > len(archs[1].layers[-1])
+    with pytest.raises(ValueError, match="io must be one of"):
+        nb.NetworkBank(archs, variant, 8, [0, 1, 2], io="thesis-ish")
+
+
 def test_trailing_padding_does_not_change_the_outputs():
     bank = nb.NetworkBank([gn.architecture(g) for g in GRAPHS], "lstm", 8, [0, 1, 2])
     padded = np.pad(TOKENS, [(0, 0), (0, 5)])

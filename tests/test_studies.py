@@ -149,3 +149,12 @@ def test_graph_study_resumes_an_interrupted_run(tmp_path, capsys):
         assert float(a["test_acc"]) == pytest.approx(float(b["test_acc"]), abs=1e-6)
     with pytest.raises(ValueError, match="epochs was 1, now 2"):
         ga.run(**{**settings, "epochs": 2}, resume=True)
+    # a study recorded before the io setting existed ran with its default
+    study = json.loads((tmp_path / "study.json").read_text())
+    del study["io"]
+    (tmp_path / "study.json").write_text(json.dumps(study))
+    with pytest.raises(ValueError, match="io was 'full', now 'thesis'"):
+        ga.run(**settings, resume=True, io="thesis")
+    capsys.readouterr()
+    ga.run(**settings, resume=True)
+    assert "(0 trained now)" in capsys.readouterr().out

@@ -21,7 +21,7 @@ from absl import app, flags
 
 from snip_tf.experiments import common
 from snip_tf.studies import network_bank as nb
-from snip_tf.studies.graph_networks import (FEATURES, GENERATORS, architecture, build_model,
+from snip_tf.studies.graph_networks import (FEATURES, GENERATORS, IO, architecture, build_model,
                                             graph_properties, random_graph)
 from snip_tf.studies import reber_common as rc
 
@@ -118,13 +118,13 @@ def network_seed(seed: int, index: int) -> int:
 
 
 def train_one(graph, variant, data, epochs, seed, layout="block", patience=0,
-              init_seed=None) -> dict:
+              init_seed=None, io="full") -> dict:
     """Train the network of ``graph`` alone, as a Keras model (the reference path; the study
     trains in banks, see ``train_networks``). ``seed`` shuffles the data; ``init_seed``
     (default ``seed``) initializes the weights."""
     arch = architecture(graph)
     model = build_model(arch, variant, data.vocab_size,
-                        seed if init_seed is None else init_seed, layout)
+                        seed if init_seed is None else init_seed, layout, io=io)
     # The thesis clips the global gradient norm (torch's clip_grad_norm_), as the bank does.
     model.compile(optimizer=keras.optimizers.Adam(1e-3, global_clipnorm=5.0), loss=rc.LOSS,
                   metrics=["accuracy"])
@@ -141,21 +141,22 @@ def train_one(graph, variant, data, epochs, seed, layout="block", patience=0,
 
 def train_networks(graphs, variant, data, epochs, seed, layout="block", patience=0,
                    trainer="bank", bank_size=50, jit_compile=True, bucket_width=0,
-                   log=print, on_done=None, init_seeds=None) -> list:
+                   log=print, on_done=None, init_seeds=None, io="full") -> list:
     """One result dict per graph. ``trainer="bank"`` trains ``bank_size`` networks at a time
     as one batched computation (:class:`NetworkBank`), grouping networks of similar depth and
     size so that little is padded, on length-bucketed batches if ``bucket_width`` (see
     ``network_bank.batches``); ``"keras"`` trains them one by one, on uniform batches.
     ``on_done({graph index: result})`` is called as each bank (or Keras network) finishes.
     Network ``i`` is initialized from ``init_seeds[i]`` (default ``network_seed(seed, i)``); all
-    train on the same batches, shuffled by ``seed``."""
+    train on the same batches, shuffled by ``seed``. ``io``: the networks' interface (see
+    ``graph_networks``)."""
     if init_seeds is None:
         init_seeds = [network_seed(seed, i) for i in range(len(graphs))]
     if trainer == "keras":
         results = []
         for i, g in enumerate(graphs):
             results.append(train_one(g, variant, data, epochs, seed, layout, patience,
-                                     init_seeds[i]))
+                                     init_seeds[i], io))
             if on_done:
                 on_done({i: results[-1]})
         return results
@@ -167,7 +168,7 @@ def train_networks(graphs, variant, data, epochs, seed, layout="block", patience
     for first in range(0, len(order), bank_size):
         members = order[first:first + bank_size]
         bank = nb.NetworkBank([archs[i] for i in members], variant, data.vocab_size,
-                              seeds=[init_seeds[i] for i in members], layout=layout)
+                              seeds=[init_seeds[i] for i in members], layout=layout, io=io)
         out = nb.train(bank, data.x_train, data.y_train, data.x_test, data.y_test,
                        epochs=epochs, batch_size=128, patience=patience, seed=seed,
                        jit_compile=jit_compile, bucket_width=bucket_width, log=log)
@@ -203,6 +204,9 @@ flags.DEFINE_integer("bucket_width", 0, "Bank trainer: draw each batch from stri
 flags.DEFINE_list("graph_variants", list(rc.VARIANTS), "Variants to study.")
 flags.DEFINE_list("generators", list(GENERATORS), "Graph families.")
 flags.DEFINE_enum("layout", "block", ["block", "thesis"], "Gate mask layout.")
+flags.DEFINE_enum("io", "full", list(IO), "Network interface: 'full' (a 16-wide embedding, a "
+                  "classifier over every sink) or 'thesis' (the embedding as wide as the first "
+                  "layer, a classifier over the last layer), see graph_networks.")
 flags.DEFINE_integer("min_nodes", 10, "Smallest graph.")
 flags.DEFINE_integer("max_nodes", 50, "Largest graph.")
 flags.DEFINE_enum("graph_source", "thesis", ["thesis", "generated"], "Reber data set.")
@@ -215,7 +219,7 @@ flags.DEFINE_bool("refit", False, "Train nothing: fit the regressors again on th
 def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERATORS,
         num_graphs=100, epochs=15, seed=0, source="thesis", train_limit=0, layout="block",
         min_nodes=10, max_nodes=50, patience=0, trainer="bank", bank_size=50,
-        jit_compile=True, bucket_width=0, resume=False) -> dict:
+        jit_compile=True, bucket_width=0, resume=False, io="full") -> dict:
     """The study; see the module's flags. Each variant's CSV is rewritten as each bank finishes,
     and ``resume=True`` trains only the networks not yet in it (same settings required), so a
     long study can be run in pieces: a network's result does not depend on its bank-mates.
@@ -227,7 +231,7 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
     settings = {"seed": seed, "epochs": epochs, "patience": patience, "layout": layout,
                 "bucket_width": bucket_width, "source": source, "train_limit": train_limit,
                 "num_graphs": num_graphs, "generators": list(generators),
-                "min_nodes": min_nodes, "max_nodes": max_nodes}
+                "min_nodes": min_nodes, "max_nodes": max_nodes, "io": io}
     _check_settings(os.path.join(out, "study.json"), settings, resume)
     data = rc.load(source, data_dir, seed=seed, train_limit=train_limit)
     rng = np.random.default_rng(seed)
@@ -261,7 +265,8 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
         if todo:
             train_networks([graphs[j] for j in todo], variant, data, epochs, seed, layout,
                            patience, trainer, bank_size, jit_compile, bucket_width,
-                           on_done=save, init_seeds=[network_seed(seed, j) for j in todo])
+                           on_done=save, init_seeds=[network_seed(seed, j) for j in todo],
+                           io=io)
         trained += len(todo)
         minutes = (time.perf_counter() - start) / 60
         print(f"{variant}: {len(rows)} networks ({len(todo)} trained now), mean test acc "
@@ -281,6 +286,7 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
 
 
 RESULT_FIELDS = ("test_acc", "test_loss", "epochs_trained", "train_time_s")
+SETTING_DEFAULTS = {"io": "full"}
 
 
 def _check_settings(path, settings, resume):
@@ -288,6 +294,8 @@ def _check_settings(path, settings, resume):
     if resume and os.path.exists(path):
         with open(path) as f:
             before = json.load(f)
+        # Settings added after a study was recorded take their default there.
+        before = {**SETTING_DEFAULTS, **before}
         changed = {k: (before.get(k), v) for k, v in settings.items() if before.get(k) != v}
         if changed:
             raise ValueError(f"--resume with settings other than those of the results in "
@@ -353,7 +361,7 @@ def main(argv):
     run(F.data_dir, F.results_dir, F.graph_variants, F.generators, F.num_graphs, F.graph_epochs,
         int(F.seeds[0]), F.graph_source, F.train_limit, F.layout, F.min_nodes,
         F.max_nodes, F.graph_patience, F.trainer, F.bank_size, F.jit_compile, F.bucket_width,
-        F.resume)
+        F.resume, F.io)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,15 @@ A random graph becomes a network:
    the embedding densely, and hidden-to-hidden is dense;
 4. the classifier reads the final states of the sink nodes.
 
+``io`` chooses the network's interface. ``"full"`` (the default, above): a 16-wide embedding
+read by the sources, and a classifier over every sink. ``"thesis"``, as the thesis's code
+(``Implementations/experiments/arbitrary_structure.py``, ``sparse.py``) built it: the embedding
+is as wide as the first layer (so a Barabási–Albert network, which always has one source, reads
+a 1-wide embedding), and the classifier reads only the last layer, not the sinks of earlier
+layers. Two differences from that code remain in both: skip edges are input connections of
+their target layer (the thesis ran each skip as a separate recurrent layer and added its outputs
+to the target's), and padding is masked (the thesis ran through trailing padding).
+
 For LSTM/GRU every gate uses the same connectivity. Keras lays a kernel out as
 ``(inputs, gates * units)`` in gate blocks, so the correct mask tiles the node mask once per gate
 block (``layout="block"``). The thesis's code used ``np.repeat(mask, gates, 0)`` on PyTorch's
@@ -30,6 +39,7 @@ from snip_tf import pruning
 L = keras.layers
 GATES = {"rnn-tanh": 1, "rnn-relu": 1, "lstm": 4, "gru": 3}
 GENERATORS = ("barabasi_albert", "watts_strogatz", "erdos_renyi")
+IO = ("full", "thesis")
 
 
 def random_graph(kind: str, n: int, seed: int) -> nx.Graph:
@@ -82,6 +92,23 @@ def architecture(graph: nx.Graph) -> Architecture:
     return Architecture(layers, masks, sinks, dag)
 
 
+def _check_io(io: str):
+    if io not in IO:
+        raise ValueError(f"io must be one of {IO}; got {io!r}.")
+
+
+def input_width(arch: Architecture, io: str = "full", embedding_dim: int = 16) -> int:
+    """Width of the embedding the first layer reads (see the module's ``io``)."""
+    _check_io(io)
+    return len(arch.layers[0]) if io == "thesis" else embedding_dim
+
+
+def readout_nodes(arch: Architecture, io: str = "full") -> list:
+    """The nodes whose final states the classifier reads (see the module's ``io``)."""
+    _check_io(io)
+    return list(arch.layers[-1]) if io == "thesis" else list(arch.sinks)
+
+
 def gate_mask(mask: np.ndarray, gates: int, layout: str = "block") -> np.ndarray:
     """The kernel mask of a gated cell in Keras's ``(inputs, gates * units)`` layout."""
     if layout == "block":
@@ -92,9 +119,10 @@ def gate_mask(mask: np.ndarray, gates: int, layout: str = "block") -> np.ndarray
 
 
 def build_model(arch: Architecture, variant: str, vocab_size: int, seed: int,
-                layout: str = "block", embedding_dim: int = 16):
+                layout: str = "block", embedding_dim: int = 16, io: str = "full"):
     """A Keras model of ``arch`` with its structure installed as pruning masks (so the absent
-    connections stay exactly zero through training)."""
+    connections stay exactly zero through training). ``io``: see the module's docstring."""
+    embedding_dim = input_width(arch, io, embedding_dim)
     keras.utils.set_random_seed(seed)
     cls = {"rnn-tanh": L.SimpleRNN, "rnn-relu": L.SimpleRNN, "lstm": L.LSTM, "gru": L.GRU}[variant]
     kwargs = {"activation": "relu"} if variant == "rnn-relu" else {}
@@ -116,8 +144,8 @@ def build_model(arch: Architecture, variant: str, vocab_size: int, seed: int,
     for l in range(1, len(arch.layers)):
         masks[rnns[l].cell.kernel.path] = gate_mask(arch.input_masks[l], GATES[variant], layout)
     order = [n for layer in arch.layers for n in layer]
-    sink_rows = np.isin(order, arch.sinks)
-    masks[head.kernel.path] = np.repeat(sink_rows[:, None], 2, axis=1)
+    read_rows = np.isin(order, readout_nodes(arch, io))
+    masks[head.kernel.path] = np.repeat(read_rows[:, None], 2, axis=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", pruning.LayerCollapseWarning)
         pruning.apply_masks(model, masks)

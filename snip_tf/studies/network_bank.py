@@ -93,14 +93,15 @@ class NetworkBank(keras.layers.Layer):
         vocab_size: embedding rows (token 0 is padding).
         seeds: one initialization seed per network.
         layout: gate-mask layout, "block" (correct) or "thesis" (its interleaved rows).
-        embedding_dim: per-network embedding width.
+        embedding_dim: per-network embedding width (``io="full"``).
+        io: the networks' interface, "full" or "thesis" (see ``graph_networks``).
         backward: "bptt", the hand-written backward pass of :func:`recurrence`, or "autodiff",
             TensorFlow's (the slower reference).
     """
 
     def __init__(self, archs: Sequence, variant: str, vocab_size: int, seeds: Sequence[int],
-                 layout: str = "block", embedding_dim: int = 16, backward: str = "bptt",
-                 **kwargs):
+                 layout: str = "block", embedding_dim: int = 16, io: str = "full",
+                 backward: str = "bptt", **kwargs):
         super().__init__(**kwargs)
         if variant not in GATES:
             raise ValueError(f"variant must be one of {sorted(GATES)}; got {variant!r}.")
@@ -111,13 +112,15 @@ class NetworkBank(keras.layers.Layer):
         if len(archs) != len(seeds) or not archs:
             raise ValueError(f"need one seed per architecture; got {len(archs)} architectures "
                              f"and {len(seeds)} seeds.")
-        self.archs, self.variant, self.layout = list(archs), variant, layout
+        self.archs, self.variant, self.layout, self.io = list(archs), variant, layout, io
+        inputs = [gn.input_width(a, io, embedding_dim) for a in archs]
         # oneDNN's CPU kernels fail or crash on the gradients of this computation when the
         # network axis has length 1, so a lone network gets an inert copy beside it: its logits
         # are dropped, so it receives no gradient and never changes.
         copies = 2 if len(archs) == 1 else 1
-        archs, seeds = list(archs) * copies, list(seeds) * copies
+        archs, seeds, inputs = list(archs) * copies, list(seeds) * copies, inputs * copies
         self.vocab_size, self.embedding_dim = vocab_size, embedding_dim
+        width = max(inputs)  # the bank's embedding: the widest network's
         self.gates = gates = GATES[variant]
         self._slots = k_count = len(archs)
         self.widths = layer_widths(archs)
@@ -128,8 +131,8 @@ class NetworkBank(keras.layers.Layer):
         def initial(initializer, shape, seed):
             return np.asarray(keras.ops.convert_to_numpy(initializer(seed=seed)(shape)))
 
-        emb = np.zeros((k_count, vocab_size, embedding_dim), np.float32)
-        kernels = [np.zeros((k_count, embedding_dim if l == 0 else int(offsets[l]),
+        emb = np.zeros((k_count, vocab_size, width), np.float32)
+        kernels = [np.zeros((k_count, width if l == 0 else int(offsets[l]),
                              gates * w), np.float32) for l, w in enumerate(self.widths)]
         recurrents = [np.zeros((k_count, w, gates * w), np.float32) for w in self.widths]
         bias_rows = 2 if variant == "gru" else 1
@@ -139,15 +142,16 @@ class NetworkBank(keras.layers.Layer):
         bmasks = [np.zeros_like(b) for b in biases]
         head = np.zeros((k_count, w_total, 2), np.float32)
         hmask = np.zeros_like(head)
-        for k, (arch, seed) in enumerate(zip(archs, seeds)):
+        for k, (arch, seed, reads) in enumerate(zip(archs, seeds, inputs)):
             seed = int(seed)
-            emb[k] = initial(keras.initializers.RandomUniform, (vocab_size, embedding_dim), seed)
+            emb[k][:, :reads] = initial(keras.initializers.RandomUniform, (vocab_size, reads),
+                                        seed)
             for l, nodes in enumerate(arch.layers):
                 w, pad = len(nodes), self.widths[l]
                 cols = _gate_columns(w, pad, gates)
                 if l == 0:
-                    rows, fan_in = np.arange(embedding_dim), embedding_dim
-                    mask = np.ones((embedding_dim, gates * w), bool)
+                    rows, fan_in = np.arange(reads), reads
+                    mask = np.ones((reads, gates * w), bool)
                 else:
                     rows = _bank_rows(arch, offsets, l)
                     fan_in = len(rows)
@@ -164,11 +168,11 @@ class NetworkBank(keras.layers.Layer):
                     biases[l][k][0, cols[w:2 * w]] = 1.0
                 bmasks[l][k][:, cols] = 1
             order = [n for layer in arch.layers for n in layer]
-            sink_rows = np.isin(order, arch.sinks)
+            read_rows = np.isin(order, gn.readout_nodes(arch, io))
             bank_rows = _bank_rows(arch, offsets, len(arch.layers))
             h = initial(keras.initializers.GlorotUniform, (len(order), 2), seed + 7)
-            head[k][bank_rows] = h * sink_rows[:, None]
-            hmask[k][bank_rows] = sink_rows[:, None]
+            head[k][bank_rows] = h * read_rows[:, None]
+            hmask[k][bank_rows] = read_rows[:, None]
 
         def weight(name, value, trainable=True):
             return self.add_weight(name=name, shape=value.shape, trainable=trainable,
@@ -216,15 +220,15 @@ class NetworkBank(keras.layers.Layer):
         """Network ``k`` as the Keras model of ``graph_networks.build_model``."""
         arch = self.archs[k]
         model = gn.build_model(arch, self.variant, self.vocab_size, seed=0, layout=self.layout,
-                               embedding_dim=self.embedding_dim)
+                               embedding_dim=self.embedding_dim, io=self.io)
         gates = self.gates
-        model.get_layer("embedding").embeddings.assign(self.embedding.numpy()[k])
+        reads = gn.input_width(arch, self.io, self.embedding_dim)
+        model.get_layer("embedding").embeddings.assign(self.embedding.numpy()[k][:, :reads])
         for l, nodes in enumerate(arch.layers):
             cell = model.get_layer(f"layer{l}").cell
             w = len(nodes)
             cols = _gate_columns(w, self.widths[l], gates)
-            rows = (np.arange(self.embedding_dim) if l == 0
-                    else _bank_rows(arch, self.offsets, l))
+            rows = np.arange(reads) if l == 0 else _bank_rows(arch, self.offsets, l)
             kernel = (self.kernels[l] * self.kernel_masks[l]).numpy()[k]
             cell.kernel.assign(kernel[np.ix_(rows, cols)])
             cell.recurrent_kernel.assign(self.recurrents[l].numpy()[k][np.ix_(np.arange(w), cols)])
