@@ -98,12 +98,20 @@ def test_built_network_keeps_the_graph_structure_through_training():
 def test_graph_properties_of_a_path():
     props = gn.graph_properties(nx.path_graph(4))
     assert props["nodes"] == 4 and props["edges"] == 3 and props["diameter"] == 3
-    assert props["density"] == pytest.approx(0.5)
-    assert props["avg_shortest_path"] == pytest.approx(10 / 6)
-    assert props["degree_mean"] == pytest.approx(1.5) and props["layers"] == 4
-    assert props["sources"] == 1 and props["sinks"] == 1
-    assert props["node_betweenness_mean"] == pytest.approx((0 + 2 / 3 + 2 / 3 + 0) / 4)
-    assert set(gn.FEATURES) <= set(props)
+    assert props["density"] == pytest.approx(3 / 12)  # the thesis's e / (n (n - 1))
+    assert props["average_shortest_path_length"] == pytest.approx(10 / 6)
+    # degree centrality 1/3, 2/3, 2/3, 1/3; sample variance
+    assert props["degree_mean"] == pytest.approx(0.5) and props["layers"] == 4
+    assert props["degree_var"] == pytest.approx(4 * (1 / 6) ** 2 / 3)
+    assert props["source_nodes"] == 1 and props["sink_nodes"] == 1
+    assert props["nodes_betweenness_mean"] == pytest.approx((0 + 2 / 3 + 2 / 3 + 0) / 4)
+    assert list(props) == list(gn.FEATURES)  # the thesis's features, in its order
+
+
+def test_sink_nodes_is_the_last_layer_width_as_in_the_thesis():
+    # 0-1, 0-2, 1-3: node 2 is a sink in layer 1, node 3 the last layer's only node
+    props = gn.graph_properties(nx.Graph([(0, 1), (0, 2), (1, 3)]))
+    assert props["sink_nodes"] == 1 and props["source_nodes"] == 1 and props["layers"] == 3
 
 
 @pytest.mark.parametrize("trainer,bucket_width", [("bank", 4), ("keras", 0)])
@@ -128,6 +136,31 @@ def test_graph_study_on_a_tiny_setting(tmp_path, trainer, bucket_width):
     assert (tmp_path / "summary_refit.json").exists() and (tmp_path / "predicted.png").exists()
 
 
+def test_graph_study_csv_has_the_thesis_layout_and_refit_upgrades_the_earlier_one(tmp_path):
+    ga.run(results_dir=str(tmp_path), variants=("rnn-relu",), generators=("watts_strogatz",),
+           num_graphs=5, epochs=1, source="generated", train_limit=60, min_nodes=10,
+           max_nodes=12, bank_size=5, jit_compile=False)
+    path = tmp_path / "rnn_relu.csv"
+    header = path.read_text().splitlines()[0].split(",")
+    assert header == ["mode", "graph", "graph_nr", *gn.FEATURES, "test_acc", "test_loss", "time",
+                      "epochs_trained"]
+    rows = [dict(zip(header, line.split(","))) for line in path.read_text().splitlines()[1:]]
+    # the same results in the layout before this one: other names, other definitions
+    old = ["variant,graph,generator,layers,sinks,degree_mean,test_acc,test_loss,epochs_trained,"
+           "train_time_s"]
+    old += [f"rnn-relu,{r['graph']}_{r['graph_nr']},{r['graph']},1,99,99,{r['test_acc']},"
+            f"{r['test_loss']},{r['epochs_trained']},{r['time']}" for r in rows]
+    path.write_text("\n".join(old) + "\n")
+    ga.refit(str(tmp_path), variants=("rnn-relu",))
+    again = path.read_text().splitlines()
+    assert again[0].split(",") == header
+    for line, row in zip(again[1:], rows):
+        upgraded = dict(zip(header, line.split(",")))
+        for key in ("graph", "graph_nr", "sink_nodes", "degree_mean", "test_acc", "time"):
+            assert float(upgraded[key]) == pytest.approx(float(row[key])) if key != "graph" \
+                else upgraded[key] == row[key]
+
+
 def test_graph_study_resumes_an_interrupted_run(tmp_path, capsys):
     settings = dict(results_dir=str(tmp_path), variants=("gru",), generators=("erdos_renyi",),
                     num_graphs=4, epochs=1, source="generated", train_limit=60, min_nodes=10,
@@ -135,7 +168,7 @@ def test_graph_study_resumes_an_interrupted_run(tmp_path, capsys):
     ga.run(**settings)
     path = tmp_path / "gru.csv"
     lines = path.read_text().splitlines()
-    full = {line.split(",")[1]: line for line in lines[1:]}
+    full = {tuple(line.split(",")[1:3]): line for line in lines[1:]}  # (graph, graph_nr)
     path.write_text("\n".join(lines[:3]) + "\n")  # as if stopped after the first two networks
     capsys.readouterr()
     ga.run(**settings, resume=True)
@@ -143,7 +176,7 @@ def test_graph_study_resumes_an_interrupted_run(tmp_path, capsys):
     again = path.read_text().splitlines()
     assert len(again) == 5
     for line in again[1:]:  # the same accuracies, whichever networks shared a bank
-        name = line.split(",")[1]
+        name = tuple(line.split(",")[1:3])
         header = lines[0].split(",")
         a, b = dict(zip(header, line.split(","))), dict(zip(header, full[name].split(",")))
         assert float(a["test_acc"]) == pytest.approx(float(b["test_acc"]), abs=1e-6)

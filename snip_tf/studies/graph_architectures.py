@@ -88,7 +88,7 @@ def plot_predictions(rows_by_variant: dict, path: str, seed: int = 0, folds: int
         x, y = _xy(rows_by_variant[variant])
         predicted = cross_val_predict(_regressors(seed)["RandomForest"], x, y,
                                       cv=_folds(len(y), seed, folds))
-        generators = [r["generator"] for r in rows_by_variant[variant]]
+        generators = [r["graph"] for r in rows_by_variant[variant]]
         for kind in dict.fromkeys(generators):
             pick = [g == kind for g in generators]
             ax.scatter(predicted[pick], y[pick], s=10, label=kind)
@@ -135,8 +135,8 @@ def train_one(graph, variant, data, epochs, seed, layout="block", patience=0,
                         callbacks=callbacks, shuffle=False)
     test = model.evaluate(data.x_test, data.y_test, batch_size=512, verbose=0, return_dict=True)
     return {"test_acc": float(test["accuracy"]), "test_loss": float(test["loss"]),
-            "epochs_trained": len(history.history["loss"]),
-            "train_time_s": time.perf_counter() - start}
+            "time": time.perf_counter() - start,
+            "epochs_trained": len(history.history["loss"])}
 
 
 def train_networks(graphs, variant, data, epochs, seed, layout="block", patience=0,
@@ -175,8 +175,8 @@ def train_networks(graphs, variant, data, epochs, seed, layout="block", patience
         for j, i in enumerate(members):
             results[i] = {"test_acc": float(out["test_acc"][j]),
                           "test_loss": float(out["test_loss"][j]),
-                          "epochs_trained": int(out["epochs_trained"][j]),
-                          "train_time_s": out["train_time_s"] / len(members)}
+                          "time": out["train_time_s"] / len(members),
+                          "epochs_trained": int(out["epochs_trained"][j])}
         if on_done:
             on_done({i: results[i] for i in members})
         if log:
@@ -244,17 +244,16 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
             for i in range(num_graphs):
                 n = int(rng.integers(min_nodes, max_nodes + 1))
                 graph = random_graph(kind, n, seed=seed * 100003 + i)
-                name = f"{kind}_{i}"
-                nx.write_graphml(graph, os.path.join(graph_dir, f"{variant}_{name}.graphml"))
-                rows.append({"variant": variant, "graph": name, "generator": kind,
+                nx.write_graphml(graph, _graph_path(out, variant, kind, i))
+                rows.append({"mode": variant, "graph": kind, "graph_nr": i,
                              **graph_properties(graph)})
                 graphs.append(graph)
         path = _csv_path(out, variant)
         if resume and os.path.exists(path):
-            saved = {r["graph"]: r for r in _read_rows(path)}
+            saved = {(r["graph"], r["graph_nr"]): r for r in _read_rows(path)}
             for row in rows:
-                row.update({k: v for k, v in saved.get(row["graph"], {}).items()
-                            if k in RESULT_FIELDS})
+                row.update({k: v for k, v in saved.get((row["graph"], row["graph_nr"]),
+                                                       {}).items() if k in RESULT_FIELDS})
         todo = [j for j, row in enumerate(rows) if "test_acc" not in row]
 
         def save(results, todo=todo, rows=rows, path=path):
@@ -285,7 +284,9 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
     return report
 
 
-RESULT_FIELDS = ("test_acc", "test_loss", "epochs_trained", "train_time_s")
+# A variant's CSV has the thesis's columns (mode, graph, graph_nr, the features, test_acc,
+# test_loss, time), then epochs_trained.
+RESULT_FIELDS = ("test_acc", "test_loss", "time", "epochs_trained")
 SETTING_DEFAULTS = {"io": "full"}
 
 
@@ -306,12 +307,28 @@ def _check_settings(path, settings, resume):
 
 
 def _read_rows(path) -> list:
-    """The per-network rows of a variant's CSV, numbers as floats."""
+    """The per-network rows of a variant's CSV, numbers as floats (``graph_nr`` an int). Rows of
+    the layout before the thesis's (variant, graph "<generator>_<nr>", generator, ...,
+    train_time_s) come back with the thesis's keys and without graph properties: ``refit``
+    computes those again from the saved graphs."""
     import csv
 
     with open(path, newline="") as f:
-        return [{k: (v if k in ("variant", "graph", "generator") else float(v or "nan"))
-                 for k, v in row.items()} for row in csv.DictReader(f)]
+        rows = list(csv.DictReader(f))
+    out = []
+    for row in rows:
+        if "variant" in row:  # the earlier layout
+            row = {"mode": row["variant"], "graph": row["generator"],
+                   "graph_nr": row["graph"].rsplit("_", 1)[1],
+                   **{k: row[k] for k in ("test_acc", "test_loss", "epochs_trained")},
+                   "time": row["train_time_s"]}
+        out.append({k: v if k in ("mode", "graph") else
+                    int(v) if k == "graph_nr" else float(v or "nan") for k, v in row.items()})
+    return out
+
+
+def _graph_path(out: str, variant: str, kind: str, number: int) -> str:
+    return os.path.join(out, "graphs", f"{variant}_{kind}_{number}.graphml")
 
 
 def _plot(report, path):
@@ -335,7 +352,8 @@ def _plot(report, path):
 
 def refit(results_dir=None, variants=rc.VARIANTS, seed=0) -> dict:
     """The regressors on the saved per-network CSVs (e.g. of a study stopped before its end),
-    without training; writes ``summary_refit.json``. Variants without a CSV are skipped."""
+    without training; writes ``summary_refit.json``. Variants without a CSV are skipped. A CSV
+    of the earlier layout is brought to the current one (properties from its saved graphs)."""
     out = common.out_dir("graph_architectures", results_dir)
     report, rows = {}, {}
     for variant in variants:
@@ -343,6 +361,15 @@ def refit(results_dir=None, variants=rc.VARIANTS, seed=0) -> dict:
         if not os.path.exists(path):
             continue
         rows[variant] = _read_rows(path)
+        if any(FEATURES[0] not in row for row in rows[variant]):
+            # a CSV of the earlier layout: the properties again, from the saved graphs, as now
+            # defined; the CSV is rewritten in the thesis's layout
+            rows[variant] = [{**{k: row[k] for k in ("mode", "graph", "graph_nr")},
+                              **graph_properties(nx.read_graphml(
+                                  _graph_path(out, variant, row["graph"], row["graph_nr"]),
+                                  node_type=int)),
+                              **{k: row[k] for k in RESULT_FIELDS}} for row in rows[variant]]
+            common.write_rows(path, rows[variant])
         report[variant] = _variant_report(variant, rows[variant], seed)
     if not report:
         raise FileNotFoundError(f"No per-variant CSV of {list(variants)} in {out}.")

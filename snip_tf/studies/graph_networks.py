@@ -153,35 +153,43 @@ def build_model(arch: Architecture, variant: str, vocab_size: int, seed: int,
 
 
 def _stats(values, prefix) -> dict:
-    values = list(values)
-    return {f"{prefix}_mean": float(np.mean(values)), f"{prefix}_var": float(np.var(values)),
-            f"{prefix}_std": float(np.std(values))}
+    """Mean, sample variance and sample standard deviation, as the thesis's ``statistics``."""
+    values = np.asarray(list(values), dtype=np.float64)
+    return {f"{prefix}_mean": float(np.mean(values)),
+            f"{prefix}_var": float(np.var(values, ddof=1)) if len(values) > 1 else float("nan"),
+            f"{prefix}_std": float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")}
 
 
 def graph_properties(graph: nx.Graph) -> dict:
-    """The thesis's features of a graph (on the undirected graph; layers, sources and sinks on
-    its DAG)."""
+    """The thesis's features of a graph, named and defined as its code
+    (``get_graph_properties`` in ``Implementations/experiments/arbitrary_structure.py``): on the
+    undirected graph, with degree centrality (degree / (n - 1)), density e / (n (n - 1)) and
+    sample variances; ``layers``, ``source_nodes`` (the first layer's width) and ``sink_nodes``
+    (the last layer's width, as its ``last_layer_size``; a DAG can have sinks in earlier
+    layers too) on the layered DAG. Distances are NaN on a disconnected graph (Erdős–Rényi
+    can be)."""
     arch = architecture(graph)
+    n, e = graph.number_of_nodes(), graph.number_of_edges()
     connected = nx.is_connected(graph)
-    props = {"layers": len(arch.layers), "nodes": graph.number_of_nodes(),
-             "edges": graph.number_of_edges(),
-             "sources": sum(1 for n in arch.dag if arch.dag.in_degree(n) == 0),
-             "sinks": len(arch.sinks), "density": nx.density(graph),
+    props = {"layers": len(arch.layers), "nodes": n, "edges": e,
+             "source_nodes": len(arch.layers[0]), "sink_nodes": len(arch.layers[-1]),
              "diameter": nx.diameter(graph) if connected else float("nan"),
-             "avg_shortest_path": nx.average_shortest_path_length(graph) if connected
-             else float("nan")}
-    props.update(_stats(nx.eccentricity(graph).values() if connected else [np.nan],
+             "density": e / (n * (n - 1)),
+             "average_shortest_path_length": nx.average_shortest_path_length(graph)
+             if connected else float("nan")}
+    props.update(_stats(nx.eccentricity(graph).values() if connected else [np.nan] * 2,
                         "eccentricity"))
-    props.update(_stats(dict(graph.degree()).values(), "degree"))
+    props.update(_stats(nx.degree_centrality(graph).values(), "degree"))
     props.update(_stats(nx.closeness_centrality(graph).values(), "closeness"))
-    props.update(_stats(nx.betweenness_centrality(graph).values(), "node_betweenness"))
+    props.update(_stats(nx.betweenness_centrality(graph).values(), "nodes_betweenness"))
     props.update(_stats(nx.edge_betweenness_centrality(graph).values(), "edge_betweenness"))
     return props
 
 
-FEATURES = ("layers", "nodes", "edges", "sources", "sinks", "diameter", "density",
-            "avg_shortest_path") + tuple(
-    f"{p}_{s}" for p in ("eccentricity", "degree", "closeness", "node_betweenness",
+# The regressors' inputs: the thesis's feature list, in its order.
+FEATURES = ("layers", "nodes", "edges", "source_nodes", "sink_nodes", "diameter", "density",
+            "average_shortest_path_length") + tuple(
+    f"{p}_{s}" for p in ("eccentricity", "degree", "closeness", "nodes_betweenness",
                          "edge_betweenness") for s in ("mean", "var", "std"))
 
 
