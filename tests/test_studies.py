@@ -121,6 +121,10 @@ def test_graph_study_on_a_tiny_setting(tmp_path, trainer, bucket_width):
                     source="generated", train_limit=60, min_nodes=10, max_nodes=12,
                     trainer=trainer, bank_size=4, jit_compile=False, bucket_width=bucket_width)
     regs = report["rnn-tanh"]["regressors"]
+    accuracy = report["rnn-tanh"]["test_acc"]
+    assert accuracy["min"] <= report["rnn-tanh"]["mean_test_acc"] <= accuracy["max"]
+    assert set(report["rnn-tanh"]["mean_test_acc_by_generator"]) == {"barabasi_albert",
+                                                                   "watts_strogatz"}
     assert set(regs) == {"BayesianRidge", "RandomForest", "AdaBoost"}
     assert set(regs["RandomForest"]["feature_importance"]) == set(gn.FEATURES)
     graphs = list((tmp_path / "graphs").glob("*.graphml"))

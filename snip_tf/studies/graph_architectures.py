@@ -106,9 +106,16 @@ def _csv_path(out: str, variant: str) -> str:
 
 
 def _variant_report(variant: str, rows: list, seed: int) -> dict:
+    accuracies = [r["test_acc"] for r in rows]
+    by_graph = {}
+    for r in rows:
+        by_graph.setdefault(r["graph"], []).append(r["test_acc"])
     return {"regressors": fit_regressors(rows, seed) if len(rows) >= 5 else None,
             "thesis_rf_r2": THESIS_R2[variant], "networks": len(rows),
-            "mean_test_acc": statistics.fmean(r["test_acc"] for r in rows)}
+            "mean_test_acc": statistics.fmean(accuracies),
+            "test_acc": {"min": min(accuracies), "median": statistics.median(accuracies),
+                         "max": max(accuracies)},
+            "mean_test_acc_by_generator": {k: statistics.fmean(v) for k, v in by_graph.items()}}
 
 
 def network_seed(seed: int, index: int) -> int:
