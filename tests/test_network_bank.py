@@ -181,3 +181,5 @@ def test_step_macs_counts_the_padded_layout():
     assert nb.step_macs([star], 3) == 3 * (1 * 17 + 5 * 6)
     # together, widths [1, 5, 1, 1]: layers 2 and 3 read the padded 5-wide layer 1
     assert nb.step_macs([path, star], 3) == 3 * (1 * 17 + 5 * 6 + 1 * 7 + 1 * 8)
+    # the thesis's interface: the first layer reads an embedding as wide as itself (1 here)
+    assert nb.step_macs([star], 3, io="thesis") == 3 * (1 * 2 + 5 * 6)

@@ -188,8 +188,8 @@ def train_networks(graphs, variant, data, epochs, seed, layout="block", patience
             on_done({i: results[i] for i in members})
         if log:
             members_archs = [archs[i] for i in members]
-            alone = np.mean([nb.step_macs([a], bank.gates) for a in members_archs])
-            padding = nb.step_macs(members_archs, bank.gates) / alone
+            alone = np.mean([nb.step_macs([a], bank.gates, io=io) for a in members_archs])
+            padding = nb.step_macs(members_archs, bank.gates, io=io) / alone
             log(f"{variant}: bank of {len(members)} networks (depth <= {len(bank.widths)}, "
                 f"{padding:.1f}x the arithmetic of each alone) in "
                 f"{out['train_time_s']:.0f} s, "

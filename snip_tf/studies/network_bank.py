@@ -66,14 +66,15 @@ def layer_widths(archs) -> list:
             for l in range(depth)]
 
 
-def step_macs(archs, gates: int, embedding_dim: int = 16) -> int:
+def step_macs(archs, gates: int, embedding_dim: int = 16, io: str = "full") -> int:
     """Multiply-accumulates of the recurrent layers for one example and one time step, per
     network, in a bank of ``archs`` (forward pass; the backward pass costs about twice as much).
     Every network pays for the bank's padded layout: layer ``l`` has the widest network's width
     and reads all earlier layers' padded units. ``step_macs([arch], ...)`` is the network
     alone, so the ratio of the two is what padding costs."""
     widths = layer_widths(archs)
-    inputs = np.concatenate([[embedding_dim], np.cumsum(widths)[:-1]])
+    embedded = max(gn.input_width(a, io, embedding_dim) for a in archs)
+    inputs = np.concatenate([[embedded], np.cumsum(widths)[:-1]])
     return int(sum(gates * w * (i + w) for w, i in zip(widths, inputs)))
 
 
