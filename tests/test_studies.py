@@ -138,6 +138,10 @@ def test_graph_study_on_a_tiny_setting(tmp_path, trainer, bucket_width):
     assert forest["feature_importance"] == pytest.approx(
         regs["RandomForest"]["feature_importance"])
     assert (tmp_path / "summary_refit.json").exists() and (tmp_path / "predicted.png").exists()
+    narrowed = ga.refit(str(tmp_path), variants=("rnn-tanh",), generators=["watts_strogatz"])
+    assert narrowed["rnn-tanh"]["networks"] == 3
+    assert set(narrowed["rnn-tanh"]["mean_test_acc_by_generator"]) == {"watts_strogatz"}
+    assert (tmp_path / "summary_refit_watts_strogatz.json").exists()
 
 
 def test_graph_study_csv_has_the_thesis_layout_and_refit_upgrades_the_earlier_one(tmp_path):

@@ -220,7 +220,8 @@ flags.DEFINE_enum("graph_source", "thesis", ["thesis", "generated"], "Reber data
 flags.DEFINE_bool("resume", False, "Keep the networks already in the results folder's CSVs "
                   "(from an interrupted run with the same settings) and train the rest.")
 flags.DEFINE_bool("refit", False, "Train nothing: fit the regressors again on the per-variant "
-                  "CSVs already in the results folder and rewrite summary_refit.json.")
+                  "CSVs already in the results folder and rewrite summary_refit.json; with "
+                  "--generators, on those families' networks only.")
 
 
 def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERATORS,
@@ -357,10 +358,12 @@ def _plot(report, path):
     common.save_figure(fig, path)
 
 
-def refit(results_dir=None, variants=rc.VARIANTS, seed=0) -> dict:
+def refit(results_dir=None, variants=rc.VARIANTS, seed=0, generators=None) -> dict:
     """The regressors on the saved per-network CSVs (e.g. of a study stopped before its end),
     without training; writes ``summary_refit.json``. Variants without a CSV are skipped. A CSV
-    of the earlier layout is brought to the current one (properties from its saved graphs)."""
+    of the earlier layout is brought to the current one (properties from its saved graphs).
+    ``generators`` keeps only those graph families' networks (e.g. the thesis's two); the
+    outputs are then named after them (``summary_refit_<generators>.json``, ...)."""
     out = common.out_dir("graph_architectures", results_dir)
     report, rows = {}, {}
     for variant in variants:
@@ -377,12 +380,17 @@ def refit(results_dir=None, variants=rc.VARIANTS, seed=0) -> dict:
                                   node_type=int)),
                               **{k: row[k] for k in RESULT_FIELDS}} for row in rows[variant]]
             common.write_rows(path, rows[variant])
+        if generators:
+            rows[variant] = [row for row in rows[variant] if row["graph"] in generators]
         report[variant] = _variant_report(variant, rows[variant], seed)
     if not report:
         raise FileNotFoundError(f"No per-variant CSV of {list(variants)} in {out}.")
-    common.write_json(os.path.join(out, "summary_refit.json"), {"report": report, "seed": seed})
-    _plot(report, os.path.join(out, "r2.png"))
-    plot_predictions(rows, os.path.join(out, "predicted.png"), seed)
+    suffix = "_" + "+".join(generators) if generators else ""
+    common.write_json(os.path.join(out, f"summary_refit{suffix}.json"),
+                      {"report": report, "seed": seed,
+                       "generators": list(generators) if generators else "all"})
+    _plot(report, os.path.join(out, f"r2{suffix}.png"))
+    plot_predictions(rows, os.path.join(out, f"predicted{suffix}.png"), seed)
     return report
 
 
@@ -390,7 +398,9 @@ def main(argv):
     del argv
     F = common.FLAGS
     if F.refit:
-        refit(F.results_dir, F.graph_variants, int(F.seeds[0]))
+        # --generators narrows a refit only when given explicitly
+        refit(F.results_dir, F.graph_variants, int(F.seeds[0]),
+              F.generators if F["generators"].present else None)
         return
     run(F.data_dir, F.results_dir, F.graph_variants, F.generators, F.num_graphs, F.graph_epochs,
         int(F.seeds[0]), F.graph_source, F.train_limit, F.layout, F.min_nodes,
