@@ -32,14 +32,12 @@ EPOCHS = 15  # the thesis's budget per network
 
 def print_padding(pool, variant):
     """The arithmetic of the padded bank layout over that of each network alone
-    (``network_bank.step_macs``), for banks of several sizes cut from the sorted pool."""
+    (``network_bank.padding_factor``), for banks of several sizes cut from the sorted pool."""
     gates = gn.GATES[variant]
-    alone = sum(nb.step_macs([a], gates) for a in pool)
     ratios = []
     for size in (1, 5, 10, 20, 30, 50):
         banks = [pool[i:i + size] for i in range(0, len(pool), size)]
-        padded = sum(len(b) * nb.step_macs(b, gates) for b in banks)
-        ratios.append(f"{size}: {padded / alone:.2f}x")
+        ratios.append(f"{size}: {nb.padding_factor(banks, gates):.2f}x")
     print(f"arithmetic of the padded layout over each network alone, by bank size "
           f"({len(pool)} networks, sorted): " + ", ".join(ratios))
 

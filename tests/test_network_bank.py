@@ -183,3 +183,6 @@ def test_step_macs_counts_the_padded_layout():
     assert nb.step_macs([path, star], 3) == 3 * (1 * 17 + 5 * 6 + 1 * 7 + 1 * 8)
     # the thesis's interface: the first layer reads an embedding as wide as itself (1 here)
     assert nb.step_macs([star], 3, io="thesis") == 3 * (1 * 2 + 5 * 6)
+    # two networks in one bank each pay for the padded layout; each in its own bank does not
+    assert nb.padding_factor([[path, star]], 3) == pytest.approx(2 * 186 / (78 + 141))
+    assert nb.padding_factor([[path], [star]], 3) == 1.0

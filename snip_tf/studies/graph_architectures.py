@@ -187,9 +187,7 @@ def train_networks(graphs, variant, data, epochs, seed, layout="block", patience
         if on_done:
             on_done({i: results[i] for i in members})
         if log:
-            members_archs = [archs[i] for i in members]
-            alone = np.mean([nb.step_macs([a], bank.gates, io=io) for a in members_archs])
-            padding = nb.step_macs(members_archs, bank.gates, io=io) / alone
+            padding = nb.padding_factor([[archs[i] for i in members]], bank.gates, io=io)
             log(f"{variant}: bank of {len(members)} networks (depth <= {len(bank.widths)}, "
                 f"{padding:.1f}x the arithmetic of each alone) in "
                 f"{out['train_time_s']:.0f} s, "
@@ -234,8 +232,7 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
     Banks are cut from the networks sorted by depth and size, so the CSV of an unfinished
     variant holds its shallowest networks: fit regressors on finished variants only."""
     out = common.out_dir("graph_architectures", results_dir)
-    graph_dir = os.path.join(out, "graphs")
-    os.makedirs(graph_dir, exist_ok=True)
+    os.makedirs(_graph_dir(out), exist_ok=True)
     settings = {"seed": seed, "epochs": epochs, "patience": patience, "layout": layout,
                 "bucket_width": bucket_width, "source": source, "train_limit": train_limit,
                 "num_graphs": num_graphs, "generators": list(generators),
@@ -335,8 +332,12 @@ def _read_rows(path) -> list:
     return out
 
 
+def _graph_dir(out: str) -> str:
+    return os.path.join(out, "graphs")
+
+
 def _graph_path(out: str, variant: str, kind: str, number: int) -> str:
-    return os.path.join(out, "graphs", f"{variant}_{kind}_{number}.graphml")
+    return os.path.join(_graph_dir(out), f"{variant}_{kind}_{number}.graphml")
 
 
 def _plot(report, path):

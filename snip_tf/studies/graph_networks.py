@@ -177,7 +177,7 @@ def graph_properties(graph: nx.Graph) -> dict:
              "density": e / (n * (n - 1)),
              "average_shortest_path_length": nx.average_shortest_path_length(graph)
              if connected else float("nan")}
-    props.update(_stats(nx.eccentricity(graph).values() if connected else [np.nan] * 2,
+    props.update(_stats(nx.eccentricity(graph).values() if connected else [np.nan],
                         "eccentricity"))
     props.update(_stats(nx.degree_centrality(graph).values(), "degree"))
     props.update(_stats(nx.closeness_centrality(graph).values(), "closeness"))

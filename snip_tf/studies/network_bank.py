@@ -78,6 +78,14 @@ def step_macs(archs, gates: int, embedding_dim: int = 16, io: str = "full") -> i
     return int(sum(gates * w * (i + w) for w, i in zip(widths, inputs)))
 
 
+def padding_factor(banks, gates: int, embedding_dim: int = 16, io: str = "full") -> float:
+    """The arithmetic of ``banks`` (lists of architectures, each trained as one bank) in their
+    padded layouts over that of every network trained alone (:func:`step_macs`)."""
+    padded = sum(len(b) * step_macs(b, gates, embedding_dim, io) for b in banks)
+    alone = sum(step_macs([a], gates, embedding_dim, io) for b in banks for a in b)
+    return padded / alone
+
+
 def padding_key(arch) -> tuple:
     """Sort key that puts networks of similar depth and size next to each other, so that banks
     cut from a sorted list pad little."""
