@@ -49,6 +49,59 @@ def test_the_thesis_interface_in_a_bank_and_in_keras(variant):
         nb.NetworkBank(archs, variant, 8, [0, 1, 2], io="thesis-ish")
 
 
+# Layer 3 of this graph has skip edges from layers 0 and 1 besides the main one from layer 2.
+SKIPPY = nx.Graph([(0, 1), (1, 2), (2, 3), (0, 3), (1, 3), (0, 4), (3, 4)])
+
+
+def test_the_thesis_skip_cells():
+    arch = gn.architecture(SKIPPY)
+    assert [len(l) for l in arch.layers] == [1, 1, 1, 1, 1]
+    cells = gn.cells(arch, 3, "separate")
+    assert [(c.name, c.sources) for c in cells] == [
+        ("layer3", (2,)), ("skip0_to3", (0,)), ("skip1_to3", (1,))]
+    assert [len(gn.cells(arch, l, "separate")) for l in range(5)] == [1, 1, 1, 3, 2]
+    assert [len(gn.cells(arch, l, "input")) for l in range(5)] == [1] * 5
+    with pytest.raises(ValueError, match="skips must be one of"):
+        gn.cells(arch, 3, "sideways")
+
+
+@pytest.mark.parametrize("variant", ["rnn-relu", "lstm", "gru"])
+@pytest.mark.parametrize("padding", ["masked", "unmasked"])
+def test_the_thesis_network_in_a_bank_and_in_keras(variant, padding):
+    """Separate skip cells, PyTorch's initialization, either padding: bank and Keras agree."""
+    archs = [gn.architecture(g) for g in (SKIPPY, GRAPHS[0], GRAPHS[2])]
+    bank = nb.NetworkBank(archs, variant, 8, [0, 1, 2], io="thesis", skips="separate",
+                          padding=padding, init="torch")
+    assert bank.cell_counts == [1, 1, 2, 3, 2]
+    logits = bank(TOKENS).numpy()
+    for k in range(3):
+        model = bank.to_keras(k)
+        np.testing.assert_allclose(model(TOKENS).numpy(), logits[:, k], atol=1e-5)
+    skip = bank.to_keras(0).get_layer("skip0_to3").cell
+    assert np.all(skip.recurrent_kernel.numpy() != 0)  # its own, dense recurrent weights
+    assert np.abs(skip.recurrent_kernel.numpy()).max() <= 1.0  # uniform(±1/sqrt(1))
+
+
+def test_unmasked_padding_runs_to_the_longest_string_of_the_batch():
+    archs = [gn.architecture(g) for g in GRAPHS]
+    masked = nb.NetworkBank(archs, "gru", 8, [0, 1, 2])
+    unmasked = nb.NetworkBank(archs, "gru", 8, [0, 1, 2], padding="unmasked")
+    rng = np.random.default_rng(0)
+    unmasked.embedding.assign(rng.normal(size=unmasked.embedding.shape).astype("float32"))
+    masked.embedding.assign(unmasked.embedding)
+    a, b = masked(TOKENS).numpy(), unmasked(TOKENS).numpy()
+    np.testing.assert_allclose(a[2], b[2], atol=1e-6)  # the longest string has no padding
+    assert np.abs(a[:2] - b[:2]).max() > 1e-3  # the others run through the padding symbol
+    # steps beyond the batch's longest string (trim's rounding) are still skipped
+    np.testing.assert_allclose(unmasked(np.pad(TOKENS, [(0, 0), (0, 5)])).numpy(), b,
+                               atol=1e-6)
+    # and a string's result depends on its batch
+    assert np.abs(unmasked(TOKENS[:2]).numpy() - b[:2]).max() > 1e-3
+    for name in ("skips", "padding", "init"):
+        with pytest.raises(ValueError, match=f"{name} must be one of"):
+            nb.NetworkBank(archs, "gru", 8, [0, 1, 2], **{name: "other"})
+
+
 def test_trailing_padding_does_not_change_the_outputs():
     bank = nb.NetworkBank([gn.architecture(g) for g in GRAPHS], "lstm", 8, [0, 1, 2])
     padded = np.pad(TOKENS, [(0, 0), (0, 5)])
@@ -146,6 +199,24 @@ def test_bank_training_equals_keras_training_with_global_clipping():
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
 
 
+def test_bank_training_of_separate_skip_cells_equals_keras_training():
+    # (Keras's initialization: from PyTorch's standard normal embedding Adam amplifies the
+    # float rounding of near-zero gradients past any useful tolerance within 3 steps)
+    bank = nb.NetworkBank([gn.architecture(SKIPPY)], "lstm", 8, [3], skips="separate")
+    model = bank.to_keras(0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2, global_clipnorm=0.5),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    step = nb.make_train_step(bank, keras.optimizers.Adam(1e-2), clipnorm=0.5)
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        tokens = np.sort(rng.integers(0, 8, size=(16, 6)), axis=1)[:, ::-1].astype(np.int32)
+        labels = rng.integers(0, 2, 16).astype(np.int32)
+        step(tf.constant(tokens), tf.constant(labels))
+        model.train_on_batch(tokens, labels)
+    for a, b in zip(model.weights, bank.to_keras(0).weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+
+
 def test_absent_connections_stay_absent_through_training():
     bank = _train(GRAPHS, [0, 1, 2])
     for kernel, mask in zip(bank.kernels, bank.kernel_masks):
@@ -186,3 +257,7 @@ def test_step_macs_counts_the_padded_layout():
     # two networks in one bank each pay for the padded layout; each in its own bank does not
     assert nb.padding_factor([[path, star]], 3) == pytest.approx(2 * 186 / (78 + 141))
     assert nb.padding_factor([[path], [star]], 3) == 1.0
+    # separate skip cells: layer 3 of SKIPPY has 3 cells, layer 4 has 2, each 1 unit wide
+    skippy = gn.architecture(SKIPPY)
+    assert nb.step_macs([skippy], 1, skips="separate") == (
+        1 * 17 + 1 * 2 + 1 * 3 + 3 * 1 * 4 + 2 * 1 * 5)

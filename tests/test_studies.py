@@ -199,3 +199,21 @@ def test_graph_study_resumes_an_interrupted_run(tmp_path, capsys):
     capsys.readouterr()
     ga.run(**settings, resume=True)
     assert "(0 trained now)" in capsys.readouterr().out
+
+
+def test_graph_study_with_the_thesis_network_on_a_tiny_setting(tmp_path):
+    network = dict(io="thesis", skips="separate", padding="unmasked", init="torch")
+    report = ga.run(results_dir=str(tmp_path), variants=("gru",),
+                    generators=("barabasi_albert",), num_graphs=3, epochs=1, source="generated",
+                    train_limit=60, min_nodes=20, max_nodes=24, bank_size=3, jit_compile=False,
+                    **network)
+    assert 0 <= report["gru"]["mean_test_acc"] <= 1
+    assert len((tmp_path / "gru.csv").read_text().splitlines()) == 4
+    study = json.loads((tmp_path / "study.json").read_text())
+    assert {k: study[k] for k in network} == network
+    # Barabási–Albert graphs of 20+ nodes have skip edges: some layer has several cells
+    graphs = [nx.read_graphml(p, node_type=int) for p in (tmp_path / "graphs").glob("*.graphml")]
+    assert any(len(gn.cells(gn.architecture(g), l, "separate")) > 1
+               for g in graphs for l in range(len(gn.architecture(g).layers)))
+    with pytest.raises(ValueError, match="need trainer='bank'"):
+        ga.train_one(graphs[0], "gru", None, 1, 0, init="torch")

@@ -21,8 +21,9 @@ from absl import app, flags
 
 from snip_tf.experiments import common
 from snip_tf.studies import network_bank as nb
-from snip_tf.studies.graph_networks import (FEATURES, GENERATORS, IO, architecture, build_model,
-                                            graph_properties, random_graph)
+from snip_tf.studies.graph_networks import (FEATURES, GENERATORS, IO, PADDINGS, SKIPS,
+                                            architecture, build_model, graph_properties,
+                                            random_graph)
 from snip_tf.studies import reber_common as rc
 
 # The thesis's Random Forest R^2 in its results files, per variant.
@@ -125,13 +126,17 @@ def network_seed(seed: int, index: int) -> int:
 
 
 def train_one(graph, variant, data, epochs, seed, layout="block", patience=0,
-              init_seed=None, io="full") -> dict:
+              init_seed=None, io="full", skips="input", padding="masked",
+              init="keras") -> dict:
     """Train the network of ``graph`` alone, as a Keras model (the reference path; the study
     trains in banks, see ``train_networks``). ``seed`` shuffles the data; ``init_seed``
     (default ``seed``) initializes the weights."""
+    if init != "keras" or padding != "masked":
+        raise ValueError(f"init={init!r} and padding={padding!r} need trainer='bank' (the "
+                         f"Keras trainer has Keras's initialization and masked padding).")
     arch = architecture(graph)
     model = build_model(arch, variant, data.vocab_size,
-                        seed if init_seed is None else init_seed, layout, io=io)
+                        seed if init_seed is None else init_seed, layout, io=io, skips=skips)
     # The thesis clips the global gradient norm (torch's clip_grad_norm_), as the bank does.
     model.compile(optimizer=keras.optimizers.Adam(1e-3, global_clipnorm=5.0), loss=rc.LOSS,
                   metrics=["accuracy"])
@@ -148,22 +153,22 @@ def train_one(graph, variant, data, epochs, seed, layout="block", patience=0,
 
 def train_networks(graphs, variant, data, epochs, seed, layout="block", patience=0,
                    trainer="bank", bank_size=50, jit_compile=True, bucket_width=0,
-                   log=print, on_done=None, init_seeds=None, io="full") -> list:
+                   log=print, on_done=None, init_seeds=None, **network) -> list:
     """One result dict per graph. ``trainer="bank"`` trains ``bank_size`` networks at a time
     as one batched computation (:class:`NetworkBank`), grouping networks of similar depth and
     size so that little is padded, on length-bucketed batches if ``bucket_width`` (see
     ``network_bank.batches``); ``"keras"`` trains them one by one, on uniform batches.
     ``on_done({graph index: result})`` is called as each bank (or Keras network) finishes.
     Network ``i`` is initialized from ``init_seeds[i]`` (default ``network_seed(seed, i)``); all
-    train on the same batches, shuffled by ``seed``. ``io``: the networks' interface (see
-    ``graph_networks``)."""
+    train on the same batches, shuffled by ``seed``. ``network``: the networks' ``io``,
+    ``skips``, ``padding`` and ``init`` (see ``NetworkBank``)."""
     if init_seeds is None:
         init_seeds = [network_seed(seed, i) for i in range(len(graphs))]
     if trainer == "keras":
         results = []
         for i, g in enumerate(graphs):
             results.append(train_one(g, variant, data, epochs, seed, layout, patience,
-                                     init_seeds[i], io))
+                                     init_seeds[i], **network))
             if on_done:
                 on_done({i: results[-1]})
         return results
@@ -175,7 +180,8 @@ def train_networks(graphs, variant, data, epochs, seed, layout="block", patience
     for first in range(0, len(order), bank_size):
         members = order[first:first + bank_size]
         bank = nb.NetworkBank([archs[i] for i in members], variant, data.vocab_size,
-                              seeds=[init_seeds[i] for i in members], layout=layout, io=io)
+                              seeds=[init_seeds[i] for i in members], layout=layout,
+                              **network)
         out = nb.train(bank, data.x_train, data.y_train, data.x_test, data.y_test,
                        epochs=epochs, batch_size=128, patience=patience, seed=seed,
                        jit_compile=jit_compile, bucket_width=bucket_width, log=log)
@@ -187,7 +193,8 @@ def train_networks(graphs, variant, data, epochs, seed, layout="block", patience
         if on_done:
             on_done({i: results[i] for i in members})
         if log:
-            padding = nb.padding_factor([[archs[i] for i in members]], bank.gates, io=io)
+            padding = nb.padding_factor([[archs[i] for i in members]], bank.gates,
+                                        io=bank.io, skips=bank.skips)
             log(f"{variant}: bank of {len(members)} networks (depth <= {len(bank.widths)}, "
                 f"{padding:.1f}x the arithmetic of each alone) in "
                 f"{out['train_time_s']:.0f} s, "
@@ -212,6 +219,14 @@ flags.DEFINE_enum("layout", "block", ["block", "thesis"], "Gate mask layout.")
 flags.DEFINE_enum("io", "full", list(IO), "Network interface: 'full' (a 16-wide embedding, a "
                   "classifier over every sink) or 'thesis' (the embedding as wide as the first "
                   "layer, a classifier over the last layer), see graph_networks.")
+flags.DEFINE_enum("skips", "input", list(SKIPS), "Skip edges: 'input' (input connections of "
+                  "the target layer's cell) or 'separate' (the thesis's: one cell per source "
+                  "layer, summed), see graph_networks.")
+flags.DEFINE_enum("padding", "masked", list(PADDINGS), "'masked' (padding steps carry the state "
+                  "over) or 'unmasked' (the thesis's: the networks run through the trailing "
+                  "padding of their batch; test batches of 128, shuffled).")
+flags.DEFINE_enum("init", "keras", list(nb.INITS), "Initialization: Keras's defaults or "
+                  "'torch' (the thesis's PyTorch code's), see NetworkBank.")
 flags.DEFINE_integer("min_nodes", 10, "Smallest graph.")
 flags.DEFINE_integer("max_nodes", 50, "Largest graph.")
 flags.DEFINE_enum("graph_source", "thesis", ["thesis", "generated"], "Reber data set.")
@@ -225,7 +240,8 @@ flags.DEFINE_bool("refit", False, "Train nothing: fit the regressors again on th
 def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERATORS,
         num_graphs=100, epochs=15, seed=0, source="thesis", train_limit=0, layout="block",
         min_nodes=10, max_nodes=50, patience=0, trainer="bank", bank_size=50,
-        jit_compile=True, bucket_width=0, resume=False, io="full") -> dict:
+        jit_compile=True, bucket_width=0, resume=False, io="full", skips="input",
+        padding="masked", init="keras") -> dict:
     """The study; see the module's flags. Each variant's CSV is rewritten as each bank finishes,
     and ``resume=True`` trains only the networks not yet in it (same settings required), so a
     long study can be run in pieces: a network's result does not depend on its bank-mates.
@@ -236,7 +252,8 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
     settings = {"seed": seed, "epochs": epochs, "patience": patience, "layout": layout,
                 "bucket_width": bucket_width, "source": source, "train_limit": train_limit,
                 "num_graphs": num_graphs, "generators": list(generators),
-                "min_nodes": min_nodes, "max_nodes": max_nodes, "io": io}
+                "min_nodes": min_nodes, "max_nodes": max_nodes, "io": io, "skips": skips,
+                "padding": padding, "init": init}
     _check_settings(os.path.join(out, "study.json"), settings, resume)
     data = rc.load(source, data_dir, seed=seed, train_limit=train_limit)
     rng = np.random.default_rng(seed)
@@ -270,7 +287,7 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
             train_networks([graphs[j] for j in todo], variant, data, epochs, seed, layout,
                            patience, trainer, bank_size, jit_compile, bucket_width,
                            on_done=save, init_seeds=[network_seed(seed, j) for j in todo],
-                           io=io)
+                           io=io, skips=skips, padding=padding, init=init)
         trained += len(todo)
         minutes = (time.perf_counter() - start) / 60
         print(f"{variant}: {len(rows)} networks ({len(todo)} trained now), mean test acc "
@@ -292,7 +309,7 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
 # A variant's CSV has the thesis's columns (mode, graph, graph_nr, the features, test_acc,
 # test_loss, time), then epochs_trained.
 RESULT_FIELDS = ("test_acc", "test_loss", "time", "epochs_trained")
-SETTING_DEFAULTS = {"io": "full"}
+SETTING_DEFAULTS = {"io": "full", "skips": "input", "padding": "masked", "init": "keras"}
 
 
 def _check_settings(path, settings, resume):
@@ -406,7 +423,7 @@ def main(argv):
     run(F.data_dir, F.results_dir, F.graph_variants, F.generators, F.num_graphs, F.graph_epochs,
         int(F.seeds[0]), F.graph_source, F.train_limit, F.layout, F.min_nodes,
         F.max_nodes, F.graph_patience, F.trainer, F.bank_size, F.jit_compile, F.bucket_width,
-        F.resume, F.io)
+        F.resume, F.io, F.skips, F.padding, F.init)
 
 
 if __name__ == "__main__":

@@ -14,9 +14,19 @@ read by the sources, and a classifier over every sink. ``"thesis"``, as the thes
 (``Implementations/experiments/arbitrary_structure.py``, ``sparse.py``) built it: the embedding
 is as wide as the first layer (so a Barabási–Albert network, which always has one source, reads
 a 1-wide embedding), and the classifier reads only the last layer, not the sinks of earlier
-layers. Two differences from that code remain in both: skip edges are input connections of
-their target layer (the thesis ran each skip as a separate recurrent layer and added its outputs
-to the target's), and padding is masked (the thesis ran through trailing padding).
+layers.
+
+``skips`` chooses how an edge that skips layers enters its target layer. ``"input"`` (the
+default, step 3 above): as an input connection of the target layer's one recurrent cell.
+``"separate"``, as the thesis's ``ArbitraryStructureRNN``: the target layer has one cell per
+source layer (a main cell reading the previous layer, then one for every earlier layer with an
+edge into it, each as wide as the target, with its own recurrent weights and biases), and the
+layer's output is the sum of their outputs.
+
+``padding`` chooses what the network does on padding steps. ``"masked"`` (the default): they
+carry the state over unchanged, so a string's result does not depend on its batch. ``"unmasked"``,
+as the thesis's code: the network runs through the trailing padding up to the longest string of
+its batch, with the padding symbol's embedding, and is read at that last step.
 
 For LSTM/GRU every gate uses the same connectivity. Keras lays a kernel out as
 ``(inputs, gates * units)`` in gate blocks, so the correct mask tiles the node mask once per gate
@@ -40,6 +50,8 @@ L = keras.layers
 GATES = {"rnn-tanh": 1, "rnn-relu": 1, "lstm": 4, "gru": 3}
 GENERATORS = ("barabasi_albert", "watts_strogatz", "erdos_renyi")
 IO = ("full", "thesis")
+SKIPS = ("input", "separate")
+PADDINGS = ("masked", "unmasked")
 
 
 def random_graph(kind: str, n: int, seed: int) -> nx.Graph:
@@ -92,21 +104,46 @@ def architecture(graph: nx.Graph) -> Architecture:
     return Architecture(layers, masks, sinks, dag)
 
 
-def _check_io(io: str):
-    if io not in IO:
-        raise ValueError(f"io must be one of {IO}; got {io!r}.")
+def _check(name: str, value: str, allowed: tuple):
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}; got {value!r}.")
 
 
 def input_width(arch: Architecture, io: str = "full", embedding_dim: int = 16) -> int:
     """Width of the embedding the first layer reads (see the module's ``io``)."""
-    _check_io(io)
+    _check("io", io, IO)
     return len(arch.layers[0]) if io == "thesis" else embedding_dim
 
 
 def readout_nodes(arch: Architecture, io: str = "full") -> list:
     """The nodes whose final states the classifier reads (see the module's ``io``)."""
-    _check_io(io)
+    _check("io", io, IO)
     return list(arch.layers[-1]) if io == "thesis" else list(arch.sinks)
+
+
+@dataclasses.dataclass
+class Cell:
+    """One recurrent cell of a layer: it reads the outputs of the ``sources`` layers
+    (concatenated in order; ``()`` is the embedding) through ``mask`` (``None``: densely)."""
+
+    name: str
+    sources: tuple
+    mask: np.ndarray | None
+
+
+def cells(arch: Architecture, layer: int, skips: str = "input") -> list:
+    """The recurrent cells of ``arch``'s ``layer``, whose outputs sum to the layer's output
+    (see the module's ``skips``). The first is named ``layer<l>``."""
+    _check("skips", skips, SKIPS)
+    if layer == 0:
+        return [Cell("layer0", (), None)]
+    if skips == "input":
+        return [Cell(f"layer{layer}", tuple(range(layer)), arch.input_masks[layer])]
+    starts = np.concatenate([[0], np.cumsum([len(n) for n in arch.layers[:layer]])])
+    rows = {j: arch.input_masks[layer][starts[j]:starts[j + 1]] for j in range(layer)}
+    skipping = [j for j in range(layer - 1) if rows[j].any()]
+    return [Cell(f"layer{layer}", (layer - 1,), rows[layer - 1])] + [
+        Cell(f"skip{j}_to{layer}", (j,), rows[j]) for j in skipping]
 
 
 def gate_mask(mask: np.ndarray, gates: int, layout: str = "block") -> np.ndarray:
@@ -119,30 +156,41 @@ def gate_mask(mask: np.ndarray, gates: int, layout: str = "block") -> np.ndarray
 
 
 def build_model(arch: Architecture, variant: str, vocab_size: int, seed: int,
-                layout: str = "block", embedding_dim: int = 16, io: str = "full"):
+                layout: str = "block", embedding_dim: int = 16, io: str = "full",
+                skips: str = "input", padding: str = "masked"):
     """A Keras model of ``arch`` with its structure installed as pruning masks (so the absent
-    connections stay exactly zero through training). ``io``: see the module's docstring."""
+    connections stay exactly zero through training). ``io``, ``skips``, ``padding``: see the
+    module's docstring (``padding="unmasked"`` runs through every step it is given)."""
     embedding_dim = input_width(arch, io, embedding_dim)
+    _check("padding", padding, PADDINGS)
     keras.utils.set_random_seed(seed)
     cls = {"rnn-tanh": L.SimpleRNN, "rnn-relu": L.SimpleRNN, "lstm": L.LSTM, "gru": L.GRU}[variant]
     kwargs = {"activation": "relu"} if variant == "rnn-relu" else {}
     inputs = keras.Input((None,), dtype="int32")
-    embedded = L.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(inputs)
-    sequences, finals, rnns = [], [], []
+    embedded = L.Embedding(vocab_size, embedding_dim, mask_zero=padding == "masked",
+                           name="embedding")(inputs)
+    sequences, finals, masks = [], [], {}
     for l, nodes in enumerate(arch.layers):
-        source = embedded if l == 0 else (
-            sequences[0] if l == 1 else L.Concatenate(name=f"into_layer{l}")(sequences[:l]))
-        rnn = cls(len(nodes), return_sequences=True, return_state=True, name=f"layer{l}", **kwargs)
-        seq, *states = rnn(source)
-        sequences.append(seq)
+        outputs, states = [], []
+        for cell in cells(arch, l, skips):
+            source = [embedded] if l == 0 else [sequences[j] for j in cell.sources]
+            source = source[0] if len(source) == 1 else L.Concatenate(
+                name=f"into_{cell.name}")(source)
+            rnn = cls(len(nodes), return_sequences=True, return_state=True, name=cell.name,
+                      **kwargs)
+            seq, *state = rnn(source)
+            outputs.append(seq)
+            states.append(state[0])
+            if cell.mask is not None:
+                masks[rnn.cell.kernel.path] = gate_mask(cell.mask, GATES[variant], layout)
+        if len(outputs) > 1:
+            outputs = [L.Add(name=f"sum{l}")(outputs)]
+            states = [L.Add(name=f"sum{l}_final")(states)]
+        sequences.append(outputs[0])
         finals.append(states[0])
-        rnns.append(rnn)
     readout = finals[0] if len(finals) == 1 else L.Concatenate(name="all_nodes")(finals)
     head = L.Dense(2, name="classifier")
     model = keras.Model(inputs, head(readout), name=f"graph_{variant.replace('-', '_')}")
-    masks = {}
-    for l in range(1, len(arch.layers)):
-        masks[rnns[l].cell.kernel.path] = gate_mask(arch.input_masks[l], GATES[variant], layout)
     order = [n for layer in arch.layers for n in layer]
     read_rows = np.isin(order, readout_nodes(arch, io))
     masks[head.kernel.path] = np.repeat(read_rows[:, None], 2, axis=1)

@@ -48,15 +48,19 @@ from snip_tf.studies import graph_networks as gn
 from snip_tf.studies.graph_networks import GATES
 
 
-def _gate_columns(units: int, padded: int, gates: int) -> np.ndarray:
-    """Bank column of each column of a Keras ``(inputs, gates * units)`` kernel."""
-    return np.concatenate([g * padded + np.arange(units) for g in range(gates)])
+def _gate_columns(units: int, padded: int, gates: int, cell: int = 0) -> np.ndarray:
+    """Bank column of each column of a Keras ``(inputs, gates * units)`` kernel of the layer's
+    ``cell``-th cell: a bank layer lays its columns out as (cell, gate, unit), each cell
+    ``gates * padded`` wide."""
+    return np.concatenate([(cell * gates + g) * padded + np.arange(units) for g in range(gates)])
 
 
-def _bank_rows(arch, offsets, layers: int) -> np.ndarray:
-    """Bank position of each node of ``arch``'s first ``layers`` layers, in layer order (the rows
-    of a kernel reading the concatenated outputs of those layers)."""
-    return np.concatenate([offsets[l] + np.arange(len(arch.layers[l])) for l in range(layers)])
+def _bank_rows(arch, offsets, layers) -> np.ndarray:
+    """Bank position of each node of ``arch``'s ``layers`` (a count: the first ones; or a
+    sequence of layer indices), in that order: the rows of a kernel reading their
+    concatenated outputs."""
+    layers = range(layers) if isinstance(layers, int) else layers
+    return np.concatenate([offsets[l] + np.arange(len(arch.layers[l])) for l in layers])
 
 
 def layer_widths(archs) -> list:
@@ -66,23 +70,33 @@ def layer_widths(archs) -> list:
             for l in range(depth)]
 
 
-def step_macs(archs, gates: int, embedding_dim: int = 16, io: str = "full") -> int:
+def cell_counts(archs, skips: str = "input") -> list:
+    """Cells of each layer of a bank of ``archs`` (see ``graph_networks.cells``): its networks'
+    most (at least 1)."""
+    return [max([len(gn.cells(a, l, skips)) for a in archs if l < len(a.layers)] + [1])
+            for l in range(max(len(a.layers) for a in archs))]
+
+
+def step_macs(archs, gates: int, embedding_dim: int = 16, io: str = "full",
+              skips: str = "input") -> int:
     """Multiply-accumulates of the recurrent layers for one example and one time step, per
     network, in a bank of ``archs`` (forward pass; the backward pass costs about twice as much).
     Every network pays for the bank's padded layout: layer ``l`` has the widest network's width
-    and reads all earlier layers' padded units. ``step_macs([arch], ...)`` is the network
-    alone, so the ratio of the two is what padding costs."""
+    (times its most cells) and reads all earlier layers' padded units. ``step_macs([arch], ...)``
+    is the network alone, so the ratio of the two is what padding costs."""
     widths = layer_widths(archs)
+    counts = cell_counts(archs, skips)
     embedded = max(gn.input_width(a, io, embedding_dim) for a in archs)
     inputs = np.concatenate([[embedded], np.cumsum(widths)[:-1]])
-    return int(sum(gates * w * (i + w) for w, i in zip(widths, inputs)))
+    return int(sum(c * gates * w * (i + w) for c, w, i in zip(counts, widths, inputs)))
 
 
-def padding_factor(banks, gates: int, embedding_dim: int = 16, io: str = "full") -> float:
+def padding_factor(banks, gates: int, embedding_dim: int = 16, io: str = "full",
+                   skips: str = "input") -> float:
     """The arithmetic of ``banks`` (lists of architectures, each trained as one bank) in their
     padded layouts over that of every network trained alone (:func:`step_macs`)."""
-    padded = sum(len(b) * step_macs(b, gates, embedding_dim, io) for b in banks)
-    alone = sum(step_macs([a], gates, embedding_dim, io) for b in banks for a in b)
+    padded = sum(len(b) * step_macs(b, gates, embedding_dim, io, skips) for b in banks)
+    alone = sum(step_macs([a], gates, embedding_dim, io, skips) for b in banks for a in b)
     return padded / alone
 
 
@@ -90,6 +104,9 @@ def padding_key(arch) -> tuple:
     """Sort key that puts networks of similar depth and size next to each other, so that banks
     cut from a sorted list pad little."""
     return len(arch.layers), sum(map(len, arch.layers))
+
+
+INITS = ("keras", "torch")
 
 
 class NetworkBank(keras.layers.Layer):
@@ -103,13 +120,19 @@ class NetworkBank(keras.layers.Layer):
         seeds: one initialization seed per network.
         layout: gate-mask layout, "block" (correct) or "thesis" (its interleaved rows).
         embedding_dim: per-network embedding width (``io="full"``).
-        io: the networks' interface, "full" or "thesis" (see ``graph_networks``).
+        io, skips, padding: the networks' interface, skip connections and padding
+            (see ``graph_networks``).
+        init: "keras", Keras's defaults (Glorot kernels, orthogonal recurrent kernels, zero
+            biases with the LSTM's forget bias 1, a uniform(±0.05) embedding); or "torch", as
+            the thesis's PyTorch code: every weight and bias of a cell uniform(±1/√units), a
+            standard normal embedding, a ``nn.Linear`` classifier.
         backward: "bptt", the hand-written backward pass of :func:`recurrence`, or "autodiff",
             TensorFlow's (the slower reference).
     """
 
     def __init__(self, archs: Sequence, variant: str, vocab_size: int, seeds: Sequence[int],
                  layout: str = "block", embedding_dim: int = 16, io: str = "full",
+                 skips: str = "input", padding: str = "masked", init: str = "keras",
                  backward: str = "bptt", **kwargs):
         super().__init__(**kwargs)
         if variant not in GATES:
@@ -117,11 +140,16 @@ class NetworkBank(keras.layers.Layer):
         recurrences = {"bptt": recurrence, "autodiff": recurrence_autodiff}
         if backward not in recurrences:
             raise ValueError(f"backward must be one of {sorted(recurrences)}; got {backward!r}.")
+        for name, value, allowed in (("skips", skips, gn.SKIPS),
+                                     ("padding", padding, gn.PADDINGS), ("init", init, INITS)):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}; got {value!r}.")
         self._recurrence = recurrences[backward]
         if len(archs) != len(seeds) or not archs:
             raise ValueError(f"need one seed per architecture; got {len(archs)} architectures "
                              f"and {len(seeds)} seeds.")
         self.archs, self.variant, self.layout, self.io = list(archs), variant, layout, io
+        self.skips, self.padding, self.init = skips, padding, init
         inputs = [gn.input_width(a, io, embedding_dim) for a in archs]
         # oneDNN's CPU kernels fail or crash on the gradients of this computation when the
         # network axis has length 1, so a lone network gets an inert copy beside it: its logits
@@ -133,53 +161,79 @@ class NetworkBank(keras.layers.Layer):
         self.gates = gates = GATES[variant]
         self._slots = k_count = len(archs)
         self.widths = layer_widths(archs)
+        self.cell_counts = cell_counts(archs, skips)
         offsets = np.concatenate([[0], np.cumsum(self.widths)])
         self.offsets = offsets
         w_total = int(offsets[-1])
+        torch_init = init == "torch"
 
         def initial(initializer, shape, seed):
             return np.asarray(keras.ops.convert_to_numpy(initializer(seed=seed)(shape)))
 
+        def uniform(limit, shape, seed):
+            return initial(lambda seed: keras.initializers.RandomUniform(-limit, limit, seed),
+                           shape, seed)
+
         emb = np.zeros((k_count, vocab_size, width), np.float32)
-        kernels = [np.zeros((k_count, width if l == 0 else int(offsets[l]),
-                             gates * w), np.float32) for l, w in enumerate(self.widths)]
-        recurrents = [np.zeros((k_count, w, gates * w), np.float32) for w in self.widths]
+        kernels = [np.zeros((k_count, width if l == 0 else int(offsets[l]), c * gates * w),
+                            np.float32)
+                   for l, (c, w) in enumerate(zip(self.cell_counts, self.widths))]
+        recurrents = [np.zeros((k_count, c, w, gates * w), np.float32)
+                      for c, w in zip(self.cell_counts, self.widths)]
         bias_rows = 2 if variant == "gru" else 1
-        biases = [np.zeros((k_count, bias_rows, gates * w), np.float32) for w in self.widths]
+        biases = [np.zeros((k_count, bias_rows, k.shape[-1]), np.float32) for k in kernels]
         kmasks = [np.zeros_like(k) for k in kernels]
         rmasks = [np.zeros_like(r) for r in recurrents]
         bmasks = [np.zeros_like(b) for b in biases]
         head = np.zeros((k_count, w_total, 2), np.float32)
         hmask = np.zeros_like(head)
+        head_bias = np.zeros((k_count, 2), np.float32)
         for k, (arch, seed, reads) in enumerate(zip(archs, seeds, inputs)):
             seed = int(seed)
-            emb[k][:, :reads] = initial(keras.initializers.RandomUniform, (vocab_size, reads),
-                                        seed)
+            emb[k][:, :reads] = (initial(lambda seed: keras.initializers.RandomNormal(
+                stddev=1.0, seed=seed), (vocab_size, reads), seed) if torch_init else
+                initial(keras.initializers.RandomUniform, (vocab_size, reads), seed))
             for l, nodes in enumerate(arch.layers):
                 w, pad = len(nodes), self.widths[l]
-                cols = _gate_columns(w, pad, gates)
-                if l == 0:
-                    rows, fan_in = np.arange(reads), reads
-                    mask = np.ones((reads, gates * w), bool)
-                else:
-                    rows = _bank_rows(arch, offsets, l)
-                    fan_in = len(rows)
-                    mask = gn.gate_mask(arch.input_masks[l], gates, layout)
-                kernel = initial(keras.initializers.GlorotUniform, (fan_in, gates * w),
-                                 seed + 1000 * (l + 1))
-                kernels[l][k][np.ix_(rows, cols)] = kernel * mask
-                kmasks[l][k][np.ix_(rows, cols)] = mask
-                recurrent = initial(keras.initializers.Orthogonal, (w, gates * w),
-                                    seed + 1000 * (l + 1) + 1)
-                recurrents[l][k][np.ix_(np.arange(w), cols)] = recurrent
-                rmasks[l][k][np.ix_(np.arange(w), cols)] = 1
-                if variant == "lstm":  # Keras's unit_forget_bias
-                    biases[l][k][0, cols[w:2 * w]] = 1.0
-                bmasks[l][k][:, cols] = 1
+                units = np.arange(w)
+                for c, cell in enumerate(gn.cells(arch, l, skips)):
+                    cell_seed = seed + 1000 * (l + 1) + 100 * c
+                    cols = _gate_columns(w, pad, gates, c)
+                    if l == 0:
+                        rows = np.arange(reads)
+                        mask = np.ones((reads, gates * w), bool)
+                    else:
+                        rows = _bank_rows(arch, offsets, cell.sources)
+                        mask = gn.gate_mask(cell.mask, gates, layout)
+                    if torch_init:
+                        limit = 1 / np.sqrt(w)
+                        kernel = uniform(limit, (len(rows), gates * w), cell_seed)
+                        recurrent = uniform(limit, (w, gates * w), cell_seed + 1)
+                        b_ih = uniform(limit, (gates * w,), cell_seed + 2)
+                        b_hh = uniform(limit, (gates * w,), cell_seed + 3)
+                        bias = np.stack([b_ih, b_hh]) if variant == "gru" else [b_ih + b_hh]
+                        biases[l][k][:, cols] = bias
+                    else:
+                        kernel = initial(keras.initializers.GlorotUniform,
+                                         (len(rows), gates * w), cell_seed)
+                        recurrent = initial(keras.initializers.Orthogonal, (w, gates * w),
+                                            cell_seed + 1)
+                        if variant == "lstm":  # Keras's unit_forget_bias
+                            biases[l][k][0, cols[w:2 * w]] = 1.0
+                    kernels[l][k][np.ix_(rows, cols)] = kernel * mask
+                    kmasks[l][k][np.ix_(rows, cols)] = mask
+                    recurrents[l][k][c][np.ix_(units, cols % (gates * pad))] = recurrent
+                    rmasks[l][k][c][np.ix_(units, cols % (gates * pad))] = 1
+                    bmasks[l][k][:, cols] = 1
             order = [n for layer in arch.layers for n in layer]
             read_rows = np.isin(order, gn.readout_nodes(arch, io))
             bank_rows = _bank_rows(arch, offsets, len(arch.layers))
-            h = initial(keras.initializers.GlorotUniform, (len(order), 2), seed + 7)
+            if torch_init:  # nn.Linear over the nodes read
+                limit = 1 / np.sqrt(read_rows.sum())
+                h = uniform(limit, (len(order), 2), seed + 7)
+                head_bias[k] = uniform(limit, (2,), seed + 8)
+            else:
+                h = initial(keras.initializers.GlorotUniform, (len(order), 2), seed + 7)
             head[k][bank_rows] = h * read_rows[:, None]
             hmask[k][bank_rows] = read_rows[:, None]
 
@@ -192,7 +246,7 @@ class NetworkBank(keras.layers.Layer):
         self.recurrents = [weight(f"recurrent_kernel{l}", v) for l, v in enumerate(recurrents)]
         self.biases = [weight(f"bias{l}", v) for l, v in enumerate(biases)]
         self.head_kernel = weight("head_kernel", head)
-        self.head_bias = weight("head_bias", np.zeros((k_count, 2), np.float32))
+        self.head_bias = weight("head_bias", head_bias)
         # Structure: constants, not trainable.
         self.kernel_masks = [tf.constant(m) for m in kmasks]
         self.recurrent_masks = [tf.constant(m) for m in rmasks]
@@ -204,20 +258,44 @@ class NetworkBank(keras.layers.Layer):
         """The number of networks."""
         return len(self.archs)
 
+    def _keep(self, tokens):
+        """Where each string's state advances, ``(time, 1, batch, 1)``: on its symbols
+        (``padding="masked"``), or up to the longest string of the batch ("unmasked")."""
+        symbols = tokens != 0
+        if self.padding == "unmasked":
+            length = tf.reduce_max(tf.reduce_sum(tf.cast(symbols, tf.int32), axis=1))
+            steps = tf.range(tf.shape(tokens)[1]) < length
+            symbols = tf.broadcast_to(steps[None], tf.shape(tokens))
+        return tf.transpose(symbols)[:, None, :, None]
+
     def call(self, tokens):
         # Network-major inside each time step, (time, networks, batch, units), so that every
-        # product is a plain batched matmul over the network axis with no transposes.
+        # product is a plain batched matmul over the network axis with no transposes. A layer's
+        # cells run as one recurrence over a (networks x cells) axis.
         tokens = tf.cast(tokens, tf.int32)
-        keep = tf.transpose(tokens != 0)[:, None, :, None]  # (time, 1, batch, 1)
+        keep = self._keep(tokens)
         x = tf.transpose(tf.gather(self.embedding, tokens, axis=1), [2, 0, 1, 3])
         sequences, finals = [], []
-        for l in range(len(self.widths)):
+        for l, (cells, w) in enumerate(zip(self.cell_counts, self.widths)):
             inputs = x if l == 0 else tf.concat(sequences, axis=-1)
             kernel = self.kernels[l] * self.kernel_masks[l]
-            bias = self.biases[l] * self.bias_masks[l]  # (networks, rows, gates * units)
+            bias = self.biases[l] * self.bias_masks[l]  # (networks, rows, cells * gates * units)
             projected = tf.matmul(inputs, kernel) + bias[:, :1]
             recurrent = self.recurrents[l] * self.recurrent_masks[l]
-            hidden = self._recurrence(self.variant, projected, keep, recurrent, bias[:, 1:])
+            rb = bias[:, 1:]
+            if cells > 1:  # the cells become networks of their own, then are summed
+                shape = tf.shape(projected)
+                projected = tf.reshape(projected, tf.concat([shape[:3], [cells, -1]], 0))
+                projected = tf.reshape(tf.transpose(projected, [0, 1, 3, 2, 4]), tf.concat(
+                    [shape[:1], [-1], shape[2:3], [self.gates * w]], 0))
+                if self.variant == "gru":
+                    rb = tf.reshape(rb, [-1, 1, self.gates * w])
+            hidden = self._recurrence(self.variant, projected, keep,
+                                      tf.reshape(recurrent, [-1, w, self.gates * w]), rb)
+            if cells > 1:
+                shape = tf.shape(hidden)
+                hidden = tf.reduce_sum(tf.reshape(hidden, tf.concat(
+                    [shape[:1], [-1, cells], shape[2:]], 0)), axis=2)
             sequences.append(hidden)
             finals.append(hidden[-1])
         readout = tf.concat(finals, axis=-1)  # (networks, batch, all units)
@@ -229,20 +307,24 @@ class NetworkBank(keras.layers.Layer):
         """Network ``k`` as the Keras model of ``graph_networks.build_model``."""
         arch = self.archs[k]
         model = gn.build_model(arch, self.variant, self.vocab_size, seed=0, layout=self.layout,
-                               embedding_dim=self.embedding_dim, io=self.io)
+                               embedding_dim=self.embedding_dim, io=self.io, skips=self.skips,
+                               padding=self.padding)
         gates = self.gates
         reads = gn.input_width(arch, self.io, self.embedding_dim)
         model.get_layer("embedding").embeddings.assign(self.embedding.numpy()[k][:, :reads])
         for l, nodes in enumerate(arch.layers):
-            cell = model.get_layer(f"layer{l}").cell
-            w = len(nodes)
-            cols = _gate_columns(w, self.widths[l], gates)
-            rows = np.arange(reads) if l == 0 else _bank_rows(arch, self.offsets, l)
+            w, pad = len(nodes), self.widths[l]
             kernel = (self.kernels[l] * self.kernel_masks[l]).numpy()[k]
-            cell.kernel.assign(kernel[np.ix_(rows, cols)])
-            cell.recurrent_kernel.assign(self.recurrents[l].numpy()[k][np.ix_(np.arange(w), cols)])
-            bias = self.biases[l].numpy()[k][:, cols]
-            cell.bias.assign(bias if self.variant == "gru" else bias[0])
+            for c, spec in enumerate(gn.cells(arch, l, self.skips)):
+                cell = model.get_layer(spec.name).cell
+                cols = _gate_columns(w, pad, gates, c)
+                rows = np.arange(reads) if l == 0 else _bank_rows(arch, self.offsets,
+                                                                  spec.sources)
+                cell.kernel.assign(kernel[np.ix_(rows, cols)])
+                cell.recurrent_kernel.assign(self.recurrents[l].numpy()[k][c][
+                    np.ix_(np.arange(w), cols % (gates * pad))])
+                bias = self.biases[l].numpy()[k][:, cols]
+                cell.bias.assign(bias if self.variant == "gru" else bias[0])
         rows = _bank_rows(arch, self.offsets, len(arch.layers))
         classifier = model.get_layer("classifier")
         classifier.kernel.assign((self.head_kernel * self.head_mask).numpy()[k][rows])
@@ -512,7 +594,8 @@ def train(bank: NetworkBank, x_train, y_train, x_test, y_test, epochs: int = 15,
     on its own: a network stops when its epoch training loss has not improved by ``min_delta``
     for ``patience`` epochs, and its result is its test metric at that epoch. The bank stops
     when all have stopped. ``bucket_width`` batches strings of similar length (see
-    :func:`batches`)."""
+    :func:`batches`). A bank with unmasked padding is tested, as the thesis did, in shuffled
+    batches of 128."""
     train_step = make_train_step(bank, keras.optimizers.Adam(learning_rate), clipnorm,
                                  jit_compile)
 
@@ -526,11 +609,17 @@ def train(bank: NetworkBank, x_train, y_train, x_test, y_test, epochs: int = 15,
         return loss_sum, tf.reduce_sum(correct, 0)
 
     def evaluate(x, y):
+        if bank.padding == "unmasked":
+            # A string's result depends on its batch's longest string: the thesis's shuffled
+            # batches of 128.
+            chunks = batches(x, y, 128, seed + 1)
+        else:
+            chunks = ((trim(tf.constant(x[i:i + 512])), tf.constant(y[i:i + 512], tf.int32))
+                      for i in range(0, len(x), 512))
         loss = np.zeros(bank.size)
         correct = np.zeros(bank.size)
-        for i in range(0, len(x), 512):
-            tokens = trim(tf.constant(x[i:i + 512]))
-            l_sum, c_sum = eval_step(tokens, tf.constant(y[i:i + 512], tf.int32))
+        for tokens, labels in chunks:
+            l_sum, c_sum = eval_step(tokens, labels)
             loss += l_sum.numpy()
             correct += c_sum.numpy()
         return loss / len(x), correct / len(x)
