@@ -49,6 +49,12 @@ def test_magnitude_study_on_a_tiny_setting(tmp_path):
     gru_lines = [line for line in table if line.startswith("| gru |")]
     assert len(gru_lines) == 6
     assert not any(" / –" in line for line in gru_lines)  # the thesis's grid covers 50 % too
+    grid = reber_pruning.grid_table(summary_json, "gru").splitlines()
+    assert len(grid) == 4 and grid[0].count("|") == 9  # header, rule, one row per level
+    row_100 = grid[3].split(" | ")
+    assert row_100[0] == "| 100 %" and row_100[-1] == "– |"  # no SNIP run at 100 %
+    assert row_100[6].endswith(" / 100.00")  # hh retrained, beside the thesis's 100 %
+    assert grid[2].split(" | ")[-1] != "– |"  # SNIP at 50 %
 
 
 import networkx as nx  # noqa: E402

@@ -205,6 +205,35 @@ def comparison_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def grid_table(summary: dict, variant: str) -> str:
+    """Markdown: one row per pruning level of ``variant`` in ``summary`` (a study's
+    summary.json), each setting's accuracy right after pruning and after retraining as
+    "ours / the thesis's", then SNIP at initialization (ours only)."""
+    results = {(r["method"].split()[0], r["setting"], r["prune"]): r
+               for r in summary["report"][variant]["summary"]}
+    levels = sorted({level for _, _, level in results})
+    header = [f"{setting}: {stage}" for setting in SETTINGS for stage in
+              ("after pruning", "retrained")]
+    lines = ["| pruned | " + " | ".join(header) + " | SNIP at init |",
+             "|---|" + "---|" * (len(header) + 1)]
+
+    def cell(ours, thesis):
+        return f"{100 * ours:.2f}" + (f" / {100 * thesis:.2f}" if thesis is not None else "")
+
+    for level in levels:
+        cells = []
+        for setting in SETTINGS:
+            row = results.get(("magnitude", setting, level))
+            thesis = THESIS_PRUNING.get((variant, setting, level), (None, None))
+            cells += [cell(row["acc_after_pruning"], thesis[0]) if row else "–",
+                      cell(row["acc_after_retraining"], thesis[1]) if row else "–"]
+        snip = next((r for (m, _, lv), r in results.items() if m == "SNIP" and lv == level),
+                    None)
+        cells.append(f"{100 * snip['acc_after_retraining']:.2f}" if snip else "–")
+        lines.append(f"| {level} % | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv):
     del argv
     F = common.FLAGS
@@ -213,6 +242,9 @@ def main(argv):
         with open(os.path.join(out, "summary.json")) as f:
             summary = json.load(f)
         print(comparison_table(summary))
+        for variant in summary["report"]:
+            print(f"\n{variant}, test accuracy %, ours / the thesis's:\n")
+            print(grid_table(summary, variant))
         data = rc.load(summary["source"], F.data_dir, seed=summary["seed"])
         print(f"\nPredicting the label from the string's length alone: "
               f"{rc.length_only_accuracy(data):.2%} test accuracy.")
