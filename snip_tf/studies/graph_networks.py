@@ -104,20 +104,21 @@ def architecture(graph: nx.Graph) -> Architecture:
     return Architecture(layers, masks, sinks, dag)
 
 
-def _check(name: str, value: str, allowed: tuple):
+def check_option(name: str, value: str, allowed: tuple):
+    """Raise a ValueError naming ``name`` unless ``value`` is one of ``allowed``."""
     if value not in allowed:
         raise ValueError(f"{name} must be one of {allowed}; got {value!r}.")
 
 
 def input_width(arch: Architecture, io: str = "full", embedding_dim: int = 16) -> int:
     """Width of the embedding the first layer reads (see the module's ``io``)."""
-    _check("io", io, IO)
+    check_option("io", io, IO)
     return len(arch.layers[0]) if io == "thesis" else embedding_dim
 
 
 def readout_nodes(arch: Architecture, io: str = "full") -> list:
     """The nodes whose final states the classifier reads (see the module's ``io``)."""
-    _check("io", io, IO)
+    check_option("io", io, IO)
     return list(arch.layers[-1]) if io == "thesis" else list(arch.sinks)
 
 
@@ -134,7 +135,7 @@ class Cell:
 def cells(arch: Architecture, layer: int, skips: str = "input") -> list:
     """The recurrent cells of ``arch``'s ``layer``, whose outputs sum to the layer's output
     (see the module's ``skips``). The first is named ``layer<l>``."""
-    _check("skips", skips, SKIPS)
+    check_option("skips", skips, SKIPS)
     if layer == 0:
         return [Cell("layer0", (), None)]
     if skips == "input":
@@ -162,7 +163,7 @@ def build_model(arch: Architecture, variant: str, vocab_size: int, seed: int,
     connections stay exactly zero through training). ``io``, ``skips``, ``padding``: see the
     module's docstring (``padding="unmasked"`` runs through every step it is given)."""
     embedding_dim = input_width(arch, io, embedding_dim)
-    _check("padding", padding, PADDINGS)
+    check_option("padding", padding, PADDINGS)
     keras.utils.set_random_seed(seed)
     cls = {"rnn-tanh": L.SimpleRNN, "rnn-relu": L.SimpleRNN, "lstm": L.LSTM, "gru": L.GRU}[variant]
     kwargs = {"activation": "relu"} if variant == "rnn-relu" else {}

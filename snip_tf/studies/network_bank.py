@@ -63,6 +63,12 @@ def _bank_rows(arch, offsets, layers) -> np.ndarray:
     return np.concatenate([offsets[l] + np.arange(len(arch.layers[l])) for l in layers])
 
 
+def _cell_rows(arch, offsets, layer: int, cell, reads: int) -> np.ndarray:
+    """The kernel rows ``cell`` of ``arch``'s ``layer`` reads: the embedding's first ``reads``
+    columns in layer 0, else its source layers' bank positions."""
+    return np.arange(reads) if layer == 0 else _bank_rows(arch, offsets, cell.sources)
+
+
 def layer_widths(archs) -> list:
     """Units of each layer of a bank of ``archs``: its widest network's layer (at least 1)."""
     depth = max(len(a.layers) for a in archs)
@@ -140,10 +146,9 @@ class NetworkBank(keras.layers.Layer):
         recurrences = {"bptt": recurrence, "autodiff": recurrence_autodiff}
         if backward not in recurrences:
             raise ValueError(f"backward must be one of {sorted(recurrences)}; got {backward!r}.")
-        for name, value, allowed in (("skips", skips, gn.SKIPS),
-                                     ("padding", padding, gn.PADDINGS), ("init", init, INITS)):
-            if value not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}; got {value!r}.")
+        gn.check_option("skips", skips, gn.SKIPS)
+        gn.check_option("padding", padding, gn.PADDINGS)
+        gn.check_option("init", init, INITS)
         self._recurrence = recurrences[backward]
         if len(archs) != len(seeds) or not archs:
             raise ValueError(f"need one seed per architecture; got {len(archs)} architectures "
@@ -195,16 +200,14 @@ class NetworkBank(keras.layers.Layer):
                 initial(keras.initializers.RandomUniform, (vocab_size, reads), seed))
             for l, nodes in enumerate(arch.layers):
                 w, pad = len(nodes), self.widths[l]
-                units = np.arange(w)
+                # every cell's recurrent kernel has the layout of the first cell's columns
+                recurrent_at = np.ix_(np.arange(w), _gate_columns(w, pad, gates))
                 for c, cell in enumerate(gn.cells(arch, l, skips)):
                     cell_seed = seed + 1000 * (l + 1) + 100 * c
                     cols = _gate_columns(w, pad, gates, c)
-                    if l == 0:
-                        rows = np.arange(reads)
-                        mask = np.ones((reads, gates * w), bool)
-                    else:
-                        rows = _bank_rows(arch, offsets, cell.sources)
-                        mask = gn.gate_mask(cell.mask, gates, layout)
+                    rows = _cell_rows(arch, offsets, l, cell, reads)
+                    mask = (np.ones((reads, gates * w), bool) if l == 0 else
+                            gn.gate_mask(cell.mask, gates, layout))
                     if torch_init:
                         limit = 1 / np.sqrt(w)
                         kernel = uniform(limit, (len(rows), gates * w), cell_seed)
@@ -222,8 +225,8 @@ class NetworkBank(keras.layers.Layer):
                             biases[l][k][0, cols[w:2 * w]] = 1.0
                     kernels[l][k][np.ix_(rows, cols)] = kernel * mask
                     kmasks[l][k][np.ix_(rows, cols)] = mask
-                    recurrents[l][k][c][np.ix_(units, cols % (gates * pad))] = recurrent
-                    rmasks[l][k][c][np.ix_(units, cols % (gates * pad))] = 1
+                    recurrents[l][k][c][recurrent_at] = recurrent
+                    rmasks[l][k][c][recurrent_at] = 1
                     bmasks[l][k][:, cols] = 1
             order = [n for layer in arch.layers for n in layer]
             read_rows = np.isin(order, gn.readout_nodes(arch, io))
@@ -315,14 +318,13 @@ class NetworkBank(keras.layers.Layer):
         for l, nodes in enumerate(arch.layers):
             w, pad = len(nodes), self.widths[l]
             kernel = (self.kernels[l] * self.kernel_masks[l]).numpy()[k]
+            recurrent_at = np.ix_(np.arange(w), _gate_columns(w, pad, gates))
             for c, spec in enumerate(gn.cells(arch, l, self.skips)):
                 cell = model.get_layer(spec.name).cell
                 cols = _gate_columns(w, pad, gates, c)
-                rows = np.arange(reads) if l == 0 else _bank_rows(arch, self.offsets,
-                                                                  spec.sources)
+                rows = _cell_rows(arch, self.offsets, l, spec, reads)
                 cell.kernel.assign(kernel[np.ix_(rows, cols)])
-                cell.recurrent_kernel.assign(self.recurrents[l].numpy()[k][c][
-                    np.ix_(np.arange(w), cols % (gates * pad))])
+                cell.recurrent_kernel.assign(self.recurrents[l].numpy()[k][c][recurrent_at])
                 bias = self.biases[l].numpy()[k][:, cols]
                 cell.bias.assign(bias if self.variant == "gru" else bias[0])
         rows = _bank_rows(arch, self.offsets, len(arch.layers))
