@@ -1,6 +1,6 @@
 """Throughput of the graph study's trainers: one Keras model per network against a NetworkBank.
 
-    python benchmarks/graph_bank.py [--variant gru] [--networks 50] [--steps 10] [--rounds 3] [--padding_only]
+    python benchmarks/graph_bank.py [--variant gru] [--networks 50] [--networks_per_slot 8] [--steps 10] [--rounds 3] [--padding_only]
 
 Draws graphs as the study does (the three generators, 10-50 nodes), sorts them into banks of
 ``--networks`` by depth and size as the study does, and trains the middle bank
@@ -8,7 +8,9 @@ on the thesis's Reber data (batch 128, trailing padding trimmed for the bank, th
 width for Keras as ``fit`` sees it). Measures, in interleaved rounds, the median training-step
 time per network: Keras one model at a time (a sample of the networks), and the bank
 XLA-compiled with TensorFlow's gradient of the recurrence, with the hand-written backward pass,
-and with the hand-written pass on length-bucketed batches (``network_bank.batches``). Prints
+with the hand-written pass on length-bucketed batches (``network_bank.batches``), and the same
+with ``--networks_per_slot`` networks packed side by side in each slot (``network_bank.pack``).
+Prints
 the time per epoch per network (from a random sample of each epoch's batches), the projected
 throughput at the thesis's budget (15 epochs) and the time for the full study's 1,200 networks.
 """
@@ -30,16 +32,22 @@ from snip_tf.studies import reber_common as rc  # noqa: E402
 EPOCHS = 15  # the thesis's budget per network
 
 
-def print_padding(pool, variant):
-    """The arithmetic of the padded bank layout over that of each network alone
-    (``network_bank.padding_factor``), for banks of several sizes cut from the sorted pool."""
+def print_padding(pool, variant, networks_per_slot):
+    """The arithmetic and the units of the padded bank layout over those of each network alone
+    (``network_bank.padding_factor``), for banks of several sizes cut from the sorted pool, one
+    network per slot and packed."""
     gates = gn.GATES[variant]
-    ratios = []
-    for size in (1, 5, 10, 20, 30, 50):
-        banks = [pool[i:i + size] for i in range(0, len(pool), size)]
-        ratios.append(f"{size}: {nb.padding_factor(banks, gates):.2f}x")
-    print(f"arithmetic of the padded layout over each network alone, by bank size "
-          f"({len(pool)} networks, sorted): " + ", ".join(ratios))
+    real = sum(sum(map(len, a.layers)) for a in pool)
+    for per_slot in sorted({1, networks_per_slot}):
+        macs, units = [], []
+        for size in (1, 5, 10, 20, 30, 50):
+            banks = [pool[i:i + size] for i in range(0, len(pool), size)]
+            macs.append(f"{size}: {nb.padding_factor(banks, gates, networks_per_slot=per_slot):.2f}x")
+            layouts = [nb.pack(b, [16] * len(b), per_slot) for b in banks]
+            units.append(f"{size}: {sum(l.slots * sum(l.widths) for l in layouts) / real:.2f}x")
+        print(f"{per_slot} network(s) per slot, padded layout over each network alone, by bank "
+              f"size ({len(pool)} networks, sorted): arithmetic " + ", ".join(macs) +
+              "; units " + ", ".join(units))
 
 
 def main():
@@ -51,6 +59,7 @@ def main():
     parser.add_argument("--steps", type=int, default=10, help="batches timed per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--bucket_width", type=int, default=8)
+    parser.add_argument("--networks_per_slot", type=int, default=8)
     parser.add_argument("--data_dir", default=os.environ.get("SNIP_TF_DATA_DIR"))
     parser.add_argument("--padding_only", action="store_true",
                         help="print only the padded-arithmetic table (no data, no timing)")
@@ -61,7 +70,7 @@ def main():
     pool = sorted((gn.architecture(gn.random_graph(gn.GENERATORS[i % 3],
                                                    int(rng.integers(10, 51)), i))
                    for i in range(args.pool)), key=nb.padding_key)
-    print_padding(pool, args.variant)
+    print_padding(pool, args.variant, args.networks_per_slot)
     if args.padding_only:
         return
     data = rc.load("thesis", args.data_dir)
@@ -87,9 +96,9 @@ def main():
         model.train_on_batch(*keras_batches[0])
         keras_models.append(model)
 
-    def bank_step(backward):
+    def bank_step(backward, networks_per_slot=1):
         bank = nb.NetworkBank(archs, args.variant, data.vocab_size, list(range(len(archs))),
-                              backward=backward)
+                              backward=backward, networks_per_slot=networks_per_slot)
         step = nb.make_train_step(bank, keras.optimizers.Adam(1e-3), 5.0, jit_compile=True)
         return step
 
@@ -105,6 +114,8 @@ def main():
     }
     step = compiled(bank_step("bptt"), bucketed[1])
     trainers[f"bank+buckets{args.bucket_width}"] = (step, bucketed[1], bucketed[0])
+    step = compiled(bank_step("bptt", args.networks_per_slot), bucketed[1])
+    trainers[f"...+packed{args.networks_per_slot}"] = (step, bucketed[1], bucketed[0])
     epoch_times = {"keras": [], **{name: [] for name in trainers}}
     for _ in range(args.rounds):
         per_model = []
@@ -128,8 +139,11 @@ def main():
     print(f"batches per epoch: {uniform[0]} uniform, {bucketed[0]} bucketed "
           f"(width {args.bucket_width})")
     real = sum(sum(map(len, a.layers)) for a in archs) / len(archs)
-    slots = sum(nb.layer_widths(archs))
-    print(f"units per network: {real:.1f} real, {slots} in the bank's padded layout")
+    slots = sum(nb.pack(archs, [16] * len(archs)).widths)
+    packed = nb.pack(archs, [16] * len(archs), args.networks_per_slot)
+    packed_units = packed.slots * sum(packed.widths) / len(archs)
+    print(f"units per network: {real:.1f} real, {slots} in the bank's padded layout, "
+          f"{packed_units:.1f} packed {args.networks_per_slot} per slot")
     print(f"{'trainer':16s} {'s/epoch/network':>16s} {'speed-up':>9s} {'networks/min':>13s} "
           f"{'1,200 networks (h)':>19s}")
     for name, values in epoch_times.items():

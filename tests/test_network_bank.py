@@ -16,9 +16,10 @@ TOKENS = np.array([[1, 2, 3, 4, 0, 0], [2, 2, 0, 0, 0, 0], [3, 1, 4, 1, 5, 6]], 
 
 @pytest.mark.parametrize("variant", ["rnn-tanh", "rnn-relu", "lstm", "gru"])
 @pytest.mark.parametrize("layout", ["block", "thesis"])
-def test_each_network_of_a_bank_is_its_keras_model(variant, layout):
+@pytest.mark.parametrize("networks_per_slot", [1, 3])
+def test_each_network_of_a_bank_is_its_keras_model(variant, layout, networks_per_slot):
     bank = nb.NetworkBank([gn.architecture(g) for g in GRAPHS], variant, 8, [0, 1, 2],
-                          layout=layout)
+                          layout=layout, networks_per_slot=networks_per_slot)
     rng = np.random.default_rng(0)
     for bias in bank.biases:  # non-zero biases, so that their layout is checked too
         bias.assign(rng.normal(size=bias.shape).astype("float32"))
@@ -68,10 +69,12 @@ def test_the_thesis_skip_cells():
 @pytest.mark.parametrize("variant", ["rnn-relu", "lstm", "gru"])
 @pytest.mark.parametrize("padding", ["masked", "unmasked"])
 def test_the_thesis_network_in_a_bank_and_in_keras(variant, padding):
-    """Separate skip cells, PyTorch's initialization, either padding: bank and Keras agree."""
+    """Separate skip cells, PyTorch's initialization, either padding, two networks in one
+    slot: bank and Keras agree."""
     archs = [gn.architecture(g) for g in (SKIPPY, GRAPHS[0], GRAPHS[2])]
     bank = nb.NetworkBank(archs, variant, 8, [0, 1, 2], io="thesis", skips="separate",
-                          padding=padding, init="torch")
+                          padding=padding, init="torch", networks_per_slot=2)
+    assert bank.packing.slots == 2
     assert bank.cell_counts == [1, 1, 2, 3, 2]
     logits = bank(TOKENS).numpy()
     for k in range(3):
@@ -163,8 +166,9 @@ def test_length_buckets_keep_every_example_once_and_cut_padding():
     assert again == epochs[4][0]  # deterministic from the seed
 
 
-def _train(graphs, seeds, steps=4):
-    bank = nb.NetworkBank([gn.architecture(g) for g in graphs], "gru", 8, seeds)
+def _train(graphs, seeds, steps=4, networks_per_slot=1):
+    bank = nb.NetworkBank([gn.architecture(g) for g in graphs], "gru", 8, seeds,
+                          networks_per_slot=networks_per_slot)
     step = nb.make_train_step(bank, keras.optimizers.Adam(1e-2), clipnorm=0.5)
     rng = np.random.default_rng(0)
     for _ in range(steps):
@@ -175,10 +179,12 @@ def _train(graphs, seeds, steps=4):
     return bank
 
 
-def test_networks_in_a_bank_train_independently():
-    """Network 0 ends with the same weights whichever networks share its bank."""
+@pytest.mark.parametrize("networks_per_slot", [1, 3])
+def test_networks_in_a_bank_train_independently(networks_per_slot):
+    """Network 0 ends with the same weights whichever networks share its bank, or its slot
+    (each network's gradient is clipped by its own norm: clipnorm 0.5 is active here)."""
     alone = _train(GRAPHS[:1], [0]).to_keras(0)
-    shared = _train(GRAPHS, [0, 5, 6]).to_keras(0)
+    shared = _train(GRAPHS, [0, 5, 6], networks_per_slot=networks_per_slot).to_keras(0)
     for a, b in zip(alone.weights, shared.weights):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
 
@@ -202,6 +208,42 @@ def _assert_trains_as_its_keras_model(bank):
 
 def test_bank_training_equals_keras_training_with_global_clipping():
     _assert_trains_as_its_keras_model(nb.NetworkBank([gn.architecture(GRAPHS[1])], "gru", 8, [3]))
+
+
+def test_training_in_a_shared_slot_equals_keras_training():
+    bank = nb.NetworkBank([gn.architecture(g) for g in GRAPHS], "lstm", 8, [3, 4, 5],
+                          networks_per_slot=3)
+    assert bank.packing.slots == 1
+    _assert_trains_as_its_keras_model(bank)
+
+
+def test_packing_places_networks_side_by_side_without_overlap():
+    archs = [gn.architecture(gn.random_graph(gn.GENERATORS[i % 3], 10 + 3 * i, i))
+             for i in range(7)]
+    layout = nb.pack(archs, [16] * 7, networks_per_slot=3)
+    assert layout.slots == 3 and layout.heads == 3
+    assert layout == nb.pack(archs, [16] * 7, networks_per_slot=3)  # deterministic
+    assert layout.embedding_width == 48
+    for slot in range(layout.slots):
+        members = [k for k, p in enumerate(layout.placements) if p.slot == slot]
+        assert sorted(layout.placements[k].head for k in members) == list(range(len(members)))
+        for l, width in enumerate(layout.widths):
+            taken = np.zeros(width, int)
+            for k in members:
+                if l < len(archs[k].layers):
+                    start = layout.placements[k].starts[l]
+                    taken[start:start + len(archs[k].layers[l])] += 1
+            assert taken.max() <= 1  # no unit is shared
+    # one network per slot is the unpacked layout: every layer as wide as its widest network
+    alone = nb.pack(archs, [16] * 7)
+    assert alone.slots == 7 and all(max(p.starts) == 0 for p in alone.placements)
+    depth = max(len(a.layers) for a in archs)
+    assert alone.widths == tuple(max(len(a.layers[l]) for a in archs if l < len(a.layers))
+                                 for l in range(depth))
+    # and packing pads less
+    assert nb.step_macs(archs, 3, networks_per_slot=3) < nb.step_macs(archs, 3)
+    with pytest.raises(ValueError, match="networks_per_slot must be at least 1"):
+        nb.pack(archs, [16] * 7, networks_per_slot=0)
 
 
 def test_bank_training_of_separate_skip_cells_equals_keras_training():

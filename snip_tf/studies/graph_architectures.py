@@ -153,11 +153,13 @@ def train_one(graph, variant, data, epochs, seed, layout="block", patience=0,
 
 def train_networks(graphs, variant, data, epochs, seed, layout="block", patience=0,
                    trainer="bank", bank_size=50, jit_compile=True, bucket_width=0,
-                   log=print, on_done=None, init_seeds=None, **network) -> list:
+                   log=print, on_done=None, init_seeds=None, networks_per_slot=1,
+                   **network) -> list:
     """One result dict per graph. ``trainer="bank"`` trains ``bank_size`` networks at a time
     as one batched computation (:class:`NetworkBank`), grouping networks of similar depth and
     size so that little is padded, on length-bucketed batches if ``bucket_width`` (see
-    ``network_bank.batches``); ``"keras"`` trains them one by one, on uniform batches.
+    ``network_bank.batches``), ``networks_per_slot`` side by side in each slot of a bank
+    (``network_bank.pack``); ``"keras"`` trains them one by one, on uniform batches.
     ``on_done({graph index: result})`` is called as each bank (or Keras network) finishes.
     Network ``i`` is initialized from ``init_seeds[i]`` (default ``network_seed(seed, i)``); all
     train on the same batches, shuffled by ``seed``. ``network``: the networks' ``io``,
@@ -181,7 +183,7 @@ def train_networks(graphs, variant, data, epochs, seed, layout="block", patience
         members = order[first:first + bank_size]
         bank = nb.NetworkBank([archs[i] for i in members], variant, data.vocab_size,
                               seeds=[init_seeds[i] for i in members], layout=layout,
-                              **network)
+                              networks_per_slot=networks_per_slot, **network)
         out = nb.train(bank, data.x_train, data.y_train, data.x_test, data.y_test,
                        epochs=epochs, batch_size=128, patience=patience, seed=seed,
                        jit_compile=jit_compile, bucket_width=bucket_width, log=log)
@@ -194,7 +196,8 @@ def train_networks(graphs, variant, data, epochs, seed, layout="block", patience
             on_done({i: results[i] for i in members})
         if log:
             padding = nb.padding_factor([[archs[i] for i in members]], bank.gates,
-                                        io=bank.io, skips=bank.skips)
+                                        io=bank.io, skips=bank.skips,
+                                        networks_per_slot=networks_per_slot)
             log(f"{variant}: bank of {len(members)} networks (depth <= {len(bank.widths)}, "
                 f"{padding:.1f}x the arithmetic of each alone) in "
                 f"{out['train_time_s']:.0f} s, "
@@ -209,6 +212,8 @@ flags.DEFINE_integer("graph_patience", 0, "Per-network early stopping on the tra
 flags.DEFINE_enum("trainer", "bank", ["bank", "keras"],
                   "Train networks in batched banks or one Keras model at a time.")
 flags.DEFINE_integer("bank_size", 50, "Networks trained together in one bank.")
+flags.DEFINE_integer("networks_per_slot", 8, "Bank trainer: networks packed side by side in "
+                     "each slot of a bank (fewer padded units; no effect on results).")
 flags.DEFINE_bool("jit_compile", True, "XLA-compile the bank's training step.")
 flags.DEFINE_integer("bucket_width", 0, "Bank trainer: draw each batch from strings whose "
                      "lengths fall in one bucket of this width (fewer padded steps); 0 draws "
@@ -241,7 +246,7 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
         num_graphs=100, epochs=15, seed=0, source="thesis", train_limit=0, layout="block",
         min_nodes=10, max_nodes=50, patience=0, trainer="bank", bank_size=50,
         jit_compile=True, bucket_width=0, resume=False, io="full", skips="input",
-        padding="masked", init="keras") -> dict:
+        padding="masked", init="keras", networks_per_slot=8) -> dict:
     """The study; see the module's flags. Each variant's CSV is rewritten as each bank finishes,
     and ``resume=True`` trains only the networks not yet in it (same settings required), so a
     long study can be run in pieces: a network's result does not depend on its bank-mates.
@@ -287,7 +292,8 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
             train_networks([graphs[j] for j in todo], variant, data, epochs, seed, layout,
                            patience, trainer, bank_size, jit_compile, bucket_width,
                            on_done=save, init_seeds=[network_seed(seed, j) for j in todo],
-                           io=io, skips=skips, padding=padding, init=init)
+                           networks_per_slot=networks_per_slot, io=io, skips=skips,
+                           padding=padding, init=init)
         trained += len(todo)
         minutes = (time.perf_counter() - start) / 60
         print(f"{variant}: {len(rows)} networks ({len(todo)} trained now), mean test acc "
@@ -299,6 +305,7 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
                           {"report": report, "networks": trained, "minutes": minutes,
                            "networks_per_minute": trained / minutes if minutes else None,
                            **settings, "trainer": trainer, "bank_size": bank_size,
+                           "networks_per_slot": networks_per_slot,
                            "source": data.source, "train_size": len(data.x_train)})
         _plot(report, os.path.join(out, "r2.png"))
         finished[variant] = rows
@@ -423,7 +430,7 @@ def main(argv):
     run(F.data_dir, F.results_dir, F.graph_variants, F.generators, F.num_graphs, F.graph_epochs,
         int(F.seeds[0]), F.graph_source, F.train_limit, F.layout, F.min_nodes,
         F.max_nodes, F.graph_patience, F.trainer, F.bank_size, F.jit_compile, F.bucket_width,
-        F.resume, F.io, F.skips, F.padding, F.init)
+        F.resume, F.io, F.skips, F.padding, F.init, F.networks_per_slot)
 
 
 if __name__ == "__main__":

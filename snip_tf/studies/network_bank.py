@@ -1,25 +1,28 @@
 """Many small graph-shaped recurrent networks trained together as one batched computation.
 
 The graph study trains hundreds of networks of 10-50 units each. One at a time, a network's step is
-a few hundred tiny ops. A bank stacks ``K`` such networks along a network axis: every weight has
-shape ``(K, ...)``, every product is a batched matmul over that axis, and one training step advances
-all ``K`` networks. Nothing is shared between networks:
+a few hundred tiny ops. A bank lays ``K`` such networks out along a batched axis of slots: every
+weight has shape ``(slots, ...)``, every product is a batched matmul over that axis, and one
+training step advances all ``K`` networks. A slot holds one network or several side by side
+(``networks_per_slot``, :func:`pack`), each on its own units. Nothing is shared between networks:
 
-* each network's structure is a constant 0/1 mask on its own slice of every weight, applied in the
-  forward pass, so absent connections contribute nothing and receive zero gradient (Adam leaves
-  them untouched);
-* networks of different depth and width are padded to the bank's largest; padded units have no
-  incoming weights and no bias, so their state stays exactly zero;
+* each network's structure is a constant 0/1 mask on its own block of every weight, applied in the
+  forward pass, so absent connections (within a network, and between networks sharing a slot)
+  contribute nothing and receive zero gradient (Adam leaves them untouched);
+* every slot is padded to the bank's widest layers; padded units have no incoming weights and no
+  bias, so their state stays exactly zero. Packing several networks per slot pads less;
 * the loss is the sum of the networks' own mean losses, so each network's gradient is its own;
-  gradient clipping is per network (its global norm, as ``clip_grad_norm_`` in the thesis), and
-  Adam is elementwise — training network ``k`` in a bank is training it alone, on the same batches;
+  gradient clipping is per network (the global norm of the weights it owns, as
+  ``clip_grad_norm_`` in the thesis), and Adam is elementwise — training network ``k`` in a bank
+  is training it alone, on the same batches;
 * each batch is cut to its longest string (``trim``), which masking makes exact.
 
 The study sorts networks by depth and size before cutting them into banks, to pad less. Each
 layer's recurrence has a hand-written backward pass (:func:`recurrence`), and ``batches`` can
 draw length-bucketed batches. On 2 CPU cores, per epoch, a bank of 50 GRU networks (XLA) is 3.9x
-faster per network than one Keras model at a time, and 8.1x on buckets of 8
-(``benchmarks/graph_bank.py``, ``results/graph_bank_benchmark.txt``).
+faster per network than one Keras model at a time, 7.9x on buckets of 8, and 16.2x with 8
+networks packed per slot as well (``benchmarks/graph_bank.py``,
+``results/graph_bank_benchmark.txt``).
 
 ``to_keras(k)`` returns network ``k`` as the ordinary Keras model of
 :func:`snip_tf.studies.graph_networks.build_model`, with its weights; the tests check that both
@@ -37,6 +40,7 @@ TensorShape([1, 2, 2])
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Sequence
 
@@ -48,32 +52,99 @@ from snip_tf.studies import graph_networks as gn
 from snip_tf.studies.graph_networks import GATES
 
 
-def _gate_columns(units: int, padded: int, gates: int, cell: int = 0) -> np.ndarray:
+def _gate_columns(units: int, padded: int, gates: int, cell: int = 0,
+                  start: int = 0) -> np.ndarray:
     """Bank column of each column of a Keras ``(inputs, gates * units)`` kernel of the layer's
-    ``cell``-th cell: a bank layer lays its columns out as (cell, gate, unit), each cell
-    ``gates * padded`` wide."""
-    return np.concatenate([(cell * gates + g) * padded + np.arange(units) for g in range(gates)])
+    ``cell``-th cell, for a network whose units begin at ``start`` in its slot: a bank layer
+    lays its columns out as (cell, gate, unit), each cell ``gates * padded`` wide."""
+    return np.concatenate([(cell * gates + g) * padded + start + np.arange(units)
+                           for g in range(gates)])
 
 
-def _bank_rows(arch, offsets, layers) -> np.ndarray:
+@dataclasses.dataclass(frozen=True)
+class Placement:
+    """Where one network sits in a bank: its ``slot`` (an index of the bank's batched axis),
+    the first unit of each of its layers within that slot's layer (``starts``), its first
+    embedding column (``embedding_start``), and which of the slot's classifiers is its own
+    (``head``)."""
+
+    slot: int
+    starts: tuple
+    embedding_start: int
+    head: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """A bank's packing of its networks into slots: one ``Placement`` per network, each
+    layer's width (its fullest slot's), the embedding's width and the classifiers per slot."""
+
+    placements: tuple
+    widths: tuple
+    embedding_width: int
+    heads: int
+
+    @property
+    def slots(self) -> int:
+        """Slots holding a network (a bank adds an empty one if there is only one)."""
+        return max(p.slot for p in self.placements) + 1
+
+
+def pack(archs, reads, networks_per_slot: int = 1) -> Layout:
+    """Pack networks side by side into slots of at most ``networks_per_slot`` networks each.
+
+    A slot is one index of the bank's batched axis; its networks share that index's padded
+    layer widths, each on its own units (block-diagonal masks keep them apart). With one network
+    per slot every network pays for the widest network's layer at every depth; packing several
+    fills a slot's layers closer to the bank's widths, at the cost of kernels that span the
+    slot's networks (masked off). ``reads``: each network's embedding width. Networks are placed
+    largest first, each in the slot whose layers it widens least (then the emptiest), so the
+    layout is deterministic."""
+    if networks_per_slot < 1:
+        raise ValueError(f"networks_per_slot must be at least 1; got {networks_per_slot}.")
+    sizes = [[len(nodes) for nodes in a.layers] for a in archs]
+    depth = max(map(len, sizes))
+    slots = -(-len(archs) // networks_per_slot)
+    fill = np.zeros((slots, depth), int)
+    members = [[] for _ in range(slots)]
+    placed = {}
+    for k in sorted(range(len(archs)), key=lambda k: (-sum(sizes[k]), k)):
+        w = np.zeros(depth, int)
+        w[:len(sizes[k])] = sizes[k]
+        open_slots = [s for s in range(slots) if len(members[s]) < networks_per_slot]
+        widths = fill.max(axis=0)
+        s = min(open_slots, key=lambda s: (np.maximum(fill[s] + w, widths).sum(),
+                                           fill[s].sum(), s))
+        placed[k] = (s, tuple(int(v) for v in fill[s][:len(sizes[k])]), len(members[s]))
+        fill[s] += w
+        members[s].append(k)
+    embedding_start = {}
+    for s in range(slots):
+        offset = 0
+        for k in sorted(members[s], key=lambda k: placed[k][2]):
+            embedding_start[k], offset = offset, offset + reads[k]
+    embedding_width = max(sum(reads[k] for k in m) for m in members)
+    placements = tuple(Placement(placed[k][0], placed[k][1], embedding_start[k], placed[k][2])
+                       for k in range(len(archs)))
+    return Layout(placements, tuple(int(v) for v in np.maximum(fill.max(axis=0), 1)),
+                  int(embedding_width), max(map(len, members)))
+
+
+def _bank_rows(arch, offsets, place: Placement, layers) -> np.ndarray:
     """Bank position of each node of ``arch``'s ``layers`` (a count: the first ones; or a
     sequence of layer indices), in that order: the rows of a kernel reading their
     concatenated outputs."""
     layers = range(layers) if isinstance(layers, int) else layers
-    return np.concatenate([offsets[l] + np.arange(len(arch.layers[l])) for l in layers])
+    return np.concatenate([offsets[l] + place.starts[l] + np.arange(len(arch.layers[l]))
+                           for l in layers])
 
 
-def _cell_rows(arch, offsets, layer: int, cell, reads: int) -> np.ndarray:
-    """The kernel rows ``cell`` of ``arch``'s ``layer`` reads: the embedding's first ``reads``
+def _cell_rows(arch, offsets, place: Placement, layer: int, cell, reads: int) -> np.ndarray:
+    """The kernel rows ``cell`` of ``arch``'s ``layer`` reads: its own ``reads`` embedding
     columns in layer 0, else its source layers' bank positions."""
-    return np.arange(reads) if layer == 0 else _bank_rows(arch, offsets, cell.sources)
-
-
-def layer_widths(archs) -> list:
-    """Units of each layer of a bank of ``archs``: its widest network's layer (at least 1)."""
-    depth = max(len(a.layers) for a in archs)
-    return [max(max((len(a.layers[l]) for a in archs if l < len(a.layers)), default=1), 1)
-            for l in range(depth)]
+    if layer == 0:
+        return place.embedding_start + np.arange(reads)
+    return _bank_rows(arch, offsets, place, cell.sources)
 
 
 def cell_counts(archs, skips: str = "input") -> list:
@@ -84,24 +155,27 @@ def cell_counts(archs, skips: str = "input") -> list:
 
 
 def step_macs(archs, gates: int, embedding_dim: int = 16, io: str = "full",
-              skips: str = "input") -> int:
+              skips: str = "input", networks_per_slot: int = 1) -> float:
     """Multiply-accumulates of the recurrent layers for one example and one time step, per
     network, in a bank of ``archs`` (forward pass; the backward pass costs about twice as much).
-    Every network pays for the bank's padded layout: layer ``l`` has the widest network's width
-    (times its most cells) and reads all earlier layers' padded units. ``step_macs([arch], ...)``
-    is the network alone, so the ratio of the two is what padding costs."""
-    widths = layer_widths(archs)
-    counts = cell_counts(archs, skips)
-    embedded = max(gn.input_width(a, io, embedding_dim) for a in archs)
-    inputs = np.concatenate([[embedded], np.cumsum(widths)[:-1]])
-    return int(sum(c * gates * w * (i + w) for c, w, i in zip(counts, widths, inputs)))
+    Every slot pays for the bank's padded layout (:func:`pack`): layer ``l`` has the fullest
+    slot's width (times the most cells) and reads all earlier layers' padded units.
+    ``step_macs([arch], ...)`` is the network alone, so the ratio of the two is what padding
+    costs."""
+    reads = [gn.input_width(a, io, embedding_dim) for a in archs]
+    layout = pack(archs, reads, networks_per_slot)
+    widths, counts = layout.widths, cell_counts(archs, skips)
+    inputs = np.concatenate([[layout.embedding_width], np.cumsum(widths)[:-1]])
+    slot = sum(c * gates * w * (i + w) for c, w, i in zip(counts, widths, inputs))
+    return float(layout.slots * slot / len(archs))
 
 
 def padding_factor(banks, gates: int, embedding_dim: int = 16, io: str = "full",
-                   skips: str = "input") -> float:
+                   skips: str = "input", networks_per_slot: int = 1) -> float:
     """The arithmetic of ``banks`` (lists of architectures, each trained as one bank) in their
     padded layouts over that of every network trained alone (:func:`step_macs`)."""
-    padded = sum(len(b) * step_macs(b, gates, embedding_dim, io, skips) for b in banks)
+    padded = sum(len(b) * step_macs(b, gates, embedding_dim, io, skips, networks_per_slot)
+                 for b in banks)
     alone = sum(step_macs([a], gates, embedding_dim, io, skips) for b in banks for a in b)
     return padded / alone
 
@@ -134,12 +208,15 @@ class NetworkBank(keras.layers.Layer):
             standard normal embedding, a ``nn.Linear`` classifier.
         backward: "bptt", the hand-written backward pass of :func:`recurrence`, or "autodiff",
             TensorFlow's (the slower reference).
+        networks_per_slot: how many networks share one index of the batched axis, side by
+            side (:func:`pack`); more pads less. It changes the layout only, not what any
+            network computes.
     """
 
     def __init__(self, archs: Sequence, variant: str, vocab_size: int, seeds: Sequence[int],
                  layout: str = "block", embedding_dim: int = 16, io: str = "full",
                  skips: str = "input", padding: str = "masked", init: str = "keras",
-                 backward: str = "bptt", **kwargs):
+                 backward: str = "bptt", networks_per_slot: int = 1, **kwargs):
         super().__init__(**kwargs)
         if variant not in GATES:
             raise ValueError(f"variant must be one of {sorted(GATES)}; got {variant!r}.")
@@ -155,17 +232,16 @@ class NetworkBank(keras.layers.Layer):
                              f"and {len(seeds)} seeds.")
         self.archs, self.variant, self.layout, self.io = list(archs), variant, layout, io
         self.skips, self.padding, self.init = skips, padding, init
-        inputs = [gn.input_width(a, io, embedding_dim) for a in archs]
-        # oneDNN's CPU kernels fail or crash on the gradients of this computation when the
-        # network axis has length 1, so a lone network gets an inert copy beside it: its logits
-        # are dropped, so it receives no gradient and never changes.
-        copies = 2 if len(archs) == 1 else 1
-        archs, seeds, inputs = list(archs) * copies, list(seeds) * copies, inputs * copies
+        self.reads = [gn.input_width(a, io, embedding_dim) for a in archs]
         self.vocab_size, self.embedding_dim = vocab_size, embedding_dim
-        width = max(inputs)  # the bank's embedding: the widest network's
+        self.packing = pack(self.archs, self.reads, networks_per_slot)
+        self.placements = self.packing.placements
+        # oneDNN's CPU kernels fail or crash on the gradients of this computation when the
+        # batched axis has length 1, so a lone slot gets an empty one beside it.
+        slots = max(self.packing.slots, 2)
+        heads = self.packing.heads
         self.gates = gates = GATES[variant]
-        self._slots = k_count = len(archs)
-        self.widths = layer_widths(archs)
+        self.widths = list(self.packing.widths)
         self.cell_counts = cell_counts(archs, skips)
         offsets = np.concatenate([[0], np.cumsum(self.widths)])
         self.offsets = offsets
@@ -179,33 +255,44 @@ class NetworkBank(keras.layers.Layer):
             return initial(lambda seed: keras.initializers.RandomUniform(-limit, limit, seed),
                            shape, seed)
 
-        emb = np.zeros((k_count, vocab_size, width), np.float32)
-        kernels = [np.zeros((k_count, width if l == 0 else int(offsets[l]), c * gates * w),
-                            np.float32)
+        emb = np.zeros((slots, vocab_size, self.packing.embedding_width), np.float32)
+        kernels = [np.zeros((slots, emb.shape[-1] if l == 0 else int(offsets[l]),
+                             c * gates * w), np.float32)
                    for l, (c, w) in enumerate(zip(self.cell_counts, self.widths))]
-        recurrents = [np.zeros((k_count, c, w, gates * w), np.float32)
+        recurrents = [np.zeros((slots, c, w, gates * w), np.float32)
                       for c, w in zip(self.cell_counts, self.widths)]
         bias_rows = 2 if variant == "gru" else 1
-        biases = [np.zeros((k_count, bias_rows, k.shape[-1]), np.float32) for k in kernels]
+        biases = [np.zeros((slots, bias_rows, k.shape[-1]), np.float32) for k in kernels]
         kmasks = [np.zeros_like(k) for k in kernels]
         rmasks = [np.zeros_like(r) for r in recurrents]
         bmasks = [np.zeros_like(b) for b in biases]
-        head = np.zeros((k_count, w_total, 2), np.float32)
+        head = np.zeros((slots, w_total, 2 * heads), np.float32)
         hmask = np.zeros_like(head)
-        head_bias = np.zeros((k_count, 2), np.float32)
-        for k, (arch, seed, reads) in enumerate(zip(archs, seeds, inputs)):
-            seed = int(seed)
-            emb[k][:, :reads] = (initial(lambda seed: keras.initializers.RandomNormal(
+        head_bias = np.zeros((slots, 2 * heads), np.float32)
+        # Which network owns each weight (K: none), for clipping each network's own gradient.
+        nobody = len(self.archs)
+        owners = {name: np.full(a.shape, nobody, np.int32) for name, a in
+                  [("embedding", emb), ("head_kernel", head), ("head_bias", head_bias)] +
+                  [(f"kernel{l}", v) for l, v in enumerate(kernels)] +
+                  [(f"recurrent_kernel{l}", v) for l, v in enumerate(recurrents)] +
+                  [(f"bias{l}", v) for l, v in enumerate(biases)]}
+        for k, (arch, seed, reads, place) in enumerate(zip(self.archs, seeds, self.reads,
+                                                            self.placements)):
+            seed, s = int(seed), place.slot
+            columns = place.embedding_start + np.arange(reads)
+            emb[s][:, columns] = (initial(lambda seed: keras.initializers.RandomNormal(
                 stddev=1.0, seed=seed), (vocab_size, reads), seed) if torch_init else
                 initial(keras.initializers.RandomUniform, (vocab_size, reads), seed))
+            owners["embedding"][s][:, columns] = k
             for l, nodes in enumerate(arch.layers):
-                w, pad = len(nodes), self.widths[l]
+                w, pad, start = len(nodes), self.widths[l], place.starts[l]
                 # every cell's recurrent kernel has the layout of the first cell's columns
-                recurrent_at = np.ix_(np.arange(w), _gate_columns(w, pad, gates))
+                recurrent_at = np.ix_(start + np.arange(w),
+                                      _gate_columns(w, pad, gates, 0, start))
                 for c, cell in enumerate(gn.cells(arch, l, skips)):
                     cell_seed = seed + 1000 * (l + 1) + 100 * c
-                    cols = _gate_columns(w, pad, gates, c)
-                    rows = _cell_rows(arch, offsets, l, cell, reads)
+                    cols = _gate_columns(w, pad, gates, c, start)
+                    rows = _cell_rows(arch, offsets, place, l, cell, reads)
                     mask = (np.ones((reads, gates * w), bool) if l == 0 else
                             gn.gate_mask(cell.mask, gates, layout))
                     if torch_init:
@@ -215,30 +302,36 @@ class NetworkBank(keras.layers.Layer):
                         b_ih = uniform(limit, (gates * w,), cell_seed + 2)
                         b_hh = uniform(limit, (gates * w,), cell_seed + 3)
                         bias = np.stack([b_ih, b_hh]) if variant == "gru" else [b_ih + b_hh]
-                        biases[l][k][:, cols] = bias
+                        biases[l][s][:, cols] = bias
                     else:
                         kernel = initial(keras.initializers.GlorotUniform,
                                          (len(rows), gates * w), cell_seed)
                         recurrent = initial(keras.initializers.Orthogonal, (w, gates * w),
                                             cell_seed + 1)
                         if variant == "lstm":  # Keras's unit_forget_bias
-                            biases[l][k][0, cols[w:2 * w]] = 1.0
-                    kernels[l][k][np.ix_(rows, cols)] = kernel * mask
-                    kmasks[l][k][np.ix_(rows, cols)] = mask
-                    recurrents[l][k][c][recurrent_at] = recurrent
-                    rmasks[l][k][c][recurrent_at] = 1
-                    bmasks[l][k][:, cols] = 1
+                            biases[l][s][0, cols[w:2 * w]] = 1.0
+                    kernels[l][s][np.ix_(rows, cols)] = kernel * mask
+                    kmasks[l][s][np.ix_(rows, cols)] = mask
+                    owners[f"kernel{l}"][s][np.ix_(rows, cols)] = k
+                    recurrents[l][s][c][recurrent_at] = recurrent
+                    rmasks[l][s][c][recurrent_at] = 1
+                    owners[f"recurrent_kernel{l}"][s][c][recurrent_at] = k
+                    bmasks[l][s][:, cols] = 1
+                    owners[f"bias{l}"][s][:, cols] = k
             order = [n for layer in arch.layers for n in layer]
             read_rows = np.isin(order, gn.readout_nodes(arch, io))
-            bank_rows = _bank_rows(arch, offsets, len(arch.layers))
+            bank_rows = _bank_rows(arch, offsets, place, len(arch.layers))
+            logits = 2 * place.head + np.arange(2)
             if torch_init:  # nn.Linear over the nodes read
                 limit = 1 / np.sqrt(read_rows.sum())
                 h = uniform(limit, (len(order), 2), seed + 7)
-                head_bias[k] = uniform(limit, (2,), seed + 8)
+                head_bias[s][logits] = uniform(limit, (2,), seed + 8)
             else:
                 h = initial(keras.initializers.GlorotUniform, (len(order), 2), seed + 7)
-            head[k][bank_rows] = h * read_rows[:, None]
-            hmask[k][bank_rows] = read_rows[:, None]
+            head[s][np.ix_(bank_rows, logits)] = h * read_rows[:, None]
+            hmask[s][np.ix_(bank_rows, logits)] = read_rows[:, None]
+            owners["head_kernel"][s][np.ix_(bank_rows, logits)] = k
+            owners["head_bias"][s][logits] = k
 
         def weight(name, value, trainable=True):
             return self.add_weight(name=name, shape=value.shape, trainable=trainable,
@@ -255,11 +348,22 @@ class NetworkBank(keras.layers.Layer):
         self.recurrent_masks = [tf.constant(m) for m in rmasks]
         self.bias_masks = [tf.constant(m) for m in bmasks]
         self.head_mask = tf.constant(hmask)
+        self._owners = {id(v): tf.constant(owners[name]) for name, v in
+                        [("embedding", self.embedding), ("head_kernel", self.head_kernel),
+                         ("head_bias", self.head_bias)] +
+                        [(f"kernel{l}", v) for l, v in enumerate(self.kernels)] +
+                        [(f"recurrent_kernel{l}", v) for l, v in enumerate(self.recurrents)] +
+                        [(f"bias{l}", v) for l, v in enumerate(self.biases)]}
+        self._logit_index = tf.constant([[p.slot, p.head] for p in self.placements])
 
     @property
     def size(self) -> int:
         """The number of networks."""
         return len(self.archs)
+
+    def owners(self, variable):
+        """Which network owns each entry of one of the bank's weights (``size``: none)."""
+        return self._owners[id(variable)]
 
     def _keep(self, tokens):
         """Where each string's state advances, ``(time, 1, batch, 1)``: on its symbols
@@ -272,9 +376,9 @@ class NetworkBank(keras.layers.Layer):
         return tf.transpose(symbols)[:, None, :, None]
 
     def call(self, tokens):
-        # Network-major inside each time step, (time, networks, batch, units), so that every
-        # product is a plain batched matmul over the network axis with no transposes. A layer's
-        # cells run as one recurrence over a (networks x cells) axis.
+        # Slot-major inside each time step, (time, slots, batch, units), so that every product
+        # is a plain batched matmul over the slot axis with no transposes. A layer's cells run
+        # as one recurrence over a (slots x cells) axis.
         tokens = tf.cast(tokens, tf.int32)
         keep = self._keep(tokens)
         x = tf.transpose(tf.gather(self.embedding, tokens, axis=1), [2, 0, 1, 3])
@@ -282,11 +386,11 @@ class NetworkBank(keras.layers.Layer):
         for l, (cells, w) in enumerate(zip(self.cell_counts, self.widths)):
             inputs = x if l == 0 else tf.concat(sequences, axis=-1)
             kernel = self.kernels[l] * self.kernel_masks[l]
-            bias = self.biases[l] * self.bias_masks[l]  # (networks, rows, cells * gates * units)
+            bias = self.biases[l] * self.bias_masks[l]  # (slots, rows, cells * gates * units)
             projected = tf.matmul(inputs, kernel) + bias[:, :1]
             recurrent = self.recurrents[l] * self.recurrent_masks[l]
             rb = bias[:, 1:]
-            if cells > 1:  # the cells become networks of their own, then are summed
+            if cells > 1:  # the cells become slots of their own, then are summed
                 shape = tf.shape(projected)
                 projected = tf.reshape(projected, tf.concat([shape[:3], [cells, -1]], 0))
                 projected = tf.reshape(tf.transpose(projected, [0, 1, 3, 2, 4]), tf.concat(
@@ -301,36 +405,42 @@ class NetworkBank(keras.layers.Layer):
                     [shape[:1], [-1, cells], shape[2:]], 0)), axis=2)
             sequences.append(hidden)
             finals.append(hidden[-1])
-        readout = tf.concat(finals, axis=-1)  # (networks, batch, all units)
+        readout = tf.concat(finals, axis=-1)  # (slots, batch, all units)
         head = self.head_kernel * self.head_mask
-        logits = tf.transpose(tf.matmul(readout, head) + self.head_bias[:, None], [1, 0, 2])
-        return logits[:, :self.size]
+        logits = tf.matmul(readout, head) + self.head_bias[:, None]  # (slots, batch, 2 heads)
+        shape = tf.shape(logits)
+        logits = tf.reshape(tf.transpose(logits, [0, 2, 1]), tf.concat(
+            [shape[:1], [-1, 2], shape[1:2]], 0))  # (slots, heads, 2, batch)
+        return tf.transpose(tf.gather_nd(logits, self._logit_index), [2, 0, 1])
 
     def to_keras(self, k: int):
         """Network ``k`` as the Keras model of ``graph_networks.build_model``."""
-        arch = self.archs[k]
+        arch, place, reads = self.archs[k], self.placements[k], self.reads[k]
+        s = place.slot
         model = gn.build_model(arch, self.variant, self.vocab_size, seed=0, layout=self.layout,
                                embedding_dim=self.embedding_dim, io=self.io, skips=self.skips,
                                padding=self.padding)
         gates = self.gates
-        reads = gn.input_width(arch, self.io, self.embedding_dim)
-        model.get_layer("embedding").embeddings.assign(self.embedding.numpy()[k][:, :reads])
+        model.get_layer("embedding").embeddings.assign(
+            self.embedding.numpy()[s][:, place.embedding_start + np.arange(reads)])
         for l, nodes in enumerate(arch.layers):
-            w, pad = len(nodes), self.widths[l]
-            kernel = (self.kernels[l] * self.kernel_masks[l]).numpy()[k]
-            recurrent_at = np.ix_(np.arange(w), _gate_columns(w, pad, gates))
+            w, pad, start = len(nodes), self.widths[l], place.starts[l]
+            kernel = (self.kernels[l] * self.kernel_masks[l]).numpy()[s]
+            recurrent_at = np.ix_(start + np.arange(w), _gate_columns(w, pad, gates, 0, start))
             for c, spec in enumerate(gn.cells(arch, l, self.skips)):
                 cell = model.get_layer(spec.name).cell
-                cols = _gate_columns(w, pad, gates, c)
-                rows = _cell_rows(arch, self.offsets, l, spec, reads)
+                cols = _gate_columns(w, pad, gates, c, start)
+                rows = _cell_rows(arch, self.offsets, place, l, spec, reads)
                 cell.kernel.assign(kernel[np.ix_(rows, cols)])
-                cell.recurrent_kernel.assign(self.recurrents[l].numpy()[k][c][recurrent_at])
-                bias = self.biases[l].numpy()[k][:, cols]
+                cell.recurrent_kernel.assign(self.recurrents[l].numpy()[s][c][recurrent_at])
+                bias = self.biases[l].numpy()[s][:, cols]
                 cell.bias.assign(bias if self.variant == "gru" else bias[0])
-        rows = _bank_rows(arch, self.offsets, len(arch.layers))
+        rows = _bank_rows(arch, self.offsets, place, len(arch.layers))
+        logits = 2 * place.head + np.arange(2)
         classifier = model.get_layer("classifier")
-        classifier.kernel.assign((self.head_kernel * self.head_mask).numpy()[k][rows])
-        classifier.bias.assign(self.head_bias.numpy()[k])
+        classifier.kernel.assign(
+            (self.head_kernel * self.head_mask).numpy()[s][np.ix_(rows, logits)])
+        classifier.bias.assign(self.head_bias.numpy()[s][logits])
         return model
 
 
@@ -512,15 +622,16 @@ def recurrence_autodiff(variant: str, x, keep, u, rb=None):
     return tf.scan(step, (x, keep), initializer=init)[0]
 
 
-def _per_network_clip(grads, max_norm):
-    """Scale each network's slice of the gradients so that its global norm is at most
-    ``max_norm`` (axis 0 of every gradient is the network axis)."""
-    squares = [tf.reduce_sum(tf.reshape(tf.square(tf.convert_to_tensor(g)),
-                                        [tf.shape(g)[0], -1]), axis=1) for g in grads]
-    norms = tf.sqrt(tf.add_n(squares))
-    scale = tf.minimum(1.0, max_norm / tf.maximum(norms, 1e-12))
-    return [tf.convert_to_tensor(g) * tf.reshape(scale, [-1] + [1] * (len(g.shape) - 1))
-            for g in grads]
+def _per_network_clip(grads, owners, networks: int, max_norm):
+    """Scale each network's entries of the gradients so that their global norm is at most
+    ``max_norm``. ``owners``: for each gradient, the network owning each entry (``networks``:
+    none; such entries are structurally absent and have zero gradient)."""
+    grads = [tf.convert_to_tensor(g) for g in grads]
+    squares = tf.add_n([tf.math.unsorted_segment_sum(tf.reshape(tf.square(g), [-1]),
+                                                     tf.reshape(o, [-1]), networks + 1)
+                        for g, o in zip(grads, owners)])
+    scale = tf.minimum(1.0, max_norm / tf.maximum(tf.sqrt(squares), 1e-12))
+    return [g * tf.gather(scale, o) for g, o in zip(grads, owners)]
 
 
 def per_network_loss(logits, labels):
@@ -570,15 +681,18 @@ def make_train_step(bank: NetworkBank, optimizer, clipnorm: float = 5.0,
     """A compiled step ``(tokens, labels) -> per-network losses`` that updates every network
     of ``bank`` with its own gradient, clipped to ``clipnorm`` by its own global norm."""
     variables = bank.trainable_variables
+    owners = [bank.owners(v) for v in variables]
     optimizer.build(variables)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32),
-                                  tf.TensorSpec([None], tf.int32)], jit_compile=jit_compile)
+                                  tf.TensorSpec([None], tf.int32)], jit_compile=jit_compile,
+                 autograph=False)
     def train_step(tokens, labels):
         with tf.GradientTape() as tape:
             losses = per_network_loss(bank(tokens), labels)
             total = tf.reduce_sum(losses)
-        grads = _per_network_clip(tape.gradient(total, variables), clipnorm)
+        grads = _per_network_clip(tape.gradient(total, variables), owners, bank.size,
+                                  clipnorm)
         optimizer.apply_gradients(zip(grads, variables))
         return losses
 
