@@ -223,3 +223,19 @@ def test_graph_study_with_the_thesis_network_on_a_tiny_setting(tmp_path):
                for g in graphs for l in range(len(gn.architecture(g).layers)))
     with pytest.raises(ValueError, match="need trainer='bank'"):
         ga.train_one(graphs[0], "gru", None, 1, 0, init="torch")
+
+
+def test_banks_trained_in_worker_processes_give_the_same_results():
+    data = reber_common.load("generated", n=200, train_limit=60)
+    graphs = [gn.random_graph("watts_strogatz", 10 + i, i) for i in range(4)]
+    settings = dict(variant="rnn-tanh", data=data, epochs=1, seed=0, bank_size=2,
+                    jit_compile=False, log=None)
+    alone = ga.train_networks(graphs, **settings)
+    finished = {}
+    parallel = ga.train_networks(graphs, workers=2, on_done=finished.update, **settings)
+    assert sorted(finished) == [0, 1, 2, 3]
+    for a, b in zip(alone, parallel):
+        assert b["test_acc"] == pytest.approx(a["test_acc"], abs=1e-6)
+        assert b["test_loss"] == pytest.approx(a["test_loss"], rel=1e-4)
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        ga.train_networks(graphs, workers=0, **settings)

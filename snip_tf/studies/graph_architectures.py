@@ -9,7 +9,9 @@ Networks train in banks (:mod:`snip_tf.studies.network_bank`), many at a time.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
+import multiprocessing
 import os
 import statistics
 import time
@@ -151,15 +153,39 @@ def train_one(graph, variant, data, epochs, seed, layout="block", patience=0,
             "epochs_trained": len(history.history["loss"])}
 
 
+def use_threads(threads: int):
+    """Limit this process's TensorFlow to ``threads`` CPU threads (a worker's initializer: it
+    must run before TensorFlow does anything)."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def _train_bank(archs, variant, data, seeds, epochs, seed, layout, patience, jit_compile,
+                bucket_width, networks_per_slot, network, log):
+    """Train one bank; returns ``network_bank.train``'s results, the bank's padding factor
+    and depth (run in this process or in a worker)."""
+    bank = nb.NetworkBank(archs, variant, data.vocab_size, seeds=seeds, layout=layout,
+                          networks_per_slot=networks_per_slot, **network)
+    out = nb.train(bank, data.x_train, data.y_train, data.x_test, data.y_test,
+                   epochs=epochs, batch_size=128, patience=patience, seed=seed,
+                   jit_compile=jit_compile, bucket_width=bucket_width, log=log)
+    padding = nb.padding_factor([archs], bank.gates, io=bank.io, skips=bank.skips,
+                                networks_per_slot=networks_per_slot)
+    return out, padding, len(bank.widths)
+
+
 def train_networks(graphs, variant, data, epochs, seed, layout="block", patience=0,
                    trainer="bank", bank_size=50, jit_compile=True, bucket_width=0,
                    log=print, on_done=None, init_seeds=None, networks_per_slot=1,
-                   **network) -> list:
+                   workers=1, **network) -> list:
     """One result dict per graph. ``trainer="bank"`` trains ``bank_size`` networks at a time
     as one batched computation (:class:`NetworkBank`), grouping networks of similar depth and
     size so that little is padded, on length-bucketed batches if ``bucket_width`` (see
     ``network_bank.batches``), ``networks_per_slot`` side by side in each slot of a bank
-    (``network_bank.pack``); ``"keras"`` trains them one by one, on uniform batches.
+    (``network_bank.pack``), ``workers`` banks at a time in as many processes (each with an
+    equal share of the CPU's threads); ``"keras"`` trains them one by one, on uniform batches.
     ``on_done({graph index: result})`` is called as each bank (or Keras network) finishes.
     Network ``i`` is initialized from ``init_seeds[i]`` (default ``network_seed(seed, i)``); all
     train on the same batches, shuffled by ``seed``. ``network``: the networks' ``io``,
@@ -176,17 +202,19 @@ def train_networks(graphs, variant, data, epochs, seed, layout="block", patience
         return results
     if trainer != "bank":
         raise ValueError(f"trainer must be 'bank' or 'keras'; got {trainer!r}.")
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1; got {workers}.")
     archs = [architecture(g) for g in graphs]
     order = sorted(range(len(archs)), key=lambda i: nb.padding_key(archs[i]))
+    banks = [order[first:first + bank_size] for first in range(0, len(order), bank_size)]
     results = [None] * len(archs)
-    for first in range(0, len(order), bank_size):
-        members = order[first:first + bank_size]
-        bank = nb.NetworkBank([archs[i] for i in members], variant, data.vocab_size,
-                              seeds=[init_seeds[i] for i in members], layout=layout,
-                              networks_per_slot=networks_per_slot, **network)
-        out = nb.train(bank, data.x_train, data.y_train, data.x_test, data.y_test,
-                       epochs=epochs, batch_size=128, patience=patience, seed=seed,
-                       jit_compile=jit_compile, bucket_width=bucket_width, log=log)
+
+    def task(members, log):
+        return ([archs[i] for i in members], variant, data, [init_seeds[i] for i in members],
+                epochs, seed, layout, patience, jit_compile, bucket_width, networks_per_slot,
+                network, log)
+
+    def finish(members, out, padding, depth):
         for j, i in enumerate(members):
             results[i] = {"test_acc": float(out["test_acc"][j]),
                           "test_loss": float(out["test_loss"][j]),
@@ -195,13 +223,26 @@ def train_networks(graphs, variant, data, epochs, seed, layout="block", patience
         if on_done:
             on_done({i: results[i] for i in members})
         if log:
-            padding = nb.padding_factor([[archs[i] for i in members]], bank.gates,
-                                        io=bank.io, skips=bank.skips,
-                                        networks_per_slot=networks_per_slot)
-            log(f"{variant}: bank of {len(members)} networks (depth <= {len(bank.widths)}, "
+            log(f"{variant}: bank of {len(members)} networks (depth <= {depth}, "
                 f"{padding:.1f}x the arithmetic of each alone) in "
                 f"{out['train_time_s']:.0f} s, "
                 f"{60 * len(members) / out['train_time_s']:.2f} networks/min")
+
+    if workers == 1 or len(banks) == 1:
+        for members in banks:
+            finish(members, *_train_bank(*task(members, log)))
+        return results
+    # Processes, not threads: a bank's step is one long XLA computation per batch, and two of
+    # them on one thread each keep 2 cores busier than one on two threads. "spawn": a forked
+    # TensorFlow is not safe.
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    with concurrent.futures.ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=use_threads, initargs=(threads,)) as pool:
+        running = {pool.submit(_train_bank, *task(members, print if log else None)): members
+                   for members in banks}
+        for future in concurrent.futures.as_completed(running):
+            finish(running[future], *future.result())
     return results
 
 
@@ -214,6 +255,8 @@ flags.DEFINE_enum("trainer", "bank", ["bank", "keras"],
 flags.DEFINE_integer("bank_size", 50, "Networks trained together in one bank.")
 flags.DEFINE_integer("networks_per_slot", 8, "Bank trainer: networks packed side by side in "
                      "each slot of a bank (fewer padded units; no effect on results).")
+flags.DEFINE_integer("workers", 1, "Bank trainer: banks trained at a time, each in its own "
+                     "process with an equal share of the CPU threads (no effect on results).")
 flags.DEFINE_bool("jit_compile", True, "XLA-compile the bank's training step.")
 flags.DEFINE_integer("bucket_width", 0, "Bank trainer: draw each batch from strings whose "
                      "lengths fall in one bucket of this width (fewer padded steps); 0 draws "
@@ -246,7 +289,7 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
         num_graphs=100, epochs=15, seed=0, source="thesis", train_limit=0, layout="block",
         min_nodes=10, max_nodes=50, patience=0, trainer="bank", bank_size=50,
         jit_compile=True, bucket_width=0, resume=False, io="full", skips="input",
-        padding="masked", init="keras", networks_per_slot=8) -> dict:
+        padding="masked", init="keras", networks_per_slot=8, workers=1) -> dict:
     """The study; see the module's flags. Each variant's CSV is rewritten as each bank finishes,
     and ``resume=True`` trains only the networks not yet in it (same settings required), so a
     long study can be run in pieces: a network's result does not depend on its bank-mates.
@@ -292,7 +335,8 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
             train_networks([graphs[j] for j in todo], variant, data, epochs, seed, layout,
                            patience, trainer, bank_size, jit_compile, bucket_width,
                            on_done=save, init_seeds=[network_seed(seed, j) for j in todo],
-                           networks_per_slot=networks_per_slot, io=io, skips=skips,
+                           networks_per_slot=networks_per_slot, workers=workers, io=io,
+                           skips=skips,
                            padding=padding, init=init)
         trained += len(todo)
         minutes = (time.perf_counter() - start) / 60
@@ -305,7 +349,7 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
                           {"report": report, "networks": trained, "minutes": minutes,
                            "networks_per_minute": trained / minutes if minutes else None,
                            **settings, "trainer": trainer, "bank_size": bank_size,
-                           "networks_per_slot": networks_per_slot,
+                           "networks_per_slot": networks_per_slot, "workers": workers,
                            "source": data.source, "train_size": len(data.x_train)})
         _plot(report, os.path.join(out, "r2.png"))
         finished[variant] = rows
@@ -430,7 +474,7 @@ def main(argv):
     run(F.data_dir, F.results_dir, F.graph_variants, F.generators, F.num_graphs, F.graph_epochs,
         int(F.seeds[0]), F.graph_source, F.train_limit, F.layout, F.min_nodes,
         F.max_nodes, F.graph_patience, F.trainer, F.bank_size, F.jit_compile, F.bucket_width,
-        F.resume, F.io, F.skips, F.padding, F.init, F.networks_per_slot)
+        F.resume, F.io, F.skips, F.padding, F.init, F.networks_per_slot, F.workers)
 
 
 if __name__ == "__main__":
