@@ -451,7 +451,7 @@ class NetworkBank(keras.layers.Layer):
 # the recurrent weight's gradient one step at a time. The backward loop below keeps the gates of
 # the forward pass and does only the work that must be sequential (the gradient through the
 # state); the weight gradients are then one batched matmul over all steps. The whole training
-# step of a 50-network GRU bank is 1.19x faster with it (benchmarks/graph_bank.py, 2 CPUs, XLA),
+# step of a 50-network GRU bank is 1.24x faster with it (benchmarks/graph_bank.py, 2 CPUs, XLA),
 # with the same result to float precision (tests/test_network_bank.py checks it against
 # autodiff for every variant).
 #
