@@ -32,6 +32,20 @@ from snip_tf.studies import reber_common as rc  # noqa: E402
 EPOCHS = 15  # the thesis's budget per network
 
 
+def sorted_pool(size, rng):
+    """As the study forms its banks: ``size`` networks (the three generators, 10-50 nodes)
+    sorted by depth and size."""
+    return sorted((gn.architecture(gn.random_graph(gn.GENERATORS[i % 3],
+                                                   int(rng.integers(10, 51)), i))
+                   for i in range(size)), key=nb.padding_key)
+
+
+def middle_bank(pool, networks):
+    """The bank of ``networks`` in the middle of the sorted pool: the one measured."""
+    middle = (len(pool) // networks // 2) * networks
+    return pool[middle:middle + networks]
+
+
 def print_padding(pool, variant, networks_per_slot):
     """The arithmetic and the units of the padded bank layout over those of each network alone
     (``network_bank.padding_factor``), for banks of several sizes cut from the sorted pool, one
@@ -44,7 +58,7 @@ def print_padding(pool, variant, networks_per_slot):
             banks = [pool[i:i + size] for i in range(0, len(pool), size)]
             macs.append(f"{size}: {nb.padding_factor(banks, gates, networks_per_slot=per_slot):.2f}x")
             layouts = [nb.pack(b, [16] * len(b), per_slot) for b in banks]
-            units.append(f"{size}: {sum(l.slots * sum(l.widths) for l in layouts) / real:.2f}x")
+            units.append(f"{size}: {sum(l.units for l in layouts) / real:.2f}x")
         print(f"{per_slot} network(s) per slot, padded layout over each network alone, by bank "
               f"size ({len(pool)} networks, sorted): arithmetic " + ", ".join(macs) +
               "; units " + ", ".join(units))
@@ -65,17 +79,12 @@ def main():
                         help="print only the padded-arithmetic table (no data, no timing)")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    # As the study forms its banks: a pool of networks sorted by depth and size, cut into banks;
-    # the measured bank is the middle one.
-    pool = sorted((gn.architecture(gn.random_graph(gn.GENERATORS[i % 3],
-                                                   int(rng.integers(10, 51)), i))
-                   for i in range(args.pool)), key=nb.padding_key)
+    pool = sorted_pool(args.pool, rng)
     print_padding(pool, args.variant, args.networks_per_slot)
     if args.padding_only:
         return
     data = rc.load("thesis", args.data_dir)
-    middle = (len(pool) // args.networks // 2) * args.networks
-    archs = pool[middle:middle + args.networks]
+    archs = middle_bank(pool, args.networks)
 
     def epoch_sample(bucket_width):
         """An epoch's number of batches and ``--steps`` of its batches drawn at random: the
@@ -140,10 +149,9 @@ def main():
           f"(width {args.bucket_width})")
     real = sum(sum(map(len, a.layers)) for a in archs) / len(archs)
     slots = sum(nb.pack(archs, [16] * len(archs)).widths)
-    packed = nb.pack(archs, [16] * len(archs), args.networks_per_slot)
-    packed_units = packed.slots * sum(packed.widths) / len(archs)
+    packed = nb.pack(archs, [16] * len(archs), args.networks_per_slot).units / len(archs)
     print(f"units per network: {real:.1f} real, {slots} in the bank's padded layout, "
-          f"{packed_units:.1f} packed {args.networks_per_slot} per slot")
+          f"{packed:.1f} packed {args.networks_per_slot} per slot")
     print(f"{'trainer':16s} {'s/epoch/network':>16s} {'speed-up':>9s} {'networks/min':>13s} "
           f"{'1,200 networks (h)':>19s}")
     for name, values in epoch_times.items():

@@ -29,16 +29,12 @@ def serve(args, threads, commands, replies):
     import keras
     import numpy as np
 
-    from snip_tf.studies import graph_networks as gn
+    from graph_bank import middle_bank, sorted_pool
     from snip_tf.studies import network_bank as nb
     from snip_tf.studies import reber_common as rc
 
     rng = np.random.default_rng(0)
-    pool = sorted((gn.architecture(gn.random_graph(gn.GENERATORS[i % 3],
-                                                   int(rng.integers(10, 51)), i))
-                   for i in range(args.pool)), key=nb.padding_key)
-    middle = (len(pool) // args.networks // 2) * args.networks
-    archs = pool[middle:middle + args.networks]
+    archs = middle_bank(sorted_pool(args.pool, rng), args.networks)
     data = rc.load("thesis", args.data_dir)
     epoch = list(nb.batches(data.x_train, data.y_train, 128, 0, args.bucket_width))
     sample = [epoch[i] for i in rng.choice(len(epoch), args.steps, replace=False)]

@@ -336,8 +336,7 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
                            patience, trainer, bank_size, jit_compile, bucket_width,
                            on_done=save, init_seeds=[network_seed(seed, j) for j in todo],
                            networks_per_slot=networks_per_slot, workers=workers, io=io,
-                           skips=skips,
-                           padding=padding, init=init)
+                           skips=skips, padding=padding, init=init)
         trained += len(todo)
         minutes = (time.perf_counter() - start) / 60
         print(f"{variant}: {len(rows)} networks ({len(todo)} trained now), mean test acc "

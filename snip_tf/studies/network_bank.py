@@ -89,6 +89,11 @@ class Layout:
         """Slots holding a network (a bank adds an empty one if there is only one)."""
         return max(p.slot for p in self.placements) + 1
 
+    @property
+    def units(self) -> int:
+        """Units the layout computes at each step, padding included, over its slots."""
+        return self.slots * sum(self.widths)
+
 
 def pack(archs, reads, networks_per_slot: int = 1) -> Layout:
     """Pack networks side by side into slots of at most ``networks_per_slot`` networks each.
@@ -269,13 +274,13 @@ class NetworkBank(keras.layers.Layer):
         head = np.zeros((slots, w_total, 2 * heads), np.float32)
         hmask = np.zeros_like(head)
         head_bias = np.zeros((slots, 2 * heads), np.float32)
+        initial_values = {"embedding": emb, "head_kernel": head, "head_bias": head_bias,
+                          **{f"kernel{l}": v for l, v in enumerate(kernels)},
+                          **{f"recurrent_kernel{l}": v for l, v in enumerate(recurrents)},
+                          **{f"bias{l}": v for l, v in enumerate(biases)}}
         # Which network owns each weight (K: none), for clipping each network's own gradient.
         nobody = len(self.archs)
-        owners = {name: np.full(a.shape, nobody, np.int32) for name, a in
-                  [("embedding", emb), ("head_kernel", head), ("head_bias", head_bias)] +
-                  [(f"kernel{l}", v) for l, v in enumerate(kernels)] +
-                  [(f"recurrent_kernel{l}", v) for l, v in enumerate(recurrents)] +
-                  [(f"bias{l}", v) for l, v in enumerate(biases)]}
+        owners = {name: np.full(v.shape, nobody, np.int32) for name, v in initial_values.items()}
         for k, (arch, seed, reads, place) in enumerate(zip(self.archs, seeds, self.reads,
                                                             self.placements)):
             seed, s = int(seed), place.slot
@@ -333,27 +338,26 @@ class NetworkBank(keras.layers.Layer):
             owners["head_kernel"][s][np.ix_(bank_rows, logits)] = k
             owners["head_bias"][s][logits] = k
 
-        def weight(name, value, trainable=True):
-            return self.add_weight(name=name, shape=value.shape, trainable=trainable,
-                                   initializer=keras.initializers.Constant(value))
+        self._owners = {}
 
-        self.embedding = weight("embedding", emb)
-        self.kernels = [weight(f"kernel{l}", v) for l, v in enumerate(kernels)]
-        self.recurrents = [weight(f"recurrent_kernel{l}", v) for l, v in enumerate(recurrents)]
-        self.biases = [weight(f"bias{l}", v) for l, v in enumerate(biases)]
-        self.head_kernel = weight("head_kernel", head)
-        self.head_bias = weight("head_bias", head_bias)
+        def weight(name):
+            value = initial_values[name]
+            variable = self.add_weight(name=name, shape=value.shape,
+                                       initializer=keras.initializers.Constant(value))
+            self._owners[id(variable)] = tf.constant(owners[name])
+            return variable
+
+        self.embedding = weight("embedding")
+        self.kernels = [weight(f"kernel{l}") for l in range(len(kernels))]
+        self.recurrents = [weight(f"recurrent_kernel{l}") for l in range(len(recurrents))]
+        self.biases = [weight(f"bias{l}") for l in range(len(biases))]
+        self.head_kernel = weight("head_kernel")
+        self.head_bias = weight("head_bias")
         # Structure: constants, not trainable.
         self.kernel_masks = [tf.constant(m) for m in kmasks]
         self.recurrent_masks = [tf.constant(m) for m in rmasks]
         self.bias_masks = [tf.constant(m) for m in bmasks]
         self.head_mask = tf.constant(hmask)
-        self._owners = {id(v): tf.constant(owners[name]) for name, v in
-                        [("embedding", self.embedding), ("head_kernel", self.head_kernel),
-                         ("head_bias", self.head_bias)] +
-                        [(f"kernel{l}", v) for l, v in enumerate(self.kernels)] +
-                        [(f"recurrent_kernel{l}", v) for l, v in enumerate(self.recurrents)] +
-                        [(f"bias{l}", v) for l, v in enumerate(self.biases)]}
         self._logit_index = tf.constant([[p.slot, p.head] for p in self.placements])
 
     @property
