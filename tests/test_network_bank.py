@@ -271,6 +271,73 @@ def test_per_network_early_stopping_and_results():
     assert np.all((out["test_acc"] >= 0) & (out["test_acc"] <= 1))
 
 
+@pytest.mark.parametrize("variant,skips,networks_per_slot",
+                         [("gru", "input", 3), ("lstm", "separate", 2), ("rnn-relu", "input", 1)])
+def test_a_repacked_subset_of_a_bank_trains_on_as_if_uninterrupted(variant, skips,
+                                                                    networks_per_slot):
+    """Two networks taken out of a trained bank into a bank of their own, with their Adam
+    moments, compute what they computed and take the same next steps."""
+    graphs = GRAPHS + [SKIPPY, gn.random_graph("erdos_renyi", 12, 4)]
+    bank = nb.NetworkBank([gn.architecture(g) for g in graphs], variant, 8,
+                          [3, 4, 5, 6, 7], skips=skips, networks_per_slot=networks_per_slot)
+    optimizer = keras.optimizers.Adam(1e-2)
+    step = nb.make_train_step(bank, optimizer, clipnorm=0.5)
+    rng = np.random.default_rng(2)
+    data = [(tf.constant(np.sort(rng.integers(0, 8, (16, 6)), 1)[:, ::-1].astype(np.int32)),
+             tf.constant(rng.integers(0, 2, 16).astype(np.int32))) for _ in range(5)]
+    for tokens, labels in data[:3]:
+        step(tokens, labels)
+    kept = [2, 0]  # shallower than the bank: the smaller bank has fewer layers
+    smaller = bank.subset(kept)
+    assert smaller.size == 2 and smaller.macs() < bank.macs()
+    assert len(smaller.widths) < len(bank.widths)
+    np.testing.assert_allclose(smaller(data[0][0]).numpy(),
+                               tf.gather(bank(data[0][0]), kept, axis=1).numpy(), atol=1e-5)
+    new_optimizer = keras.optimizers.Adam(1e-2)
+    new_step = nb.make_train_step(smaller, new_optimizer, clipnorm=0.5)
+    nb.move_adam_state(optimizer, bank, new_optimizer, smaller, kept)
+    for tokens, labels in data[3:]:
+        np.testing.assert_allclose(new_step(tokens, labels).numpy(),
+                                   tf.gather(step(tokens, labels), kept).numpy(), atol=1e-5)
+    for j, k in enumerate(kept):
+        for a, b in zip(bank.to_keras(k).weights, smaller.to_keras(j).weights):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+
+
+def test_repacking_away_stopped_networks_changes_no_result():
+    graphs = GRAPHS + [gn.random_graph("erdos_renyi", 12, 4)]
+    data_x = np.sort(np.random.default_rng(0).integers(0, 8, (64, 7)), 1)[:, ::-1]
+    data_x = data_x.astype(np.int32)
+    data_y = (data_x[:, 0] > 4).astype(np.int32)
+    outs = [nb.train(nb.NetworkBank([gn.architecture(g) for g in graphs], "gru", 8, [0, 1, 2, 3],
+                                    networks_per_slot=2),
+                     data_x, data_y, data_x, data_y, epochs=6, batch_size=16, patience=1,
+                     min_delta=0.05, learning_rate=1e-2, compact=compact)
+            for compact in (0, 1)]
+    stops = outs[0]["epochs_trained"]
+    np.testing.assert_array_equal(outs[1]["epochs_trained"], stops)
+    for key in ("test_acc", "test_loss", "train_loss"):
+        np.testing.assert_allclose(outs[1][key], outs[0][key], atol=1e-5)
+    # compact=1 repacks after every epoch in which some networks stop and others go on
+    assert outs[0]["compactions"] == []
+    early = sorted(set(stops[stops < stops.max()]))
+    assert early, "the setting must stop networks at different epochs"
+    assert [c["epoch"] for c in outs[1]["compactions"]] == early
+    assert [c["networks"] for c in outs[1]["compactions"]] == [
+        int((stops > e).sum()) for e in early]
+    for k, stop in enumerate(stops):
+        assert np.isnan(outs[1]["train_loss"][stop:, k]).all()
+        assert not np.isnan(outs[1]["train_loss"][:stop, k]).any()
+
+
+def test_regroup_refuses_layouts_of_other_networks():
+    bank = nb.NetworkBank([gn.architecture(g) for g in GRAPHS], "gru", 8, [0, 1, 2])
+    other = nb.NetworkBank([gn.architecture(g) for g in GRAPHS[:2]], "gru", 8, [0, 1])
+    with pytest.raises(ValueError, match="same networks"):
+        nb.regroup(bank.kernels[0].numpy(), bank.owners(bank.kernels[0]),
+                   other.owners(other.kernels[0]), [0, 2])
+
+
 def test_bad_bank_arguments_are_named():
     arch = gn.architecture(GRAPHS[0])
     with pytest.raises(ValueError, match="variant"):

@@ -207,6 +207,17 @@ def test_graph_study_resumes_an_interrupted_run(tmp_path, capsys):
     assert "(0 trained now)" in capsys.readouterr().out
 
 
+def test_graph_study_stops_networks_early_by_its_min_delta(tmp_path):
+    ga.run(results_dir=str(tmp_path), variants=("rnn-tanh",), generators=("erdos_renyi",),
+           num_graphs=3, epochs=4, source="generated", train_limit=60, min_nodes=10,
+           max_nodes=12, bank_size=3, jit_compile=False, patience=1, min_delta=10.0)
+    lines = (tmp_path / "rnn_tanh.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    # no decrease of the loss reaches 10: each network stops after its first patient epoch
+    assert [float(dict(zip(header, l.split(",")))["epochs_trained"]) for l in lines[1:]] == [2] * 3
+    assert json.loads((tmp_path / "study.json").read_text())["min_delta"] == 10.0
+
+
 def test_graph_study_with_the_thesis_network_on_a_tiny_setting(tmp_path):
     network = dict(io="thesis", skips="separate", padding="unmasked", init="torch")
     report = ga.run(results_dir=str(tmp_path), variants=("gru",),

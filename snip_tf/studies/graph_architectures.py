@@ -129,7 +129,7 @@ def network_seed(seed: int, index: int) -> int:
 
 def train_one(graph, variant, data, epochs, seed, layout="block", patience=0,
               init_seed=None, io="full", skips="input", padding="masked",
-              init="keras") -> dict:
+              init="keras", min_delta=1e-4) -> dict:
     """Train the network of ``graph`` alone, as a Keras model (the reference path; the study
     trains in banks, see ``train_networks``). ``seed`` shuffles the data; ``init_seed``
     (default ``seed``) initializes the weights."""
@@ -144,7 +144,7 @@ def train_one(graph, variant, data, epochs, seed, layout="block", patience=0,
                   metrics=["accuracy"])
     start = time.perf_counter()
     callbacks = [keras.callbacks.EarlyStopping(monitor="loss", patience=patience,
-                                               min_delta=1e-4)] if patience else []
+                                               min_delta=min_delta)] if patience else []
     history = model.fit(rc.train_dataset(data, seed, batch_size=128), epochs=epochs, verbose=0,
                         callbacks=callbacks, shuffle=False)
     test = model.evaluate(data.x_test, data.y_test, batch_size=512, verbose=0, return_dict=True)
@@ -163,14 +163,15 @@ def use_threads(threads: int):
 
 
 def _train_bank(archs, variant, data, seeds, epochs, seed, layout, patience, jit_compile,
-                bucket_width, networks_per_slot, network, log):
+                bucket_width, networks_per_slot, network, log, min_delta=1e-4, compact=0.75):
     """Train one bank; returns ``network_bank.train``'s results, the bank's padding factor
     and depth (run in this process or in a worker)."""
     bank = nb.NetworkBank(archs, variant, data.vocab_size, seeds=seeds, layout=layout,
                           networks_per_slot=networks_per_slot, **network)
     out = nb.train(bank, data.x_train, data.y_train, data.x_test, data.y_test,
-                   epochs=epochs, batch_size=128, patience=patience, seed=seed,
-                   jit_compile=jit_compile, bucket_width=bucket_width, log=log)
+                   epochs=epochs, batch_size=128, patience=patience, min_delta=min_delta,
+                   seed=seed, jit_compile=jit_compile, bucket_width=bucket_width,
+                   compact=compact, log=log)
     padding = nb.padding_factor([archs], bank.gates, io=bank.io, skips=bank.skips,
                                 networks_per_slot=networks_per_slot)
     return out, padding, len(bank.widths)
@@ -179,13 +180,16 @@ def _train_bank(archs, variant, data, seeds, epochs, seed, layout, patience, jit
 def train_networks(graphs, variant, data, epochs, seed, layout="block", patience=0,
                    trainer="bank", bank_size=50, jit_compile=True, bucket_width=0,
                    log=print, on_done=None, init_seeds=None, networks_per_slot=1,
-                   workers=1, **network) -> list:
+                   workers=1, min_delta=1e-4, compact=0.75, **network) -> list:
     """One result dict per graph. ``trainer="bank"`` trains ``bank_size`` networks at a time
     as one batched computation (:class:`NetworkBank`), grouping networks of similar depth and
     size so that little is padded, on length-bucketed batches if ``bucket_width`` (see
     ``network_bank.batches``), ``networks_per_slot`` side by side in each slot of a bank
     (``network_bank.pack``), ``workers`` banks at a time in as many processes (each with an
     equal share of the CPU's threads); ``"keras"`` trains them one by one, on uniform batches.
+    ``patience``/``min_delta``: per-network early stopping on the training loss; a bank is
+    repacked without its stopped networks once that leaves at most ``compact`` of its
+    arithmetic (``network_bank.train``).
     ``on_done({graph index: result})`` is called as each bank (or Keras network) finishes.
     Network ``i`` is initialized from ``init_seeds[i]`` (default ``network_seed(seed, i)``); all
     train on the same batches, shuffled by ``seed``. ``network``: the networks' ``io``,
@@ -196,7 +200,7 @@ def train_networks(graphs, variant, data, epochs, seed, layout="block", patience
         results = []
         for i, g in enumerate(graphs):
             results.append(train_one(g, variant, data, epochs, seed, layout, patience,
-                                     init_seeds[i], **network))
+                                     init_seeds[i], min_delta=min_delta, **network))
             if on_done:
                 on_done({i: results[-1]})
         return results
@@ -212,7 +216,7 @@ def train_networks(graphs, variant, data, epochs, seed, layout="block", patience
     def task(members, log):
         return ([archs[i] for i in members], variant, data, [init_seeds[i] for i in members],
                 epochs, seed, layout, patience, jit_compile, bucket_width, networks_per_slot,
-                network, log)
+                network, log, min_delta, compact)
 
     def finish(members, out, padding, depth):
         for j, i in enumerate(members):
@@ -250,6 +254,11 @@ flags.DEFINE_integer("num_graphs", 100, "Graphs per generator and variant.")
 flags.DEFINE_integer("graph_epochs", 15, "Epochs per network (thesis: 15).")
 flags.DEFINE_integer("graph_patience", 0, "Per-network early stopping on the training loss "
                      "after this many epochs without improvement; 0 trains every epoch (thesis).")
+flags.DEFINE_float("graph_min_delta", 1e-4, "Early stopping: the least decrease of a network's "
+                   "epoch training loss that counts as an improvement.")
+flags.DEFINE_float("compact", 0.75, "Bank trainer with early stopping: repack a bank without "
+                   "its stopped networks once that leaves at most this fraction of its "
+                   "arithmetic; 0 never (no effect on results).")
 flags.DEFINE_enum("trainer", "bank", ["bank", "keras"],
                   "Train networks in batched banks or one Keras model at a time.")
 flags.DEFINE_integer("bank_size", 50, "Networks trained together in one bank.")
@@ -289,7 +298,8 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
         num_graphs=100, epochs=15, seed=0, source="thesis", train_limit=0, layout="block",
         min_nodes=10, max_nodes=50, patience=0, trainer="bank", bank_size=50,
         jit_compile=True, bucket_width=0, resume=False, io="full", skips="input",
-        padding="masked", init="keras", networks_per_slot=8, workers=1) -> dict:
+        padding="masked", init="keras", networks_per_slot=8, workers=1, min_delta=1e-4,
+        compact=0.75) -> dict:
     """The study; see the module's flags. Each variant's CSV is rewritten as each bank finishes,
     and ``resume=True`` trains only the networks not yet in it (same settings required), so a
     long study can be run in pieces: a network's result does not depend on its bank-mates.
@@ -297,7 +307,8 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
     variant holds its shallowest networks: fit regressors on finished variants only."""
     out = common.out_dir("graph_architectures", results_dir)
     os.makedirs(_graph_dir(out), exist_ok=True)
-    settings = {"seed": seed, "epochs": epochs, "patience": patience, "layout": layout,
+    settings = {"seed": seed, "epochs": epochs, "patience": patience, "min_delta": min_delta,
+                "layout": layout,
                 "bucket_width": bucket_width, "source": source, "train_limit": train_limit,
                 "num_graphs": num_graphs, "generators": list(generators),
                 "min_nodes": min_nodes, "max_nodes": max_nodes, "io": io, "skips": skips,
@@ -335,7 +346,8 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
             train_networks([graphs[j] for j in todo], variant, data, epochs, seed, layout,
                            patience, trainer, bank_size, jit_compile, bucket_width,
                            on_done=save, init_seeds=[network_seed(seed, j) for j in todo],
-                           networks_per_slot=networks_per_slot, workers=workers, io=io,
+                           networks_per_slot=networks_per_slot, workers=workers,
+                           min_delta=min_delta, compact=compact, io=io,
                            skips=skips, padding=padding, init=init)
         trained += len(todo)
         minutes = (time.perf_counter() - start) / 60
@@ -349,6 +361,7 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
                            "networks_per_minute": trained / minutes if minutes else None,
                            **settings, "trainer": trainer, "bank_size": bank_size,
                            "networks_per_slot": networks_per_slot, "workers": workers,
+                           "compact": compact,
                            "source": data.source, "train_size": len(data.x_train)})
         _plot(report, os.path.join(out, "r2.png"))
         finished[variant] = rows
@@ -359,7 +372,8 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
 # A variant's CSV has the thesis's columns (mode, graph, graph_nr, the features, test_acc,
 # test_loss, time), then epochs_trained.
 RESULT_FIELDS = ("test_acc", "test_loss", "time", "epochs_trained")
-SETTING_DEFAULTS = {"io": "full", "skips": "input", "padding": "masked", "init": "keras"}
+SETTING_DEFAULTS = {"io": "full", "skips": "input", "padding": "masked", "init": "keras",
+                    "min_delta": 1e-4}
 
 
 def _check_settings(path, settings, resume):
@@ -473,7 +487,8 @@ def main(argv):
     run(F.data_dir, F.results_dir, F.graph_variants, F.generators, F.num_graphs, F.graph_epochs,
         int(F.seeds[0]), F.graph_source, F.train_limit, F.layout, F.min_nodes,
         F.max_nodes, F.graph_patience, F.trainer, F.bank_size, F.jit_compile, F.bucket_width,
-        F.resume, F.io, F.skips, F.padding, F.init, F.networks_per_slot, F.workers)
+        F.resume, F.io, F.skips, F.padding, F.init, F.networks_per_slot, F.workers,
+        F.graph_min_delta, F.compact)
 
 
 if __name__ == "__main__":

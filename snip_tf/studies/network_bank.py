@@ -236,6 +236,10 @@ class NetworkBank(keras.layers.Layer):
             raise ValueError(f"need one seed per architecture; got {len(archs)} architectures "
                              f"and {len(seeds)} seeds.")
         self.archs, self.variant, self.layout, self.io = list(archs), variant, layout, io
+        self.seeds = [int(seed) for seed in seeds]
+        self._options = dict(layout=layout, embedding_dim=embedding_dim, io=io, skips=skips,
+                             padding=padding, init=init, backward=backward,
+                             networks_per_slot=networks_per_slot)
         self.skips, self.padding, self.init = skips, padding, init
         self.reads = [gn.input_width(a, io, embedding_dim) for a in archs]
         self.vocab_size, self.embedding_dim = vocab_size, embedding_dim
@@ -416,6 +420,24 @@ class NetworkBank(keras.layers.Layer):
         logits = tf.reshape(tf.transpose(logits, [0, 2, 1]), tf.concat(
             [shape[:1], [-1, 2], shape[1:2]], 0))  # (slots, heads, 2, batch)
         return tf.transpose(tf.gather_nd(logits, self._logit_index), [2, 0, 1])
+
+    def macs(self, networks: Sequence[int] | None = None) -> float:
+        """Multiply-accumulates per example and time step of this bank's padded layout (or of a
+        bank of only ``networks``): what one step of it costs (:func:`step_macs`)."""
+        archs = self.archs if networks is None else [self.archs[k] for k in networks]
+        return len(archs) * step_macs(archs, self.gates, self.embedding_dim, self.io,
+                                      self.skips, self._options["networks_per_slot"])
+
+    def subset(self, networks: Sequence[int]) -> "NetworkBank":
+        """A bank of only ``networks`` (indices into this one, its network ``j`` being
+        ``networks[j]``), packed anew, with their current weights. Each network computes what
+        it computed here; only the padding around it changes."""
+        networks = [int(k) for k in networks]
+        bank = NetworkBank([self.archs[k] for k in networks], self.variant, self.vocab_size,
+                           [self.seeds[k] for k in networks], **self._options)
+        for old, new in _same_weights(self, bank):
+            new.assign(regroup(old.numpy(), self.owners(old), bank.owners(new), networks))
+        return bank
 
     def to_keras(self, k: int):
         """Network ``k`` as the Keras model of ``graph_networks.build_model``."""
@@ -626,6 +648,53 @@ def recurrence_autodiff(variant: str, x, keep, u, rb=None):
     return tf.scan(step, (x, keep), initializer=init)[0]
 
 
+def _same_weights(bank: NetworkBank, other: NetworkBank):
+    """Pairs of ``other``'s weights and ``bank``'s of the same name (layer ``l``'s kernel, ...):
+    a bank of shallower networks has fewer layers."""
+    mine = {w.name: w for w in bank.weights}
+    return [(mine[w.name], w) for w in other.weights]
+
+
+def regroup(values, owners, new_owners, networks: Sequence[int]) -> np.ndarray:
+    """The entries of ``networks`` of one bank weight (``values``, owned as ``owners`` says)
+    laid out as another bank's (``new_owners``, where network ``j`` is ``networks[j]``).
+
+    Every layout places a network's units, gates, cells and classifier rows in the same
+    relative order (only the offsets and the padding between them change), so a network's
+    entries, read in row-major order, correspond one to one between any two layouts."""
+    shape = np.shape(new_owners)
+    owners, new_owners = np.ravel(owners), np.ravel(new_owners)
+    n = len(networks)
+    rename = np.full(max(owners.max(), max(networks)) + 1, n)
+    rename[np.asarray(networks, int)] = np.arange(n)
+    renamed = rename[owners]
+    counts = np.bincount(renamed, minlength=n + 1)[:n]
+    if not np.array_equal(counts, np.bincount(new_owners, minlength=n + 1)[:n]):
+        raise ValueError("the two layouts do not hold the same networks.")
+    # stable sorts keep each network's entries in row-major order; unowned ones sort last
+    src = np.argsort(renamed, kind="stable")[:counts.sum()]
+    dst = np.argsort(new_owners, kind="stable")[:counts.sum()]
+    out = np.zeros(new_owners.shape, np.asarray(values).dtype)
+    out[dst] = np.ravel(values)[src]
+    return out.reshape(shape)
+
+
+def move_adam_state(old: keras.optimizers.Adam, old_bank: NetworkBank,
+                    new: keras.optimizers.Adam, new_bank: NetworkBank, networks):
+    """Give ``new`` (built on ``new_bank``'s variables, a :meth:`NetworkBank.subset` of
+    ``old_bank`` for ``networks``) the step count and the moments ``old`` holds for them, so
+    that their training goes on as if uninterrupted."""
+    if not (isinstance(old, keras.optimizers.Adam) and isinstance(new, keras.optimizers.Adam)):
+        raise TypeError("move_adam_state moves the moments of Adam optimizers only.")
+    new.iterations.assign(old.iterations)
+    for old_var, new_var in _same_weights(old_bank, new_bank):
+        i, j = old._get_variable_index(old_var), new._get_variable_index(new_var)
+        for moments in ("_momentums", "_velocities"):
+            getattr(new, moments)[j].assign(regroup(
+                getattr(old, moments)[i].numpy(), old_bank.owners(old_var),
+                new_bank.owners(new_var), networks))
+
+
 def _per_network_clip(grads, owners, networks: int, max_norm):
     """Scale each network's entries of the gradients so that their global norm is at most
     ``max_norm``. ``owners``: for each gradient, the network owning each entry (``networks``:
@@ -706,29 +775,41 @@ def make_train_step(bank: NetworkBank, optimizer, clipnorm: float = 5.0,
 def train(bank: NetworkBank, x_train, y_train, x_test, y_test, epochs: int = 15,
           batch_size: int = 128, learning_rate: float = 1e-3, clipnorm: float = 5.0,
           patience: int = 0, min_delta: float = 1e-4, seed: int = 0,
-          jit_compile: bool = False, bucket_width: int = 0, log=None) -> dict:
+          jit_compile: bool = False, bucket_width: int = 0, compact: float = 0.75,
+          log=None) -> dict:
     """Train every network of ``bank`` on the same shuffled batches (thesis: Adam 1e-3, batch 128,
-    15 epochs, clipping 5); returns per-network ``test_acc``, ``test_loss``, ``epochs_trained``.
+    15 epochs, clipping 5); returns per-network ``test_acc``, ``test_loss``, ``epochs_trained``
+    and ``train_loss`` (each epoch's mean training loss, NaN once stopped), and the bank's
+    ``compactions``.
 
     ``patience > 0`` applies Keras ``EarlyStopping(monitor="loss")`` semantics to each network
     on its own: a network stops when its epoch training loss has not improved by ``min_delta``
     for ``patience`` epochs, and its result is its test metric at that epoch. The bank stops
-    when all have stopped. ``bucket_width`` batches strings of similar length (see
-    :func:`batches`). A bank with unmasked padding is tested, as the thesis did, in shuffled
-    batches of 128."""
-    train_step = make_train_step(bank, keras.optimizers.Adam(learning_rate), clipnorm,
-                                 jit_compile)
+    when all have stopped. Stopped networks still cost their share of every step until the
+    bank is repacked without them (:meth:`NetworkBank.subset`, with their Adam moments): it is,
+    as soon as that leaves at most ``compact`` of the bank's arithmetic (0: never).
+    ``bucket_width`` batches strings of similar length (see :func:`batches`). A bank with
+    unmasked padding is tested, as the thesis did, in shuffled batches of 128."""
+    if not 0 <= compact <= 1:
+        raise ValueError(f"compact must be a fraction in [0, 1]; got {compact}.")
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32),
-                                  tf.TensorSpec([None], tf.int32)], autograph=False)
-    def eval_step(tokens, labels):
-        logits = bank(tokens)
-        correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
-                                   labels[:, None]), tf.float32)
-        loss_sum = per_network_loss(logits, labels) * tf.cast(tf.shape(labels)[0], tf.float32)
-        return loss_sum, tf.reduce_sum(correct, 0)
+    def compile_steps(bank):
+        optimizer = keras.optimizers.Adam(learning_rate)
+        train_step = make_train_step(bank, optimizer, clipnorm, jit_compile)
 
-    def evaluate(x, y):
+        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32),
+                                      tf.TensorSpec([None], tf.int32)], autograph=False)
+        def eval_step(tokens, labels):
+            logits = bank(tokens)
+            correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
+                                       labels[:, None]), tf.float32)
+            loss_sum = per_network_loss(logits, labels) * tf.cast(tf.shape(labels)[0],
+                                                                  tf.float32)
+            return loss_sum, tf.reduce_sum(correct, 0)
+
+        return optimizer, train_step, eval_step
+
+    def evaluate(eval_step, x, y):
         if bank.padding == "unmasked":
             # A string's result depends on its batch's longest string: the thesis's shuffled
             # batches of 128.
@@ -745,19 +826,25 @@ def train(bank: NetworkBank, x_train, y_train, x_test, y_test, epochs: int = 15,
         return loss / len(x), correct / len(x)
 
     dataset = batches(x_train, y_train, batch_size, seed, bucket_width)
+    optimizer, train_step, eval_step = compile_steps(bank)
     k_count = bank.size
+    members = np.arange(k_count)  # the original index of each network of the current bank
     best = np.full(k_count, np.inf)
     wait = np.zeros(k_count, int)
     stopped_at = np.zeros(k_count, int)
     result_loss, result_acc = np.zeros(k_count), np.zeros(k_count)
+    history, compactions = [], []
     start = time.perf_counter()
     for epoch in range(1, epochs + 1):
-        sums, steps = np.zeros(k_count), 0
+        sums, steps = np.zeros(bank.size), 0
         for tokens, labels in dataset:
             sums += train_step(tokens, labels).numpy()
             steps += 1
-        epoch_loss = sums / steps
+        epoch_loss = np.full(k_count, np.nan)
         active = stopped_at == 0
+        epoch_loss[members] = sums / steps
+        epoch_loss[~active] = np.nan  # stopped, but not yet repacked away
+        history.append(epoch_loss)
         if patience:
             improved = epoch_loss < best - min_delta
             best = np.where(improved, epoch_loss, best)
@@ -766,8 +853,9 @@ def train(bank: NetworkBank, x_train, y_train, x_test, y_test, epochs: int = 15,
         else:
             stopping = active & (epoch == epochs)
         if stopping.any():
-            test_loss, test_acc = evaluate(x_test, y_test)
-            result_loss[stopping], result_acc[stopping] = test_loss[stopping], test_acc[stopping]
+            test_loss, test_acc = evaluate(eval_step, x_test, y_test)
+            now = stopping[members]
+            result_loss[members[now]], result_acc[members[now]] = test_loss[now], test_acc[now]
             stopped_at[stopping] = epoch
         if log:
             log(f"epoch {epoch}: mean train loss {epoch_loss[active].mean():.4f}, "
@@ -775,5 +863,18 @@ def train(bank: NetworkBank, x_train, y_train, x_test, y_test, epochs: int = 15,
                 f"{time.perf_counter() - start:.0f} s")
         if (stopped_at > 0).all():
             break
+        training = np.flatnonzero(stopped_at[members] == 0)
+        if compact and len(training) < bank.size and (
+                bank.macs(training) <= compact * bank.macs()):
+            smaller = bank.subset(training)
+            new_optimizer, train_step, eval_step = compile_steps(smaller)
+            move_adam_state(optimizer, bank, new_optimizer, smaller, training)
+            if log:
+                log(f"repacked {len(training)} of {bank.size} networks: "
+                    f"{smaller.macs() / bank.macs():.2f}x the arithmetic")
+            compactions.append({"epoch": epoch, "networks": len(training),
+                                "arithmetic": smaller.macs() / bank.macs()})
+            bank, optimizer, members = smaller, new_optimizer, members[training]
     return {"test_acc": result_acc, "test_loss": result_loss, "epochs_trained": stopped_at,
+            "train_loss": np.array(history), "compactions": compactions,
             "train_time_s": time.perf_counter() - start}
