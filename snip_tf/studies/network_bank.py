@@ -772,15 +772,50 @@ def make_train_step(bank: NetworkBank, optimizer, clipnorm: float = 5.0,
     return train_step
 
 
+class EarlyStopping:
+    """Keras's ``EarlyStopping(monitor="loss")`` rule for each of ``networks`` on its own: a
+    network is done when its epoch loss has not fallen below its best minus ``min_delta`` for
+    ``patience`` epochs (``patience=0``: never).
+
+    >>> rule = EarlyStopping(2, patience=1, min_delta=0.1)
+    >>> [rule.update(np.array(losses)).tolist() for losses in ([1.0, 1.0], [0.5, 0.95])]
+    [[False, False], [False, True]]
+    """
+
+    def __init__(self, networks: int, patience: int, min_delta: float = 1e-4):
+        if patience < 0:
+            raise ValueError(f"patience must be 0 or more epochs; got {patience}.")
+        self.patience, self.min_delta = patience, min_delta
+        self.best = np.full(networks, np.inf)
+        self.wait = np.zeros(networks, int)
+
+    def update(self, epoch_loss) -> np.ndarray:
+        """Take one epoch's losses; returns which networks are done (NaN losses never are)."""
+        improved = epoch_loss < self.best - self.min_delta
+        self.best = np.where(improved, epoch_loss, self.best)
+        self.wait = np.where(improved, 0, self.wait + 1)
+        done = self.wait >= self.patience if self.patience else np.zeros(len(self.wait), bool)
+        return done & ~np.isnan(epoch_loss)
+
+    def stop_epochs(self, losses) -> np.ndarray:
+        """The epoch (from 1) at which each network stops on the loss curves ``losses``
+        (epochs x networks), at the last epoch if it does not stop before."""
+        stops = np.full(losses.shape[1], len(losses))
+        for epoch, epoch_loss in enumerate(losses, start=1):
+            stops[self.update(epoch_loss) & (stops == len(losses))] = epoch
+        return stops
+
+
 def train(bank: NetworkBank, x_train, y_train, x_test, y_test, epochs: int = 15,
           batch_size: int = 128, learning_rate: float = 1e-3, clipnorm: float = 5.0,
           patience: int = 0, min_delta: float = 1e-4, seed: int = 0,
           jit_compile: bool = False, bucket_width: int = 0, compact: float = 0.75,
-          log=None) -> dict:
+          test_every_epoch: bool = False, log=None) -> dict:
     """Train every network of ``bank`` on the same shuffled batches (thesis: Adam 1e-3, batch 128,
     15 epochs, clipping 5); returns per-network ``test_acc``, ``test_loss``, ``epochs_trained``
     and ``train_loss`` (each epoch's mean training loss, NaN once stopped), and the bank's
-    ``compactions``.
+    ``compactions``; with ``test_every_epoch``, also ``test_acc_history`` (each epoch's test
+    accuracy, NaN once stopped: learning curves, at the cost of a test pass per epoch).
 
     ``patience > 0`` applies Keras ``EarlyStopping(monitor="loss")`` semantics to each network
     on its own: a network stops when its epoch training loss has not improved by ``min_delta``
@@ -829,11 +864,10 @@ def train(bank: NetworkBank, x_train, y_train, x_test, y_test, epochs: int = 15,
     optimizer, train_step, eval_step = compile_steps(bank)
     k_count = bank.size
     members = np.arange(k_count)  # the original index of each network of the current bank
-    best = np.full(k_count, np.inf)
-    wait = np.zeros(k_count, int)
+    stopper = EarlyStopping(k_count, patience, min_delta)
     stopped_at = np.zeros(k_count, int)
     result_loss, result_acc = np.zeros(k_count), np.zeros(k_count)
-    history, compactions = [], []
+    history, test_history, compactions = [], [], []
     start = time.perf_counter()
     for epoch in range(1, epochs + 1):
         sums, steps = np.zeros(bank.size), 0
@@ -845,15 +879,14 @@ def train(bank: NetworkBank, x_train, y_train, x_test, y_test, epochs: int = 15,
         epoch_loss[members] = sums / steps
         epoch_loss[~active] = np.nan  # stopped, but not yet repacked away
         history.append(epoch_loss)
-        if patience:
-            improved = epoch_loss < best - min_delta
-            best = np.where(improved, epoch_loss, best)
-            wait = np.where(improved, 0, wait + 1)
-            stopping = active & ((wait >= patience) | (epoch == epochs))
-        else:
-            stopping = active & (epoch == epochs)
-        if stopping.any():
+        stopping = active & (stopper.update(epoch_loss) | (epoch == epochs))
+        if stopping.any() or test_every_epoch:
             test_loss, test_acc = evaluate(eval_step, x_test, y_test)
+        if test_every_epoch:
+            test_history.append(np.full(k_count, np.nan))
+            test_history[-1][members] = test_acc
+            test_history[-1][~active] = np.nan
+        if stopping.any():
             now = stopping[members]
             result_loss[members[now]], result_acc[members[now]] = test_loss[now], test_acc[now]
             stopped_at[stopping] = epoch
@@ -877,4 +910,5 @@ def train(bank: NetworkBank, x_train, y_train, x_test, y_test, epochs: int = 15,
             bank, optimizer, members = smaller, new_optimizer, members[training]
     return {"test_acc": result_acc, "test_loss": result_loss, "epochs_trained": stopped_at,
             "train_loss": np.array(history), "compactions": compactions,
+            **({"test_acc_history": np.array(test_history)} if test_every_epoch else {}),
             "train_time_s": time.perf_counter() - start}
