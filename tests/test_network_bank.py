@@ -309,11 +309,14 @@ def test_repacking_away_stopped_networks_changes_no_result():
     data_x = np.sort(np.random.default_rng(0).integers(0, 8, (64, 7)), 1)[:, ::-1]
     data_x = data_x.astype(np.int32)
     data_y = (data_x[:, 0] > 4).astype(np.int32)
-    outs = [nb.train(nb.NetworkBank([gn.architecture(g) for g in graphs], "gru", 8, [0, 1, 2, 3],
-                                    networks_per_slot=2),
-                     data_x, data_y, data_x, data_y, epochs=6, batch_size=16, patience=1,
-                     min_delta=0.05, learning_rate=1e-2, compact=compact)
-            for compact in (0, 1)]
+    def run(patience, compact=0, **options):
+        bank = nb.NetworkBank([gn.architecture(g) for g in graphs], "gru", 8, [0, 1, 2, 3],
+                              networks_per_slot=2)
+        return nb.train(bank, data_x, data_y, data_x, data_y, epochs=6, batch_size=16,
+                        patience=patience, min_delta=0.05, learning_rate=1e-2, compact=compact,
+                        **options)
+
+    outs = [run(1, compact) for compact in (0, 1)]
     stops = outs[0]["epochs_trained"]
     np.testing.assert_array_equal(outs[1]["epochs_trained"], stops)
     for key in ("test_acc", "test_loss", "train_loss"):
@@ -328,6 +331,13 @@ def test_repacking_away_stopped_networks_changes_no_result():
     for k, stop in enumerate(stops):
         assert np.isnan(outs[1]["train_loss"][stop:, k]).all()
         assert not np.isnan(outs[1]["train_loss"][:stop, k]).any()
+    # the rule replayed on the curves of all 6 epochs stops where training stopped, and the
+    # test accuracy recorded at that epoch is the result
+    full = run(0, test_every_epoch=True)
+    np.testing.assert_array_equal(
+        nb.EarlyStopping(4, 1, 0.05).stop_epochs(full["train_loss"]), stops)
+    np.testing.assert_allclose(full["test_acc_history"][stops - 1, np.arange(4)],
+                               outs[1]["test_acc"], atol=1e-6)
 
 
 def test_regroup_refuses_layouts_of_other_networks():
