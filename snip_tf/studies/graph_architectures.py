@@ -243,8 +243,16 @@ def train_networks(graphs, variant, data, epochs, seed, layout="block", patience
     with concurrent.futures.ProcessPoolExecutor(
             workers, mp_context=multiprocessing.get_context("spawn"),
             initializer=use_threads, initargs=(threads,)) as pool:
+        # Costliest bank first (longest-processing-time order), so that the last banks to run
+        # are short and no worker idles long while another finishes a deep bank.
+        def cost(members):
+            group = [archs[i] for i in members]
+            return len(group) * nb.step_macs(
+                group, nb.GATES[variant], io=network.get("io", "full"),
+                skips=network.get("skips", "input"), networks_per_slot=networks_per_slot)
+
         running = {pool.submit(_train_bank, *task(members, print if log else None)): members
-                   for members in banks}
+                   for members in sorted(banks, key=cost, reverse=True)}
         for future in concurrent.futures.as_completed(running):
             finish(running[future], *future.result())
     return results
