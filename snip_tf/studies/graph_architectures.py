@@ -312,7 +312,8 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
     and ``resume=True`` trains only the networks not yet in it (same settings required), so a
     long study can be run in pieces: a network's result does not depend on its bank-mates.
     Banks are cut from the networks sorted by depth and size, so the CSV of an unfinished
-    variant holds its shallowest networks: fit regressors on finished variants only."""
+    variant holds groups of similar networks, not a sample: fit regressors on finished
+    variants only."""
     out = common.out_dir("graph_architectures", results_dir)
     os.makedirs(_graph_dir(out), exist_ok=True)
     settings = {"seed": seed, "epochs": epochs, "patience": patience, "min_delta": min_delta,
