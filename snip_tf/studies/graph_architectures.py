@@ -246,10 +246,10 @@ def train_networks(graphs, variant, data, epochs, seed, layout="block", patience
         # Costliest bank first (longest-processing-time order), so that the last banks to run
         # are short and no worker idles long while another finishes a deep bank.
         def cost(members):
-            group = [archs[i] for i in members]
-            return len(group) * nb.step_macs(
-                group, nb.GATES[variant], io=network.get("io", "full"),
-                skips=network.get("skips", "input"), networks_per_slot=networks_per_slot)
+            return nb.bank_macs([archs[i] for i in members], nb.GATES[variant],
+                                io=network.get("io", "full"),
+                                skips=network.get("skips", "input"),
+                                networks_per_slot=networks_per_slot)
 
         running = {pool.submit(_train_bank, *task(members, print if log else None)): members
                    for members in sorted(banks, key=cost, reverse=True)}

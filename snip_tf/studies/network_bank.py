@@ -175,11 +175,18 @@ def step_macs(archs, gates: int, embedding_dim: int = 16, io: str = "full",
     return float(layout.slots * slot / len(archs))
 
 
+def bank_macs(archs, gates: int, embedding_dim: int = 16, io: str = "full",
+              skips: str = "input", networks_per_slot: int = 1) -> float:
+    """Multiply-accumulates of one step of a bank of ``archs`` in its padded layout, all its
+    networks together (:func:`step_macs` is per network): what a step of the bank costs."""
+    return len(archs) * step_macs(archs, gates, embedding_dim, io, skips, networks_per_slot)
+
+
 def padding_factor(banks, gates: int, embedding_dim: int = 16, io: str = "full",
                    skips: str = "input", networks_per_slot: int = 1) -> float:
     """The arithmetic of ``banks`` (lists of architectures, each trained as one bank) in their
     padded layouts over that of every network trained alone (:func:`step_macs`)."""
-    padded = sum(len(b) * step_macs(b, gates, embedding_dim, io, skips, networks_per_slot)
+    padded = sum(bank_macs(b, gates, embedding_dim, io, skips, networks_per_slot)
                  for b in banks)
     alone = sum(step_macs([a], gates, embedding_dim, io, skips) for b in banks for a in b)
     return padded / alone
@@ -423,10 +430,10 @@ class NetworkBank(keras.layers.Layer):
 
     def macs(self, networks: Sequence[int] | None = None) -> float:
         """Multiply-accumulates per example and time step of this bank's padded layout (or of a
-        bank of only ``networks``): what one step of it costs (:func:`step_macs`)."""
+        bank of only ``networks``): what one step of it costs (:func:`bank_macs`)."""
         archs = self.archs if networks is None else [self.archs[k] for k in networks]
-        return len(archs) * step_macs(archs, self.gates, self.embedding_dim, self.io,
-                                      self.skips, self._options["networks_per_slot"])
+        return bank_macs(archs, self.gates, self.embedding_dim, self.io, self.skips,
+                         self._options["networks_per_slot"])
 
     def subset(self, networks: Sequence[int]) -> "NetworkBank":
         """A bank of only ``networks`` (indices into this one, its network ``j`` being
@@ -897,16 +904,16 @@ def train(bank: NetworkBank, x_train, y_train, x_test, y_test, epochs: int = 15,
         if (stopped_at > 0).all():
             break
         training = np.flatnonzero(stopped_at[members] == 0)
-        if compact and len(training) < bank.size and (
-                bank.macs(training) <= compact * bank.macs()):
+        # the arithmetic a bank of the networks still training would leave (none stopped: no)
+        left = bank.macs(training) / bank.macs() if len(training) < bank.size else np.inf
+        if compact and left <= compact:
             smaller = bank.subset(training)
             new_optimizer, train_step, eval_step = compile_steps(smaller)
             move_adam_state(optimizer, bank, new_optimizer, smaller, training)
             if log:
                 log(f"repacked {len(training)} of {bank.size} networks: "
-                    f"{smaller.macs() / bank.macs():.2f}x the arithmetic")
-            compactions.append({"epoch": epoch, "networks": len(training),
-                                "arithmetic": smaller.macs() / bank.macs()})
+                    f"{left:.2f}x the arithmetic")
+            compactions.append({"epoch": epoch, "networks": len(training), "arithmetic": left})
             bank, optimizer, members = smaller, new_optimizer, members[training]
     return {"test_acc": result_acc, "test_loss": result_loss, "epochs_trained": stopped_at,
             "train_loss": np.array(history), "compactions": compactions,
