@@ -374,3 +374,28 @@ def test_step_macs_counts_the_padded_layout():
     skippy = gn.architecture(SKIPPY)
     assert nb.step_macs([skippy], 1, skips="separate") == (
         1 * 17 + 1 * 2 + 1 * 3 + 3 * 1 * 4 + 2 * 1 * 5)
+
+
+def test_the_parts_of_pytorchs_initialization_are_pytorchs_and_keras_elsewhere():
+    archs = [gn.architecture(g) for g in GRAPHS]
+    banks = {init: nb.NetworkBank(archs, "gru", 8, [0, 1, 2], io="thesis", init=init)
+             for init in nb.INITS}
+
+    def weights(init, part):
+        bank = banks[init]
+        if part == "embedding":
+            return [bank.embedding.numpy()]
+        return [v.numpy() for v in bank.kernels + bank.recurrents + bank.biases
+                + [bank.head_kernel, bank.head_bias]]
+
+    def same(init, other, part):
+        return all(np.array_equal(a, b) for a, b in zip(weights(init, part),
+                                                      weights(other, part)))
+
+    assert same("torch-embedding", "torch", "embedding")
+    assert same("torch-embedding", "keras", "cells")
+    assert same("torch-cells", "keras", "embedding")
+    assert same("torch-cells", "torch", "cells")
+    assert not same("keras", "torch", "embedding")
+    assert not same("keras", "torch", "cells")
+    assert banks["torch-embedding"].embedding.numpy().std() > 0.3  # standard normal, not ±0.05

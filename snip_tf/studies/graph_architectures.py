@@ -290,8 +290,10 @@ flags.DEFINE_enum("skips", "input", list(SKIPS), "Skip edges: 'input' (input con
 flags.DEFINE_enum("padding", "masked", list(PADDINGS), "'masked' (padding steps carry the state "
                   "over) or 'unmasked' (the thesis's: the networks run through the trailing "
                   "padding of their batch; test batches of 128, shuffled).")
-flags.DEFINE_enum("init", "keras", list(nb.INITS), "Initialization: Keras's defaults or "
-                  "'torch' (the thesis's PyTorch code's), see NetworkBank.")
+flags.DEFINE_enum("init", "keras", list(nb.INITS), "Initialization: Keras's defaults, "
+                  "'torch' (the thesis's PyTorch code's), or only its embedding "
+                  "('torch-embedding') or its cells and classifier ('torch-cells'), see "
+                  "NetworkBank.")
 flags.DEFINE_integer("min_nodes", 10, "Smallest graph.")
 flags.DEFINE_integer("max_nodes", 50, "Largest graph.")
 flags.DEFINE_enum("graph_source", "thesis", ["thesis", "generated"], "Reber data set.")

@@ -198,7 +198,7 @@ def padding_key(arch) -> tuple:
     return len(arch.layers), sum(map(len, arch.layers))
 
 
-INITS = ("keras", "torch")
+INITS = ("keras", "torch", "torch-embedding", "torch-cells")
 
 
 class NetworkBank(keras.layers.Layer):
@@ -215,9 +215,11 @@ class NetworkBank(keras.layers.Layer):
         io, skips, padding: the networks' interface, skip connections and padding
             (see ``graph_networks``).
         init: "keras", Keras's defaults (Glorot kernels, orthogonal recurrent kernels, zero
-            biases with the LSTM's forget bias 1, a uniform(±0.05) embedding); or "torch", as
+            biases with the LSTM's forget bias 1, a uniform(±0.05) embedding); "torch", as
             the thesis's PyTorch code: every weight and bias of a cell uniform(±1/√units), a
-            standard normal embedding, a ``nn.Linear`` classifier.
+            standard normal embedding, a ``nn.Linear`` classifier; or one part of PyTorch's
+            with Keras's for the rest, to tell which part matters: "torch-embedding" (the
+            standard normal embedding only) or "torch-cells" (the cells and the classifier).
         backward: "bptt", the hand-written backward pass of :func:`recurrence`, or "autodiff",
             TensorFlow's (the slower reference).
         networks_per_slot: how many networks share one index of the batched axis, side by
@@ -262,7 +264,8 @@ class NetworkBank(keras.layers.Layer):
         offsets = np.concatenate([[0], np.cumsum(self.widths)])
         self.offsets = offsets
         w_total = int(offsets[-1])
-        torch_init = init == "torch"
+        torch_embedding = init in ("torch", "torch-embedding")
+        torch_cells = init in ("torch", "torch-cells")
 
         def initial(initializer, shape, seed):
             return np.asarray(keras.ops.convert_to_numpy(initializer(seed=seed)(shape)))
@@ -297,7 +300,7 @@ class NetworkBank(keras.layers.Layer):
             seed, s = int(seed), place.slot
             columns = place.embedding_start + np.arange(reads)
             emb[s][:, columns] = (initial(lambda seed: keras.initializers.RandomNormal(
-                stddev=1.0, seed=seed), (vocab_size, reads), seed) if torch_init else
+                stddev=1.0, seed=seed), (vocab_size, reads), seed) if torch_embedding else
                 initial(keras.initializers.RandomUniform, (vocab_size, reads), seed))
             owners["embedding"][s][:, columns] = k
             for l, nodes in enumerate(arch.layers):
@@ -311,7 +314,7 @@ class NetworkBank(keras.layers.Layer):
                     rows = _cell_rows(arch, offsets, place, l, cell, reads)
                     mask = (np.ones((reads, gates * w), bool) if l == 0 else
                             gn.gate_mask(cell.mask, gates, layout))
-                    if torch_init:
+                    if torch_cells:
                         limit = 1 / np.sqrt(w)
                         kernel = uniform(limit, (len(rows), gates * w), cell_seed)
                         recurrent = uniform(limit, (w, gates * w), cell_seed + 1)
@@ -338,7 +341,7 @@ class NetworkBank(keras.layers.Layer):
             read_rows = np.isin(order, gn.readout_nodes(arch, io))
             bank_rows = _bank_rows(arch, offsets, place, len(arch.layers))
             logits = 2 * place.head + np.arange(2)
-            if torch_init:  # nn.Linear over the nodes read
+            if torch_cells:  # nn.Linear over the nodes read
                 limit = 1 / np.sqrt(read_rows.sum())
                 h = uniform(limit, (len(order), 2), seed + 7)
                 head_bias[s][logits] = uniform(limit, (2,), seed + 8)
