@@ -250,3 +250,27 @@ def test_banks_trained_in_worker_processes_give_the_same_results():
         assert b["test_loss"] == pytest.approx(a["test_loss"], rel=1e-4)
     with pytest.raises(ValueError, match="workers must be at least 1"):
         ga.train_networks(graphs, workers=0, **settings)
+
+
+@pytest.mark.parametrize("crashes, retries", [(1, 2), (3, 2)])
+def test_tasks_of_a_crashed_worker_run_again(tmp_path, crashes, retries):
+    from process_helpers import crash_on  # tests/ is on the path, also in spawned workers
+
+    marker = str(tmp_path / "crashes")
+    results, logged = {}, []
+    tasks = [(value, 3, marker, crashes) for value in range(6)]
+
+    def run():
+        ga.run_in_processes(crash_on, tasks, results.__setitem__, workers=2, retries=retries,
+                            log=logged.append)
+
+    if crashes <= retries:
+        run()
+        assert results == {i: 2 * i for i in range(6)}
+        assert len(logged) == crashes and "unfinished" in logged[0]
+    else:
+        with pytest.raises(RuntimeError, match="died 3 times.*--resume"):
+            run()
+        assert 3 not in results  # and every task that finished was handed over
+        assert all(results[i] == 2 * i for i in results) and len(results) >= 1
+    assert open(marker).read() == str(min(crashes, retries + 1))

@@ -162,6 +162,43 @@ def use_threads(threads: int):
     tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
+def run_in_processes(fn, tasks: list, on_result, workers: int, initializer=None,
+                     initargs=(), retries: int = 2, log=print):
+    """Call ``fn(*task)`` for every task in ``workers`` processes, in order of ``tasks``, and
+    ``on_result(index, result)`` in this process as each one finishes.
+
+    A worker that dies (TensorFlow has crashed one, in libgcc_s, after hours of training) breaks
+    the whole pool; the tasks it left unfinished run again in a new pool, up to ``retries``
+    times, so a long study does not stop for one crash. Tasks must be deterministic for that
+    to change no result (a bank's training is: the same seed gives the same batches and
+    weights). An exception raised by ``fn`` itself is not retried. Processes are "spawn"ed: a
+    forked TensorFlow is not safe.
+    """
+    pending = list(range(len(tasks)))
+    for attempt in range(retries + 1):
+        broken = None
+        with concurrent.futures.ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=initializer, initargs=initargs) as pool:
+            running = {pool.submit(fn, *tasks[i]): i for i in pending}
+            for future in concurrent.futures.as_completed(running):
+                try:
+                    result = future.result()
+                except concurrent.futures.process.BrokenProcessPool as error:
+                    broken = error
+                    continue
+                on_result(running[future], result)
+                pending.remove(running[future])
+        if not pending:
+            return
+        if attempt < retries:
+            log(f"a worker process died ({broken}); running its {len(pending)} unfinished "
+                f"task(s) again in new processes (retry {attempt + 1} of {retries})")
+    raise RuntimeError(f"worker processes died {retries + 1} times; {len(pending)} task(s) "
+                       f"unfinished. Results finished so far are kept; for the study, run "
+                       f"again with --resume.") from broken
+
+
 def _train_bank(archs, variant, data, seeds, epochs, seed, layout, patience, jit_compile,
                 bucket_width, networks_per_slot, network, log, min_delta=1e-4, compact=0.75):
     """Train one bank; returns ``network_bank.train``'s results, the bank's padding factor
@@ -237,24 +274,20 @@ def train_networks(graphs, variant, data, epochs, seed, layout="block", patience
             finish(members, *_train_bank(*task(members, log)))
         return results
     # Processes, not threads: a bank's step is one long XLA computation per batch, and two of
-    # them on one thread each keep 2 cores busier than one on two threads. "spawn": a forked
-    # TensorFlow is not safe.
+    # them on one thread each keep 2 cores busier than one on two threads.
     threads = max(1, (os.cpu_count() or 1) // workers)
-    with concurrent.futures.ProcessPoolExecutor(
-            workers, mp_context=multiprocessing.get_context("spawn"),
-            initializer=use_threads, initargs=(threads,)) as pool:
-        # Costliest bank first (longest-processing-time order), so that the last banks to run
-        # are short and no worker idles long while another finishes a deep bank.
-        def cost(members):
-            return nb.bank_macs([archs[i] for i in members], nb.GATES[variant],
-                                io=network.get("io", "full"),
-                                skips=network.get("skips", "input"),
-                                networks_per_slot=networks_per_slot)
 
-        running = {pool.submit(_train_bank, *task(members, print if log else None)): members
-                   for members in sorted(banks, key=cost, reverse=True)}
-        for future in concurrent.futures.as_completed(running):
-            finish(running[future], *future.result())
+    def cost(members):
+        return nb.bank_macs([archs[i] for i in members], nb.GATES[variant],
+                            io=network.get("io", "full"), skips=network.get("skips", "input"),
+                            networks_per_slot=networks_per_slot)
+
+    # Costliest bank first (longest-processing-time order), so that the last banks to run are
+    # short and no worker idles long while another finishes a deep bank.
+    ordered = sorted(banks, key=cost, reverse=True)
+    run_in_processes(_train_bank, [task(members, print if log else None) for members in ordered],
+                     lambda b, out: finish(ordered[b], *out), workers,
+                     initializer=use_threads, initargs=(threads,), log=log or print)
     return results
 
 
