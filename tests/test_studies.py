@@ -1,5 +1,6 @@
 import json
 import os
+import sys
 
 import numpy as np
 
@@ -274,3 +275,13 @@ def test_tasks_of_a_crashed_worker_run_again(tmp_path, crashes, retries):
         assert 3 not in results  # and every task that finished was handed over
         assert all(results[i] == 2 * i for i in results) and len(results) >= 1
     assert open(marker).read() == str(min(crashes, retries + 1))
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="max_tasks_per_child is Python 3.11+")
+def test_every_task_gets_a_fresh_process():
+    """XLA never frees the code it compiles: a process must not train bank after bank."""
+    from process_helpers import process_id
+
+    pids = {}
+    ga.run_in_processes(process_id, [(i,) for i in range(3)], pids.__setitem__, workers=1)
+    assert len(set(pids.values())) == 3 and os.getpid() not in pids.values()

@@ -14,6 +14,7 @@ import json
 import multiprocessing
 import os
 import statistics
+import sys
 import time
 
 import keras
@@ -167,19 +168,23 @@ def run_in_processes(fn, tasks: list, on_result, workers: int, initializer=None,
     """Call ``fn(*task)`` for every task in ``workers`` processes, in order of ``tasks``, and
     ``on_result(index, result)`` in this process as each one finishes.
 
-    A worker that dies (TensorFlow has crashed one, in libgcc_s, after hours of training) breaks
-    the whole pool; the tasks it left unfinished run again in a new pool, up to ``retries``
-    times, so a long study does not stop for one crash. Tasks must be deterministic for that
-    to change no result (a bank's training is: the same seed gives the same batches and
-    weights). An exception raised by ``fn`` itself is not retried. Processes are "spawn"ed: a
-    forked TensorFlow is not safe.
+    Every task gets a fresh process (Python 3.11+): XLA never unmaps the code it compiles, so
+    a process that compiles bank after bank runs into the kernel's limit on memory mappings
+    (``vm.max_map_count``, 65,530 by default; one deep GRU bank leaves about 17,000), and
+    LLVM's next compilation fails with "Cannot allocate memory" and kills the process. A worker
+    that dies all the same breaks the whole pool; the tasks it left unfinished run again in a
+    new pool, up to ``retries`` times. Tasks must be deterministic for that to change no result
+    (a bank's training is: the same seed gives the same batches and weights). An exception
+    raised by ``fn`` itself is not retried. Processes are "spawn"ed: a forked TensorFlow is not
+    safe.
     """
+    fresh = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}
     pending = list(range(len(tasks)))
     for attempt in range(retries + 1):
         broken = None
         with concurrent.futures.ProcessPoolExecutor(
                 workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=initializer, initargs=initargs) as pool:
+                initializer=initializer, initargs=initargs, **fresh) as pool:
             running = {pool.submit(fn, *tasks[i]): i for i in pending}
             for future in concurrent.futures.as_completed(running):
                 try:
@@ -223,7 +228,9 @@ def train_networks(graphs, variant, data, epochs, seed, layout="block", patience
     size so that little is padded, on length-bucketed batches if ``bucket_width`` (see
     ``network_bank.batches``), ``networks_per_slot`` side by side in each slot of a bank
     (``network_bank.pack``), ``workers`` banks at a time in as many processes (each with an
-    equal share of the CPU's threads); ``"keras"`` trains them one by one, on uniform batches.
+    equal share of the CPU's threads; with ``jit_compile`` each bank in a fresh process, even
+    with one worker, see ``run_in_processes``); ``"keras"`` trains them one by one, on
+    uniform batches.
     ``patience``/``min_delta``: per-network early stopping on the training loss; a bank is
     repacked without its stopped networks once that leaves at most ``compact`` of its
     arithmetic (``network_bank.train``).
@@ -269,7 +276,9 @@ def train_networks(graphs, variant, data, epochs, seed, layout="block", patience
                 f"{out['train_time_s']:.0f} s, "
                 f"{60 * len(members) / out['train_time_s']:.2f} networks/min")
 
-    if workers == 1 or len(banks) == 1:
+    # One XLA-compiled bank after another in this process would exhaust its memory mappings
+    # (see run_in_processes), so then even one worker is a process of its own per bank.
+    if len(banks) == 1 or (workers == 1 and not jit_compile):
         for members in banks:
             finish(members, *_train_bank(*task(members, log)))
         return results
