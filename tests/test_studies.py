@@ -285,3 +285,30 @@ def test_every_task_gets_a_fresh_process():
     pids = {}
     ga.run_in_processes(process_id, [(i,) for i in range(3)], pids.__setitem__, workers=1)
     assert len(set(pids.values())) == 3 and os.getpid() not in pids.values()
+
+
+def test_compare_pairs_two_runs_network_by_network(tmp_path):
+    from snip_tf.experiments import common
+
+    def run(folder, accuracies, generator="watts_strogatz"):
+        (tmp_path / folder).mkdir(exist_ok=True)
+        common.write_rows(str(tmp_path / folder / "gru.csv"), [
+            {"mode": "gru", "graph": generator, "graph_nr": i, "test_acc": acc}
+            for i, acc in enumerate(accuracies)])
+        return str(tmp_path / folder)
+
+    this = run("block", [0.90, 0.95, 0.99, 0.80])
+    other = run("thesis", [0.905, 0.96, 0.94, 0.86, 0.5])  # one more network: not paired
+    gru = ga.compare(this, other, variants=("gru", "lstm"))["gru"]
+    assert gru["networks"] == 4
+    assert gru["mean_difference"] == pytest.approx((0.5 + 1 - 5 + 6) / 4)
+    assert gru["median_abs_difference"] == pytest.approx(3)
+    assert gru["max_abs_difference"] == pytest.approx(6)
+    assert gru["max_abs_difference_network"] == "watts_strogatz_3"
+    assert gru["within_1_point"] == 2
+    assert gru["spearman_rho"] == pytest.approx(0.8)  # ranks 2 3 4 1 against 2 4 3 1
+    assert (tmp_path / "block" / "comparison.json").exists()
+    with pytest.raises(ValueError, match="share no graph"):
+        ga.compare(this, run("other_graphs", [0.9], "erdos_renyi"), variants=("gru",))
+    with pytest.raises(FileNotFoundError, match="No variant has a CSV"):
+        ga.compare(this, other, variants=("lstm",))

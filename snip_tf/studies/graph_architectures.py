@@ -341,6 +341,9 @@ flags.DEFINE_integer("max_nodes", 50, "Largest graph.")
 flags.DEFINE_enum("graph_source", "thesis", ["thesis", "generated"], "Reber data set.")
 flags.DEFINE_bool("resume", False, "Keep the networks already in the results folder's CSVs "
                   "(from an interrupted run with the same settings) and train the rest.")
+flags.DEFINE_string("compare_with", None, "Train nothing: compare the test accuracies in "
+                    "--results_dir with those of the same graphs in this folder, network by "
+                    "network (comparison.json).")
 flags.DEFINE_bool("refit", False, "Train nothing: fit the regressors again on the per-variant "
                   "CSVs already in the results folder and rewrite summary_refit.json; with "
                   "--generators, on those families' networks only.")
@@ -529,9 +532,49 @@ def refit(results_dir=None, variants=rc.VARIANTS, seed=0, generators=None) -> di
     return report
 
 
+def compare(results_dir: str, other_dir: str, variants=rc.VARIANTS) -> dict:
+    """How the test accuracies of two runs on the same graphs differ, network by network
+    (paired by generator and graph number), e.g. two gate layouts or two packings. Per variant:
+    the mean of other − this, the median and largest absolute difference (in points), how
+    many networks agree within 1 point, and Spearman's ρ between the two runs' accuracies.
+    Writes ``comparison.json`` into ``results_dir``; variants without both CSVs are skipped."""
+    from scipy.stats import spearmanr
+
+    report = {}
+    for variant in variants:
+        paths = [_csv_path(d, variant) for d in (results_dir, other_dir)]
+        if not all(os.path.exists(p) for p in paths):
+            continue
+        this, other = ({(r["graph"], r["graph_nr"]): 100 * r["test_acc"] for r in _read_rows(p)}
+                       for p in paths)
+        shared = sorted(set(this) & set(other))
+        if not shared:
+            raise ValueError(f"{variant}: the runs in {results_dir} and {other_dir} share no "
+                             f"graph; compare runs of the same graphs.")
+        a, b = np.array([this[k] for k in shared]), np.array([other[k] for k in shared])
+        diff = b - a
+        worst = int(np.argmax(np.abs(diff)))
+        report[variant] = {
+            "networks": len(shared), "mean_this": float(a.mean()), "mean_other": float(b.mean()),
+            "mean_difference": float(diff.mean()),
+            "median_abs_difference": float(np.median(np.abs(diff))),
+            "max_abs_difference": float(abs(diff[worst])),
+            "max_abs_difference_network": "_".join(map(str, shared[worst])),
+            "within_1_point": int((np.abs(diff) <= 1).sum()),
+            "spearman_rho": float(spearmanr(a, b).statistic)}
+    if not report:
+        raise FileNotFoundError(f"No variant has a CSV in both {results_dir} and {other_dir}.")
+    common.write_json(os.path.join(results_dir, "comparison.json"),
+                      {"this": results_dir, "other": other_dir, "report": report})
+    return report
+
+
 def main(argv):
     del argv
     F = common.FLAGS
+    if F.compare_with:
+        print(json.dumps(compare(F.results_dir, F.compare_with, F.graph_variants), indent=2))
+        return
     if F.refit:
         # --generators narrows a refit only when given explicitly
         refit(F.results_dir, F.graph_variants, int(F.seeds[0]),
