@@ -307,7 +307,7 @@ def test_compare_pairs_two_runs_network_by_network(tmp_path):
     assert gru["max_abs_difference_network"] == "watts_strogatz_3"
     assert gru["within_1_point"] == 2
     assert gru["spearman_rho"] == pytest.approx(0.8)  # ranks 2 3 4 1 against 2 4 3 1
-    assert (tmp_path / "block" / "comparison.json").exists()
+    assert (tmp_path / "block" / "comparison_thesis.json").exists()
     with pytest.raises(ValueError, match="share no graph"):
         ga.compare(this, run("other_graphs", [0.9], "erdos_renyi"), variants=("gru",))
     with pytest.raises(FileNotFoundError, match="No variant has a CSV"):

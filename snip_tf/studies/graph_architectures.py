@@ -343,7 +343,7 @@ flags.DEFINE_bool("resume", False, "Keep the networks already in the results fol
                   "(from an interrupted run with the same settings) and train the rest.")
 flags.DEFINE_string("compare_with", None, "Train nothing: compare the test accuracies in "
                     "--results_dir with those of the same graphs in this folder, network by "
-                    "network (comparison.json).")
+                    "network (comparison_<folder>.json).")
 flags.DEFINE_bool("refit", False, "Train nothing: fit the regressors again on the per-variant "
                   "CSVs already in the results folder and rewrite summary_refit.json; with "
                   "--generators, on those families' networks only.")
@@ -537,7 +537,8 @@ def compare(results_dir: str, other_dir: str, variants=rc.VARIANTS) -> dict:
     (paired by generator and graph number), e.g. two gate layouts or two packings. Per variant:
     the mean of other − this, the median and largest absolute difference (in points), how
     many networks agree within 1 point, and Spearman's ρ between the two runs' accuracies.
-    Writes ``comparison.json`` into ``results_dir``; variants without both CSVs are skipped."""
+    Writes ``comparison_<other folder's name>.json`` into ``results_dir``; variants without
+    both CSVs are skipped."""
     from scipy.stats import spearmanr
 
     report = {}
@@ -564,7 +565,8 @@ def compare(results_dir: str, other_dir: str, variants=rc.VARIANTS) -> dict:
             "spearman_rho": float(spearmanr(a, b).statistic)}
     if not report:
         raise FileNotFoundError(f"No variant has a CSV in both {results_dir} and {other_dir}.")
-    common.write_json(os.path.join(results_dir, "comparison.json"),
+    name = os.path.basename(os.path.normpath(other_dir))
+    common.write_json(os.path.join(results_dir, f"comparison_{name}.json"),
                       {"this": results_dir, "other": other_dir, "report": report})
     return report
 
