@@ -532,15 +532,16 @@ def refit(results_dir=None, variants=rc.VARIANTS, seed=0, generators=None) -> di
     return report
 
 
-def compare(results_dir: str, other_dir: str, variants=rc.VARIANTS) -> dict:
+def compare(results_dir, other_dir: str, variants=rc.VARIANTS) -> dict:
     """How the test accuracies of two runs on the same graphs differ, network by network
     (paired by generator and graph number), e.g. two gate layouts or two packings. Per variant:
     the mean of other − this, the median and largest absolute difference (in points), how
     many networks agree within 1 point, and Spearman's ρ between the two runs' accuracies.
-    Writes ``comparison_<other folder's name>.json`` into ``results_dir``; variants without
-    both CSVs are skipped."""
+    Writes ``comparison_<other folder's name>.json`` into ``results_dir`` (default: the
+    study's, as ``refit``); variants without both CSVs are skipped."""
     from scipy.stats import spearmanr
 
+    results_dir = common.out_dir("graph_architectures", results_dir)
     report = {}
     for variant in variants:
         paths = [_csv_path(d, variant) for d in (results_dir, other_dir)]
