@@ -208,6 +208,39 @@ def test_graph_study_resumes_an_interrupted_run(tmp_path, capsys):
     assert "(0 trained now)" in capsys.readouterr().out
 
 
+def test_graph_study_init_seed_changes_the_initial_weights_only(tmp_path):
+    settings = dict(variants=("rnn-tanh",), generators=("erdos_renyi",), num_graphs=3, epochs=1,
+                    source="generated", train_limit=60, min_nodes=10, max_nodes=12, bank_size=3,
+                    jit_compile=False)
+    runs = {name: tmp_path / name for name in ("default", "seed0", "seed1")}
+    ga.run(results_dir=str(runs["default"]), **settings)
+    ga.run(results_dir=str(runs["seed0"]), init_seed=0, **settings)
+    ga.run(results_dir=str(runs["seed1"]), init_seed=1, **settings)
+
+    def rows(name):
+        lines = (runs[name] / "rnn_tanh.csv").read_text().splitlines()
+        return [dict(zip(lines[0].split(","), line.split(","))) for line in lines[1:]]
+
+    def graphs(name):
+        return sorted(p.read_text() for p in (runs[name] / "graphs").glob("*.graphml"))
+
+    assert graphs("seed1") == graphs("default")
+    for a, b, c in zip(rows("default"), rows("seed0"), rows("seed1")):
+        assert {k: a[k] for k in gn.FEATURES} == {k: c[k] for k in gn.FEATURES}
+        assert float(a["test_loss"]) == pytest.approx(float(b["test_loss"]), abs=1e-6)
+    # other initial weights: other losses, network by network
+    assert all(float(a["test_loss"]) != pytest.approx(float(c["test_loss"]), abs=1e-6)
+               for a, c in zip(rows("default"), rows("seed1")))
+    assert json.loads((runs["seed1"] / "study.json").read_text())["init_seed"] == 1
+    with pytest.raises(ValueError, match="init_seed was 1, now 0"):
+        ga.run(results_dir=str(runs["seed1"]), resume=True, **settings)
+    # a study recorded before init_seed existed was initialized from its seed
+    study = json.loads((runs["default"] / "study.json").read_text())
+    del study["init_seed"]
+    (runs["default"] / "study.json").write_text(json.dumps(study))
+    ga.run(results_dir=str(runs["default"]), resume=True, **settings)
+
+
 def test_graph_study_stops_networks_early_by_its_min_delta(tmp_path):
     ga.run(results_dir=str(tmp_path), variants=("rnn-tanh",), generators=("erdos_renyi",),
            num_graphs=3, epochs=4, source="generated", train_limit=60, min_nodes=10,

@@ -336,6 +336,10 @@ flags.DEFINE_enum("init", "keras", list(nb.INITS), "Initialization: Keras's defa
                   "'torch' (the thesis's PyTorch code's), or only its embedding "
                   "('torch-embedding') or its cells and classifier ('torch-cells'), see "
                   "NetworkBank.")
+flags.DEFINE_integer("init_seed", None, "Initialize the networks from this seed instead of "
+                     "--seed, keeping the graphs and the batches: a replicate of a run that "
+                     "differs in its initial weights only (compare the two with "
+                     "--compare_with).")
 flags.DEFINE_integer("min_nodes", 10, "Smallest graph.")
 flags.DEFINE_integer("max_nodes", 50, "Largest graph.")
 flags.DEFINE_enum("graph_source", "thesis", ["thesis", "generated"], "Reber data set.")
@@ -354,8 +358,10 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
         min_nodes=10, max_nodes=50, patience=0, trainer="bank", bank_size=50,
         jit_compile=True, bucket_width=0, resume=False, io="full", skips="input",
         padding="masked", init="keras", networks_per_slot=8, workers=1, min_delta=1e-4,
-        compact=0.75) -> dict:
-    """The study; see the module's flags. Each variant's CSV is rewritten as each bank finishes,
+        compact=0.75, init_seed=None) -> dict:
+    """The study; see the module's flags. ``seed`` draws the graphs, orders the batches and, by
+    default, initializes the networks; ``init_seed`` initializes them instead, so that two runs
+    differ in their networks' initial weights only (a control for any other change). Each variant's CSV is rewritten as each bank finishes,
     and ``resume=True`` trains only the networks not yet in it (same settings required), so a
     long study can be run in pieces: a network's result does not depend on its bank-mates.
     Banks are cut from the networks sorted by depth and size, so the CSV of an unfinished
@@ -368,7 +374,8 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
                 "bucket_width": bucket_width, "source": source, "train_limit": train_limit,
                 "num_graphs": num_graphs, "generators": list(generators),
                 "min_nodes": min_nodes, "max_nodes": max_nodes, "io": io, "skips": skips,
-                "padding": padding, "init": init}
+                "padding": padding, "init": init,
+                "init_seed": seed if init_seed is None else init_seed}
     _check_settings(os.path.join(out, "study.json"), settings, resume)
     data = rc.load(source, data_dir, seed=seed, train_limit=train_limit)
     rng = np.random.default_rng(seed)
@@ -401,7 +408,8 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
         if todo:
             train_networks([graphs[j] for j in todo], variant, data, epochs, seed, layout,
                            patience, trainer, bank_size, jit_compile, bucket_width,
-                           on_done=save, init_seeds=[network_seed(seed, j) for j in todo],
+                           on_done=save,
+                           init_seeds=[network_seed(settings["init_seed"], j) for j in todo],
                            networks_per_slot=networks_per_slot, workers=workers,
                            min_delta=min_delta, compact=compact, io=io,
                            skips=skips, padding=padding, init=init)
@@ -438,7 +446,7 @@ def _check_settings(path, settings, resume):
         with open(path) as f:
             before = json.load(f)
         # Settings added after a study was recorded take their default there.
-        before = {**SETTING_DEFAULTS, **before}
+        before = {**SETTING_DEFAULTS, "init_seed": before.get("seed"), **before}
         changed = {k: (before.get(k), v) for k, v in settings.items() if before.get(k) != v}
         if changed:
             raise ValueError(f"--resume with settings other than those of the results in "
@@ -587,7 +595,7 @@ def main(argv):
         int(F.seeds[0]), F.graph_source, F.train_limit, F.layout, F.min_nodes,
         F.max_nodes, F.graph_patience, F.trainer, F.bank_size, F.jit_compile, F.bucket_width,
         F.resume, F.io, F.skips, F.padding, F.init, F.networks_per_slot, F.workers,
-        F.graph_min_delta, F.compact)
+        F.graph_min_delta, F.compact, F.init_seed)
 
 
 if __name__ == "__main__":
