@@ -361,9 +361,11 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
         compact=0.75, init_seed=None) -> dict:
     """The study; see the module's flags. ``seed`` draws the graphs, orders the batches and, by
     default, initializes the networks; ``init_seed`` initializes them instead, so that two runs
-    differ in their networks' initial weights only (a control for any other change). Each variant's CSV is rewritten as each bank finishes,
-    and ``resume=True`` trains only the networks not yet in it (same settings required), so a
-    long study can be run in pieces: a network's result does not depend on its bank-mates.
+    differ in their networks' initial weights only (a control for any other change).
+
+    Each variant's CSV is rewritten as each bank finishes, and ``resume=True`` trains only the
+    networks not yet in it (same settings required), so a long study can be run in pieces: a
+    network's result does not depend on its bank-mates.
     Banks are cut from the networks sorted by depth and size, so the CSV of an unfinished
     variant holds groups of similar networks, not a sample: fit regressors on finished
     variants only."""
