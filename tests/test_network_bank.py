@@ -166,6 +166,47 @@ def test_length_buckets_keep_every_example_once_and_cut_padding():
     assert again == epochs[4][0]  # deterministic from the seed
 
 
+def test_full_batches_fill_partial_batches_with_rows_no_loss_counts():
+    rng = np.random.default_rng(1)
+    lengths = rng.integers(1, 30, size=150)
+    x = np.where(np.arange(32) < lengths[:, None], rng.integers(1, 8, (150, 32)), 0)
+    y = np.arange(150)  # labels as example ids
+    plain = list(nb.batches(x, y, batch_size=16, seed=3, bucket_width=4))
+    full = list(nb.batches(x, y, batch_size=16, seed=3, bucket_width=4, full_batches=True))
+    assert any(len(ids) < 16 for _, ids in plain)  # the test needs partial batches
+    assert len(full) == len(plain)
+    for (tokens, ids), (full_tokens, full_ids) in zip(plain, full):
+        n = len(ids)
+        assert full_tokens.shape == (16, tokens.shape[1])  # same length, full size
+        np.testing.assert_array_equal(full_tokens[:n], tokens)
+        np.testing.assert_array_equal(full_ids[:n], ids)
+        assert (full_tokens.numpy()[n:] == 0).all() and (full_ids.numpy()[n:] == -1).all()
+    shapes = {tuple(t.shape) for t, _ in plain}
+    assert len({tuple(t.shape) for t, _ in full}) < len(shapes)
+    # a filler row changes no network's loss
+    logits = tf.constant(rng.normal(size=(3, 2, 2)), tf.float32)
+    np.testing.assert_allclose(
+        nb.per_network_loss(logits, tf.constant([1, 0, nb.NO_EXAMPLE])),
+        nb.per_network_loss(logits[:2], tf.constant([1, 0])), rtol=1e-6)
+
+
+def test_training_on_full_batches_equals_training_on_partial_ones():
+    rng = np.random.default_rng(2)
+    x = np.sort(rng.integers(0, 8, (40, 7)), 1)[:, ::-1].astype(np.int32)
+    y = (x[:, 0] > 4).astype(np.int32)
+    results = []
+    for full_batches in (False, True):
+        bank = nb.NetworkBank([gn.architecture(g) for g in GRAPHS], "gru", 8, [0, 1, 2])
+        results.append(nb.train(bank, x, y, x, y, epochs=2, batch_size=16, bucket_width=4,
+                                full_batches=full_batches))
+        results[-1]["weights"] = [w.numpy() for w in bank.weights]
+    plain, full = results
+    np.testing.assert_allclose(plain["train_loss"], full["train_loss"], rtol=1e-5)
+    np.testing.assert_allclose(plain["test_loss"], full["test_loss"], rtol=1e-5)
+    for a, b in zip(plain["weights"], full["weights"]):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
 def _train(graphs, seeds, steps=4, networks_per_slot=1):
     bank = nb.NetworkBank([gn.architecture(g) for g in graphs], "gru", 8, seeds,
                           networks_per_slot=networks_per_slot)

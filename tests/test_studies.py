@@ -241,6 +241,30 @@ def test_graph_study_init_seed_changes_the_initial_weights_only(tmp_path):
     ga.run(results_dir=str(runs["default"]), resume=True, **settings)
 
 
+def test_graph_study_on_full_batches_trains_the_same_networks(tmp_path):
+    settings = dict(variants=("rnn-tanh",), generators=("erdos_renyi",), num_graphs=3, epochs=1,
+                    source="generated", train_limit=60, min_nodes=10, max_nodes=12, bank_size=3,
+                    jit_compile=False, bucket_width=4)
+    plain, full = tmp_path / "plain", tmp_path / "full"
+    ga.run(results_dir=str(plain), **settings)
+    ga.run(results_dir=str(full), full_batches=True, **settings)
+
+    def losses(folder):
+        lines = (folder / "rnn_tanh.csv").read_text().splitlines()
+        column = lines[0].split(",").index("test_loss")
+        return [float(line.split(",")[column]) for line in lines[1:]]
+
+    assert losses(full) == pytest.approx(losses(plain), abs=1e-5)
+    assert json.loads((full / "study.json").read_text())["full_batches"] is True
+    with pytest.raises(ValueError, match="full_batches was True, now False"):
+        ga.run(results_dir=str(full), resume=True, **settings)
+    # a study recorded before the setting existed trained on partial batches
+    study = json.loads((plain / "study.json").read_text())
+    del study["full_batches"]
+    (plain / "study.json").write_text(json.dumps(study))
+    ga.run(results_dir=str(plain), resume=True, **settings)
+
+
 def test_graph_study_stops_networks_early_by_its_min_delta(tmp_path):
     ga.run(results_dir=str(tmp_path), variants=("rnn-tanh",), generators=("erdos_renyi",),
            num_graphs=3, epochs=4, source="generated", train_limit=60, min_nodes=10,

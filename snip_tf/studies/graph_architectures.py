@@ -205,7 +205,8 @@ def run_in_processes(fn, tasks: list, on_result, workers: int, initializer=None,
 
 
 def _train_bank(archs, variant, data, seeds, epochs, seed, layout, patience, jit_compile,
-                bucket_width, networks_per_slot, network, log, min_delta=1e-4, compact=0.75):
+                bucket_width, networks_per_slot, network, log, min_delta=1e-4, compact=0.75,
+                full_batches=False):
     """Train one bank; returns ``network_bank.train``'s results, the bank's padding factor
     and depth (run in this process or in a worker)."""
     bank = nb.NetworkBank(archs, variant, data.vocab_size, seeds=seeds, layout=layout,
@@ -213,7 +214,7 @@ def _train_bank(archs, variant, data, seeds, epochs, seed, layout, patience, jit
     out = nb.train(bank, data.x_train, data.y_train, data.x_test, data.y_test,
                    epochs=epochs, batch_size=128, patience=patience, min_delta=min_delta,
                    seed=seed, jit_compile=jit_compile, bucket_width=bucket_width,
-                   compact=compact, log=log)
+                   compact=compact, full_batches=full_batches, log=log)
     padding = nb.padding_factor([archs], bank.gates, io=bank.io, skips=bank.skips,
                                 networks_per_slot=networks_per_slot)
     return out, padding, len(bank.widths)
@@ -222,13 +223,14 @@ def _train_bank(archs, variant, data, seeds, epochs, seed, layout, patience, jit
 def train_networks(graphs, variant, data, epochs, seed, layout="block", patience=0,
                    trainer="bank", bank_size=50, jit_compile=True, bucket_width=0,
                    log=print, on_done=None, init_seeds=None, networks_per_slot=1,
-                   workers=1, min_delta=1e-4, compact=0.75, **network) -> list:
+                   workers=1, min_delta=1e-4, compact=0.75, full_batches=False,
+                   **network) -> list:
     """One result dict per graph. ``trainer="bank"`` trains ``bank_size`` networks at a time
     as one batched computation (:class:`NetworkBank`), grouping networks of similar depth and
-    size so that little is padded, on length-bucketed batches if ``bucket_width`` (see
-    ``network_bank.batches``), ``networks_per_slot`` side by side in each slot of a bank
-    (``network_bank.pack``), ``workers`` banks at a time in as many processes (each with an
-    equal share of the CPU's threads; with ``jit_compile`` each bank in a fresh process, even
+    size so that little is padded, on length-bucketed batches if ``bucket_width``, partial
+    batches filled to full size if ``full_batches`` (see ``network_bank.batches``),
+    ``networks_per_slot`` side by side in each slot of a bank (``network_bank.pack``),
+    ``workers`` banks at a time in as many processes (each with an equal share of the CPU's threads; with ``jit_compile`` each bank in a fresh process, even
     with one worker, see ``run_in_processes``); ``"keras"`` trains them one by one, on
     uniform batches.
     ``patience``/``min_delta``: per-network early stopping on the training loss; a bank is
@@ -260,7 +262,7 @@ def train_networks(graphs, variant, data, epochs, seed, layout="block", patience
     def task(members, log):
         return ([archs[i] for i in members], variant, data, [init_seeds[i] for i in members],
                 epochs, seed, layout, patience, jit_compile, bucket_width, networks_per_slot,
-                network, log, min_delta, compact)
+                network, log, min_delta, compact, full_batches)
 
     def finish(members, out, padding, depth):
         for j, i in enumerate(members):
@@ -320,6 +322,9 @@ flags.DEFINE_bool("jit_compile", True, "XLA-compile the bank's training step.")
 flags.DEFINE_integer("bucket_width", 0, "Bank trainer: draw each batch from strings whose "
                      "lengths fall in one bucket of this width (fewer padded steps); 0 draws "
                      "uniformly, as the thesis.")
+flags.DEFINE_bool("full_batches", False, "Bank trainer: fill partial batches up to 128 rows "
+                  "with empty strings no loss counts, so that the XLA step compiles for fewer "
+                  "shapes (the same training up to float rounding).")
 flags.DEFINE_list("graph_variants", list(rc.VARIANTS), "Variants to study.")
 flags.DEFINE_list("generators", list(GENERATORS), "Graph families.")
 flags.DEFINE_enum("layout", "block", ["block", "thesis"], "Gate mask layout.")
@@ -358,7 +363,7 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
         min_nodes=10, max_nodes=50, patience=0, trainer="bank", bank_size=50,
         jit_compile=True, bucket_width=0, resume=False, io="full", skips="input",
         padding="masked", init="keras", networks_per_slot=8, workers=1, min_delta=1e-4,
-        compact=0.75, init_seed=None) -> dict:
+        compact=0.75, init_seed=None, full_batches=False) -> dict:
     """The study; see the module's flags. ``seed`` draws the graphs, orders the batches and, by
     default, initializes the networks; ``init_seed`` initializes them instead, so that two runs
     differ in their networks' initial weights only (a control for any other change).
@@ -377,7 +382,8 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
                 "num_graphs": num_graphs, "generators": list(generators),
                 "min_nodes": min_nodes, "max_nodes": max_nodes, "io": io, "skips": skips,
                 "padding": padding, "init": init,
-                "init_seed": seed if init_seed is None else init_seed}
+                "init_seed": seed if init_seed is None else init_seed,
+                "full_batches": full_batches}
     _check_settings(os.path.join(out, "study.json"), settings, resume)
     data = rc.load(source, data_dir, seed=seed, train_limit=train_limit)
     rng = np.random.default_rng(seed)
@@ -413,7 +419,8 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
                            on_done=save,
                            init_seeds=[network_seed(settings["init_seed"], j) for j in todo],
                            networks_per_slot=networks_per_slot, workers=workers,
-                           min_delta=min_delta, compact=compact, io=io,
+                           min_delta=min_delta, compact=compact,
+                           full_batches=full_batches, io=io,
                            skips=skips, padding=padding, init=init)
         trained += len(todo)
         minutes = (time.perf_counter() - start) / 60
@@ -439,7 +446,7 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
 # test_loss, time), then epochs_trained.
 RESULT_FIELDS = ("test_acc", "test_loss", "time", "epochs_trained")
 SETTING_DEFAULTS = {"io": "full", "skips": "input", "padding": "masked", "init": "keras",
-                    "min_delta": 1e-4}
+                    "min_delta": 1e-4, "full_batches": False}
 
 
 def _check_settings(path, settings, resume):
@@ -597,7 +604,7 @@ def main(argv):
         int(F.seeds[0]), F.graph_source, F.train_limit, F.layout, F.min_nodes,
         F.max_nodes, F.graph_patience, F.trainer, F.bank_size, F.jit_compile, F.bucket_width,
         F.resume, F.io, F.skips, F.padding, F.init, F.networks_per_slot, F.workers,
-        F.graph_min_delta, F.compact, F.init_seed)
+        F.graph_min_delta, F.compact, F.init_seed, F.full_batches)
 
 
 if __name__ == "__main__":
