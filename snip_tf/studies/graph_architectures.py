@@ -230,9 +230,9 @@ def train_networks(graphs, variant, data, epochs, seed, layout="block", patience
     size so that little is padded, on length-bucketed batches if ``bucket_width``, partial
     batches filled to full size if ``full_batches`` (see ``network_bank.batches``),
     ``networks_per_slot`` side by side in each slot of a bank (``network_bank.pack``),
-    ``workers`` banks at a time in as many processes (each with an equal share of the CPU's threads; with ``jit_compile`` each bank in a fresh process, even
-    with one worker, see ``run_in_processes``); ``"keras"`` trains them one by one, on
-    uniform batches.
+    ``workers`` banks at a time in as many processes (each with an equal share of the CPU's
+    threads; with ``jit_compile`` each bank in a fresh process, even with one worker, see
+    ``run_in_processes``); ``"keras"`` trains them one by one, on uniform batches.
     ``patience``/``min_delta``: per-network early stopping on the training loss; a bank is
     repacked without its stopped networks once that leaves at most ``compact`` of its
     arithmetic (``network_bank.train``).
