@@ -195,6 +195,7 @@ def test_graph_study_resumes_an_interrupted_run(tmp_path, capsys):
         header = lines[0].split(",")
         a, b = dict(zip(header, line.split(","))), dict(zip(header, full[name].split(",")))
         assert float(a["test_acc"]) == pytest.approx(float(b["test_acc"]), abs=1e-6)
+        assert a["epochs_trained"] == b["epochs_trained"] == "1"  # kept an integer
     with pytest.raises(ValueError, match="epochs was 1, now 2"):
         ga.run(**{**settings, "epochs": 2}, resume=True)
     # a study recorded before the io setting existed ran with its default

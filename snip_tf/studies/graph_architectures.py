@@ -466,7 +466,8 @@ def _check_settings(path, settings, resume):
 
 
 def _read_rows(path) -> list:
-    """The per-network rows of a variant's CSV, numbers as floats (``graph_nr`` an int). Rows of
+    """The per-network rows of a variant's CSV, numbers as floats (``graph_nr`` and
+    ``epochs_trained`` ints, so that a resumed study writes them back as they were). Rows of
     the layout before the thesis's (variant, graph "<generator>_<nr>", generator, ...,
     train_time_s) come back with the thesis's keys and without graph properties: ``refit``
     computes those again from the saved graphs."""
@@ -482,7 +483,8 @@ def _read_rows(path) -> list:
                    **{k: row[k] for k in ("test_acc", "test_loss", "epochs_trained")},
                    "time": row["train_time_s"]}
         out.append({k: v if k in ("mode", "graph") else
-                    int(v) if k == "graph_nr" else float(v or "nan") for k, v in row.items()})
+                    int(float(v)) if k in ("graph_nr", "epochs_trained") and v else
+                    float(v or "nan") for k, v in row.items()})
     return out
 
 
