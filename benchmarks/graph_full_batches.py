@@ -9,11 +9,11 @@ up to 128 rows with filler that no loss counts, leaving one shape per bucket len
 
 One bank of ``--networks`` networks, cut from a pool drawn and sorted as the study does
 (``graph_bank.py``'s pool; ``--bank``: its middle bank or its deepest), trains for ``--epochs``
-with and without full batches, each run in a fresh process with one thread, as a study worker.
-The two runs of a round train at the same time, one per core, as the study's two workers do, so
-that both see the same machine; ``--rounds`` rounds. Prints, per setting, the median time of the
-first epoch (with its compiles), of the later epochs but the last, and of the last (with the
-test pass), and the bank's projected time for the study's 15 epochs.
+with and without full batches, each run in a fresh process with one thread, as a study worker,
+one run at a time (two side by side do not share the CPU evenly), in the order A B, B A, ...
+for ``--rounds`` rounds. Prints, per setting, the median time of the first epoch (with its
+compiles), of the later epochs but the last, and of the last (with the test pass), and the
+bank's projected time for the study's 15 epochs.
 """
 
 import argparse
@@ -82,19 +82,20 @@ def main():
     epochs = {name: [] for name in settings}
     shapes, depth = {}, 0
     context = multiprocessing.get_context("spawn")
-    for _ in range(args.rounds):
-        with concurrent.futures.ProcessPoolExecutor(2, mp_context=context) as pool:
-            runs = {name: pool.submit(train_once, args, full)
-                    for name, full in settings.items()}
-            for name, run in runs.items():
-                times, shapes[name], depth = run.result()
-                epochs[name].append(times)
+    for round_ in range(args.rounds):
+        for name in list(settings)[::1 if round_ % 2 == 0 else -1]:
+            with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+                times, shapes[name], depth = pool.submit(train_once, args,
+                                                         settings[name]).result()
+            epochs[name].append(times)
+            print(f"round {round_ + 1}, {name}: epochs " +
+                  ", ".join(f"{t:.1f}" for t in times) + " s", flush=True)
 
     print(f"{args.variant}: the {args.bank} bank of {args.networks} networks (depth <= {depth}) "
           f"of {args.pool} drawn and sorted as the study does, {args.networks_per_slot} per "
           f"slot, buckets of {args.bucket_width}, seed {args.seed}; {args.epochs} epochs, "
-          f"{args.rounds} rounds, the two settings side by side in two processes of one thread "
-          f"each ({os.cpu_count()} CPUs)")
+          f"{args.rounds} rounds, one fresh process of one thread at a time "
+          f"({os.cpu_count()} CPUs)")
     projected = {}
     for name, runs in epochs.items():
         first = statistics.median(r[0] for r in runs)

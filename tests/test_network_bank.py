@@ -168,21 +168,29 @@ def test_length_buckets_keep_every_example_once_and_cut_padding():
 
 def test_full_batches_fill_partial_batches_with_rows_no_loss_counts():
     rng = np.random.default_rng(1)
-    lengths = rng.integers(1, 30, size=150)
+    lengths = rng.integers(1, 29, size=150)
+    lengths[:10] = 32  # a bucket of 10 strings (lengths 29-32): too few for a full batch
     x = np.where(np.arange(32) < lengths[:, None], rng.integers(1, 8, (150, 32)), 0)
     y = np.arange(150)  # labels as example ids
     plain = list(nb.batches(x, y, batch_size=16, seed=3, bucket_width=4))
     full = list(nb.batches(x, y, batch_size=16, seed=3, bucket_width=4, full_batches=True))
-    assert any(len(ids) < 16 for _, ids in plain)  # the test needs partial batches
+    full_lengths = {t.shape[1] for t, ids in plain if len(ids) == 16}
     assert len(full) == len(plain)
+    filled, kept = 0, set()
     for (tokens, ids), (full_tokens, full_ids) in zip(plain, full):
-        n = len(ids)
-        assert full_tokens.shape == (16, tokens.shape[1])  # same length, full size
+        n, length = len(ids), tokens.shape[1]
         np.testing.assert_array_equal(full_tokens[:n], tokens)
         np.testing.assert_array_equal(full_ids[:n], ids)
-        assert (full_tokens.numpy()[n:] == 0).all() and (full_ids.numpy()[n:] == -1).all()
-    shapes = {tuple(t.shape) for t, _ in plain}
-    assert len({tuple(t.shape) for t, _ in full}) < len(shapes)
+        if length in full_lengths:  # filled up to the shape of the full batches
+            assert full_tokens.shape == (16, length)
+            assert (full_tokens.numpy()[n:] == 0).all() and (full_ids.numpy()[n:] == -1).all()
+            filled += n < 16
+        else:  # no full batch of this length to share a compiled shape with: left as it was
+            assert full_tokens.shape == tokens.shape
+            kept.add(tuple(tokens.shape))
+    assert filled >= 3 and (10, 32) in kept
+    assert ({tuple(t.shape) for t, _ in full} == {(16, length) for length in full_lengths} | kept)
+    assert len({tuple(t.shape) for t, _ in plain}) == len(full_lengths) + filled + len(kept)
     # a filler row changes no network's loss
     logits = tf.constant(rng.normal(size=(3, 2, 2)), tf.float32)
     np.testing.assert_allclose(

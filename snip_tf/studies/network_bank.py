@@ -754,12 +754,15 @@ def batches(x, y, batch_size: int = 128, seed: int = 0, bucket_width: int = 0,
     (3,752 per epoch at width 8, 3,536 at width 4, in a few more, partly filled batches), but
     batches less mixed in length.
 
-    ``full_batches`` fills each partial batch (the last of the epoch, or of each bucket) up to
+    ``full_batches`` fills a partial batch (the last of the epoch, or of a bucket) up to
     ``batch_size`` rows with empty strings labelled ``NO_EXAMPLE``, which
-    :func:`per_network_loss` leaves out. An XLA-compiled step compiles once per batch shape,
-    and at width 8 the thesis's data has 10 shapes, 6 of them only in partial batches; full
-    batches leave one shape per bucket length. The same examples in the same batches, so the
-    same training, up to float rounding (the sums run over more rows).
+    :func:`per_network_loss` leaves out, where the epoch has full batches of its length: an
+    XLA-compiled step compiles once per batch shape, and a filled batch takes the shape of
+    those. A bucket too small for a full batch keeps its one partial batch, which costs a
+    compile either way. At width 8 the thesis's training strings come in 10 shapes, 4 of them
+    only in partial batches of lengths that also have full ones; filling leaves 6. The same
+    examples in the same batches, so the same training, up to float rounding (the sums run
+    over more rows).
     """
     data = tf.data.Dataset.from_tensor_slices((np.asarray(x, np.int32), np.asarray(y, np.int32)))
     data = data.shuffle(len(x), seed=seed)
@@ -773,8 +776,19 @@ def batches(x, y, batch_size: int = 128, seed: int = 0, bucket_width: int = 0,
         data, multiple = data.batch(batch_size), 8
     data = data.map(lambda t, labels: (trim(t, multiple), labels))
     if full_batches:
+        # A batch's length (trim's) from its longest string; in buckets, every batch of a
+        # bucket has the same length.
+        lengths = np.maximum(-(-np.sum(np.asarray(x) != 0, axis=1) // multiple) * multiple,
+                             multiple)
+        if bucket_width:
+            values, counts = np.unique(lengths, return_counts=True)
+            full_lengths = tf.constant(values[counts >= batch_size], tf.int32)
+        else:  # uniform batches: fill the epoch's one partial batch (any length)
+            full_lengths = tf.constant(np.unique(lengths), tf.int32)
+
         def fill(tokens, labels):
-            missing = batch_size - tf.shape(labels)[0]
+            has_full = tf.reduce_any(tf.shape(tokens)[1] == full_lengths)
+            missing = tf.where(has_full, batch_size - tf.shape(labels)[0], 0)
             return (tf.pad(tokens, [[0, missing], [0, 0]]),
                     tf.pad(labels, [[0, missing]], constant_values=NO_EXAMPLE))
 
