@@ -3,9 +3,10 @@
     python benchmarks/graph_full_batches.py [--variant gru] [--bank middle|deepest] [--networks 30] [--epochs 3] [--rounds 2]
 
 An XLA-compiled training step compiles once per batch shape, in the first epoch. On the thesis's
-data in length buckets of 8 an epoch has batches of 10 shapes, 6 of them only in partial
-batches; ``network_bank.batches(full_batches=True)`` (the study's ``--full_batches``) fills those
-up to 128 rows with filler that no loss counts, leaving one shape per bucket length.
+data in length buckets of 8 an epoch has batches of 10 shapes, 4 of them only in partial
+batches of lengths that also have full ones; ``network_bank.batches(full_batches=True)`` (the
+study's ``--full_batches``) fills those 4 up to 128 rows with filler that no loss counts,
+leaving 6 shapes.
 
 One bank of ``--networks`` networks, cut from a pool drawn and sorted as the study does
 (``graph_bank.py``'s pool; ``--bank``: its middle bank or its deepest), trains for ``--epochs``
@@ -56,8 +57,8 @@ def train_once(args, full_batches):
     nb.train(bank, data.x_train, data.y_train, data.x_test, data.y_test, epochs=args.epochs,
              seed=args.seed, jit_compile=True, bucket_width=args.bucket_width,
              full_batches=full_batches, log=lambda _: stamps.append(time.perf_counter()))
-    # Counted after training: a pass over the full batches before it made its first epoch
-    # about 50 s slower (not understood; not what the study does).
+    # Counted after training, so that the timed epochs follow nothing but the bank's set-up,
+    # as in the study.
     shapes = {tuple(t.shape) for t, _ in nb.batches(data.x_train, data.y_train, 128, args.seed,
                                                     args.bucket_width, full_batches)}
     return [b - a for a, b in zip(stamps, stamps[1:])], len(shapes), max(
