@@ -99,16 +99,15 @@ def main():
           f"slot, buckets of {args.bucket_width}, seed {args.seed}; {args.epochs} epochs, "
           f"{args.rounds} rounds, one fresh process of one thread at a time "
           f"({os.cpu_count()} CPUs)")
-    projected = {}
+    first, projected = {}, {}
     for name, runs in epochs.items():
-        first = statistics.median(r[0] for r in runs)
+        first[name] = statistics.median(r[0] for r in runs)
         middle = statistics.median(t for r in runs for t in r[1:-1])
         last = statistics.median(r[-1] for r in runs)
-        projected[name] = first + (STUDY_EPOCHS - 2) * middle + last
-        print(f"{name}: {shapes[name]} batch shapes per epoch; first epoch {first:.1f} s, later "
-              f"epochs {middle:.1f} s, last (with the test pass) {last:.1f} s; "
+        projected[name] = first[name] + (STUDY_EPOCHS - 2) * middle + last
+        print(f"{name}: {shapes[name]} batch shapes per epoch; first epoch {first[name]:.1f} s, "
+              f"later epochs {middle:.1f} s, last (with the test pass) {last:.1f} s; "
               f"{STUDY_EPOCHS} epochs projected {projected[name]:.0f} s")
-    first = {name: statistics.median(r[0] for r in runs) for name, runs in epochs.items()}
     print(f"full batches over partial: "
           f"{projected['full batches'] / projected['partial batches']:.3f} of the time "
           f"(first epoch: {first['full batches'] / first['partial batches']:.3f})")

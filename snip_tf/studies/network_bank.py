@@ -728,11 +728,17 @@ def per_network_loss(logits, labels):
     return tf.reduce_sum(losses * real, axis=0) / tf.maximum(tf.reduce_sum(real), 1.0)
 
 
+def _trimmed_length(longest, multiple: int):
+    """The length ``trim`` gives a batch whose longest string is ``longest`` (numpy or
+    TensorFlow)."""
+    return tf.maximum((longest + multiple - 1) // multiple * multiple, multiple)
+
+
 def trim(tokens, multiple: int = 8):
     """Cut a right-padded batch to its longest string, rounded up to ``multiple`` so that a
     compiled step sees few distinct shapes. Exact: padded steps carry the state unchanged."""
-    length = tf.reduce_max(tf.reduce_sum(tf.cast(tokens != 0, tf.int32), axis=1))
-    length = tf.maximum((length + multiple - 1) // multiple * multiple, multiple)
+    length = _trimmed_length(
+        tf.reduce_max(tf.reduce_sum(tf.cast(tokens != 0, tf.int32), axis=1)), multiple)
     tokens = tf.pad(tokens, [[0, 0], [0, tf.maximum(length - tf.shape(tokens)[1], 0)]])
     return tokens[:, :length]
 
@@ -776,19 +782,17 @@ def batches(x, y, batch_size: int = 128, seed: int = 0, bucket_width: int = 0,
         data, multiple = data.batch(batch_size), 8
     data = data.map(lambda t, labels: (trim(t, multiple), labels))
     if full_batches:
-        # A batch's length (trim's) from its longest string; in buckets, every batch of a
-        # bucket has the same length.
-        lengths = np.maximum(-(-np.sum(np.asarray(x) != 0, axis=1) // multiple) * multiple,
-                             multiple)
         if bucket_width:
+            # Every batch of a bucket has the length trim gives its strings' own lengths.
+            lengths = _trimmed_length(np.sum(np.asarray(x) != 0, axis=1), multiple).numpy()
             values, counts = np.unique(lengths, return_counts=True)
             full_lengths = tf.constant(values[counts >= batch_size], tf.int32)
-        else:  # uniform batches: fill the epoch's one partial batch (any length)
-            full_lengths = tf.constant(np.unique(lengths), tf.int32)
 
         def fill(tokens, labels):
-            has_full = tf.reduce_any(tf.shape(tokens)[1] == full_lengths)
-            missing = tf.where(has_full, batch_size - tf.shape(labels)[0], 0)
+            missing = batch_size - tf.shape(labels)[0]
+            if bucket_width:  # uniform batches: the epoch's one partial batch is always filled
+                missing = tf.where(tf.reduce_any(tf.shape(tokens)[1] == full_lengths),
+                                   missing, 0)
             return (tf.pad(tokens, [[0, missing], [0, 0]]),
                     tf.pad(labels, [[0, missing]], constant_values=NO_EXAMPLE))
 
