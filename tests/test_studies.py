@@ -58,6 +58,24 @@ def test_magnitude_study_on_a_tiny_setting(tmp_path):
     assert grid[2].split(" | ")[-1] != "– |"  # SNIP at 50 %
 
 
+
+def test_regain_table_counts_epochs_to_within_the_tolerance_of_the_dense_accuracy():
+    def row(mode, prune, epoch, acc):
+        return {"mode": mode, "prune": str(prune), "epoch": str(epoch), "test_acc": str(acc)}
+
+    rows = [row("gru", 0, 1, 0.9), row("gru", 0, 2, 0.99),  # dense: the last base epoch
+            row("gru_prune", 50, 0, 0.5), row("gru_prune", 50, 1, 0.985),
+            row("gru_prune", 50, 2, 0.99), row("gru_prune_i2h", 50, 0, 0.99),
+            row("gru_prune_h2h", 50, 0, 0.5), row("gru_prune_h2h", 50, 1, 0.6),
+            row("gru_snip", 50, 1, 0.9), row("gru_snip", 50, 2, 0.9895)]
+    table = reber_pruning.regain_table(rows, "gru", tolerance=0.1).splitlines()
+    assert "dense 99.00 %" in table[0]
+    assert table[-1] == "| 50 % | 2 | 0 | – | 2 of 2 |"  # 0.985 is not within 0.1 of 0.99
+    loose = reber_pruning.regain_table(rows, "gru", tolerance=1.0).splitlines()
+    assert loose[-1] == "| 50 % | 1 | 0 | – | 2 of 2 |"
+    with pytest.raises(ValueError, match="No base training rows"):
+        reber_pruning.regain_table(rows[2:], "gru")
+
 import networkx as nx  # noqa: E402
 import pytest  # noqa: E402
 

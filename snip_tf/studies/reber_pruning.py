@@ -15,6 +15,7 @@ train_acc, test_loss, test_acc, time), a summary JSON and a plot per variant.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 
@@ -31,6 +32,8 @@ flags.DEFINE_integer("base_epochs", 10, "Epochs of base training (thesis: 50).")
 flags.DEFINE_integer("retrain_epochs", 3, "Retraining epochs after pruning (thesis: 10).")
 flags.DEFINE_enum("source", "thesis", ["thesis", "generated"], "Reber data set.")
 
+flags.DEFINE_float("regain_tolerance", 0.1, "--table: a pruned network has regained the dense "
+                   "accuracy once its test accuracy is within this many points of it.")
 flags.DEFINE_bool("table", False, "Train nothing: print the markdown table of the results "
                   "folder's summary.json beside the thesis's numbers, and the accuracy of "
                   "predicting from string length alone.")
@@ -234,6 +237,43 @@ def grid_table(summary: dict, variant: str) -> str:
     return "\n".join(lines)
 
 
+def regain_table(rows, variant: str, tolerance: float = 0.1) -> str:
+    """Markdown: for each pruning level of ``variant`` in ``rows`` (its CSV's rows), the first
+    epoch at which each setting's pruned network is within ``tolerance`` points of the dense
+    network's final test accuracy (0: right after pruning; "–": not within its retraining), and
+    the epoch at which the network pruned by SNIP at initialization, trained from scratch, gets
+    there ("of" its whole budget)."""
+    series = {}
+    for row in rows:
+        series.setdefault((row["mode"], int(row["prune"])), []).append(
+            {"epoch": int(row["epoch"]), "test_acc": float(row["test_acc"])})
+    if (variant, 0) not in series:
+        raise ValueError(f"No base training rows (mode {variant!r}, prune 0) to take the dense "
+                         f"accuracy from; modes present: {sorted({m for m, _ in series})}.")
+    dense = series[(variant, 0)][-1]["test_acc"]
+    target = dense - tolerance / 100
+    snip_mode = variant + "_snip"
+    levels = sorted({p for m, p in series if m != variant})
+    lines = [f"Epochs until the test accuracy is within {tolerance:g} points of the dense "
+             f"{100 * dense:.2f} %:", "",
+             "| pruned | " + " | ".join(SETTINGS) + " | SNIP at init |",
+             "|---|" + "---|" * (len(SETTINGS) + 1)]
+
+    def first(key):
+        if key not in series:
+            return "–"
+        epoch = regain_epoch(sorted(series[key], key=lambda r: r["epoch"]), target)
+        return "–" if epoch is None else str(epoch)
+
+    for level in levels:
+        cells = [first((variant + suffix, level)) for suffix in SETTINGS.values()]
+        snip = first((snip_mode, level))
+        if snip != "–":
+            snip += f" of {len(series[(snip_mode, level)])}"
+        lines.append(f"| {level} % | " + " | ".join(cells + [snip]) + " |")
+    return "\n".join(lines)
+
+
 def main(argv):
     del argv
     F = common.FLAGS
@@ -245,6 +285,10 @@ def main(argv):
         for variant in summary["report"]:
             print(f"\n{variant}, test accuracy %, ours / the thesis's:\n")
             print(grid_table(summary, variant))
+            with open(os.path.join(out, f"{variant.replace('-', '_')}.csv")) as f:
+                rows = list(csv.DictReader(f))
+            print()
+            print(regain_table(rows, variant, F.regain_tolerance))
         data = rc.load(summary["source"], F.data_dir, seed=summary["seed"])
         print(f"\nPredicting the label from the string's length alone: "
               f"{rc.length_only_accuracy(data):.2%} test accuracy.")
