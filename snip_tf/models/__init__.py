@@ -228,7 +228,8 @@ def mlp(f: _Layers, input_shape=(8, 8, 1), num_classes=10, hidden=(300, 100)):
     return keras.Sequential(layers + [f.dense(num_classes)], name="mlp")
 
 
-def get(name: str, *, input_shape=None, num_classes: int = 10, initializer: str = "vs-x",
+def get(name: str, *, input_shape=None, num_classes: Optional[int] = None,
+        initializer: str = "vs-x",
         l2: float = 0.0, l2_bias: bool = False, seed: Optional[int] = None,
         **kwargs) -> keras.Model:
     """A fresh, uncompiled model of the zoo.
@@ -236,6 +237,8 @@ def get(name: str, *, input_shape=None, num_classes: int = 10, initializer: str 
     Args:
         name: one of :func:`names` (lower case with dashes, e.g. "lenet-300-100", "lstm-s").
         input_shape: defaults to the shape the paper used with that model.
+        num_classes: outputs of the classifier; defaults to the model's own (10 for the image and
+            sequence-MNIST models, 2 for the Reber grammar classifiers).
         initializer: "vs-x" (Glorot, default), "vs-h" (He), "rn" or "tn" (normal / truncated normal,
             stddev 0.1), "lecun" (the authors' code: variance scaling, fan_in, truncated normal).
         l2: L2 penalty ``l2 * sum(w^2)`` on the weights (kernels and recurrent kernels).
@@ -248,4 +251,6 @@ def get(name: str, *, input_shape=None, num_classes: int = 10, initializer: str 
         raise ValueError(f"Unknown model {name!r}; expected one of {names()}.")
     if input_shape is not None:
         kwargs["input_shape"] = tuple(input_shape)
-    return _REGISTRY[key](_Layers(initializer, l2, seed, l2_bias), num_classes=num_classes, **kwargs)
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
+    return _REGISTRY[key](_Layers(initializer, l2, seed, l2_bias), **kwargs)
