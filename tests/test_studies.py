@@ -34,7 +34,7 @@ def test_length_only_accuracy_uses_the_training_strings_majority_per_length():
 def test_magnitude_study_on_a_tiny_setting(tmp_path):
     report = reber_pruning.run(results_dir=str(tmp_path), variants=("gru",), levels=(50, 100),
                                base_epochs=1, retrain_epochs=1, source="generated",
-                               train_limit=120)
+                               train_limit=120, generated_size=2000)
     summary = report["gru"]["summary"]
     assert [(s["setting"], s["prune"]) for s in summary if s["method"].startswith("mag")] == [
         ("ih+hh", 50), ("ih+hh", 100), ("ih", 50), ("ih", 100), ("hh", 50), ("hh", 100)]

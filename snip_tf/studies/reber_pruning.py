@@ -31,6 +31,8 @@ flags.DEFINE_list("levels", [str(10 * i) for i in range(1, 11)], "Pruning percen
 flags.DEFINE_integer("base_epochs", 10, "Epochs of base training (thesis: 50).")
 flags.DEFINE_integer("retrain_epochs", 3, "Retraining epochs after pruning (thesis: 10).")
 flags.DEFINE_enum("source", "thesis", ["thesis", "generated"], "Reber data set.")
+flags.DEFINE_integer("generated_size", 25000, "Strings in the generated data set (--source="
+                     "generated), split 75/25 into training and test strings.")
 
 flags.DEFINE_float("regain_tolerance", 0.1, "--table: a pruned network has regained the dense "
                    "accuracy once its test accuracy is within this many points of it.")
@@ -169,9 +171,10 @@ def plot(variant, summary, dense_acc, path):
 
 
 def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, levels=tuple(range(10, 101, 10)),
-        base_epochs=10, retrain_epochs=3, seed=0, source="thesis", train_limit=0) -> dict:
+        base_epochs=10, retrain_epochs=3, seed=0, source="thesis", train_limit=0,
+        generated_size=25000) -> dict:
     out = common.out_dir("reber_pruning", results_dir)
-    data = rc.load(source, data_dir, seed=seed, train_limit=train_limit)
+    data = rc.load(source, data_dir, n=generated_size, seed=seed, train_limit=train_limit)
     report = {}
     for variant in variants:
         rows, summary, dense_acc = study_variant(variant, data, list(levels), base_epochs,
@@ -183,7 +186,7 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, levels=tuple(rang
         common.write_json(os.path.join(out, "summary.json"),
                           {"report": report, "seed": seed, "source": data.source,
                            "base_epochs": base_epochs, "retrain_epochs": retrain_epochs,
-                           "train_size": len(data.x_train)})
+                           "train_size": len(data.x_train), "generated_size": generated_size})
     return report
 
 
@@ -289,12 +292,13 @@ def main(argv):
                 rows = list(csv.DictReader(f))
             print()
             print(regain_table(rows, variant, F.regain_tolerance))
-        data = rc.load(summary["source"], F.data_dir, seed=summary["seed"])
+        data = rc.load(summary["source"], F.data_dir, seed=summary["seed"],
+                       n=summary.get("generated_size", 25000))
         print(f"\nPredicting the label from the string's length alone: "
               f"{rc.length_only_accuracy(data):.2%} test accuracy.")
         return
     run(F.data_dir, F.results_dir, F.variants, [int(p) for p in F.levels], F.base_epochs,
-        F.retrain_epochs, int(F.seeds[0]), F.source, F.train_limit)
+        F.retrain_epochs, int(F.seeds[0]), F.source, F.train_limit, F.generated_size)
 
 
 if __name__ == "__main__":
