@@ -48,12 +48,12 @@ def test_initializers_and_unknown_names():
         models.get("lenet-300-100", initializer="zeros")
 
 
-
 def test_each_model_has_its_own_number_of_classes_unless_asked():
     # The Reber classifiers are the thesis's Dense(2); get() once forced 10 outputs on them.
     assert models.get("reber-gru", vocab_size=8).output_shape == (None, 2)
     assert models.get("lenet-300-100").output_shape == (None, 10)
     assert models.get("reber-lstm", vocab_size=8, num_classes=3).output_shape == (None, 3)
+
 
 def test_train_py_end_to_end(tmp_path):
     results = tmp_path / "results"

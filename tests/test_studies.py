@@ -58,7 +58,6 @@ def test_magnitude_study_on_a_tiny_setting(tmp_path):
     assert grid[2].split(" | ")[-1] != "– |"  # SNIP at 50 %
 
 
-
 def test_regain_table_counts_epochs_to_within_the_tolerance_of_the_dense_accuracy():
     def row(mode, prune, epoch, acc):
         return {"mode": mode, "prune": str(prune), "epoch": str(epoch), "test_acc": str(acc)}
@@ -75,6 +74,7 @@ def test_regain_table_counts_epochs_to_within_the_tolerance_of_the_dense_accurac
     assert loose[-1] == "| 50 % | 1 | 0 | – | 2 of 2 |"
     with pytest.raises(ValueError, match="No base training rows"):
         reber_pruning.regain_table(rows[2:], "gru")
+
 
 import networkx as nx  # noqa: E402
 import pytest  # noqa: E402
