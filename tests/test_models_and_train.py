@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -53,6 +54,23 @@ def test_each_model_has_its_own_number_of_classes_unless_asked():
     assert models.get("reber-gru", vocab_size=8).output_shape == (None, 2)
     assert models.get("lenet-300-100").output_shape == (None, 10)
     assert models.get("reber-lstm", vocab_size=8, num_classes=3).output_shape == (None, 3)
+
+
+@pytest.mark.parametrize("name, shape", [("reber-gru", (None,)), ("lstm-s", (28, 28))])
+def test_a_seeded_recurrent_layer_draws_its_two_kernels_independently(name, shape):
+    # One seed per layer once made every recurrent kernel a copy of its input kernel (same shape,
+    # same seeded draw), in every seeded LSTM / GRU / SimpleRNN of the zoo.
+    model = models.get(name, input_shape=shape, seed=0)
+    again = models.get(name, input_shape=shape, seed=0)
+    cells = [layer.cell for layer in model.layers if isinstance(layer, keras.layers.RNN)]
+    assert cells
+    for cell in cells:
+        kernel, recurrent = cell.kernel.numpy().ravel(), cell.recurrent_kernel.numpy().ravel()
+        n = min(kernel.size, recurrent.size)
+        assert abs(np.corrcoef(kernel[:n], recurrent[:n])[0, 1]) < 0.1
+    again_cells = [layer.cell for layer in again.layers if isinstance(layer, keras.layers.RNN)]
+    for cell, same in zip(cells, again_cells):
+        np.testing.assert_array_equal(cell.recurrent_kernel.numpy(), same.recurrent_kernel.numpy())
 
 
 def test_train_py_end_to_end(tmp_path):

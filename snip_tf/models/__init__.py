@@ -56,9 +56,13 @@ class _Layers:
 
     def _kwargs(self, *names):
         self._count += 1
-        seed = None if self._seed is None else self._seed * 1000 + self._count
         out = {}
-        for name in names:
+        for i, name in enumerate(names):
+            # One seed per weight, not per layer: a seeded initializer draws the same values for
+            # the same shape, so a shared seed made each recurrent kernel a copy of its layer's
+            # input kernel. The first weight keeps the per-layer seed it always had.
+            seed = (None if self._seed is None
+                    else self._seed * 1000 + self._count + 100_000 * i)
             out[f"{name}_initializer"] = self._make_init(seed)
             out[f"{name}_regularizer"] = self._l2
         if self._l2_bias:
