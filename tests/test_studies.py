@@ -2,7 +2,9 @@ import json
 import os
 import sys
 
+import keras
 import numpy as np
+import pytest
 
 from snip_tf.studies import reber_common, reber_pruning
 
@@ -23,6 +25,38 @@ def test_padding_is_masked():
     np.testing.assert_allclose(model(x).numpy(), model(longer).numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_unmasked_padding_runs_through_the_padding_of_each_batch():
+    # The thesis's networks read the state after their batch's trailing padding.
+    data = reber_common.load("generated", n=40)
+    model = reber_common.build("gru", data, seed=0, padding="unmasked")
+    x = data.x_test[:4]
+    longer = np.concatenate([x, np.zeros((4, 7), x.dtype)], axis=1)
+    assert np.abs(model(x).numpy() - model(longer).numpy()).max() > 1e-4
+    for tokens, _ in reber_common.train_dataset(data, seed=0, batch_size=8, padding="unmasked"):
+        longest = int((tokens.numpy() != 0).sum(1).max())
+        assert tokens.shape[1] == longest  # cut to the batch's longest string, no further
+    with pytest.raises(ValueError, match="padding must be one of"):
+        reber_common.build("gru", data, seed=0, padding="none")
+
+
+@pytest.mark.parametrize("variant", ["gru", "lstm"])
+def test_torch_initializer_gives_the_thesis_networks_initialization(variant):
+    data = reber_common.load("generated", n=40)
+    model = reber_common.build(variant, data, seed=0, initializer="torch")
+    bound = 50 ** -0.5  # PyTorch: every weight and bias of a cell uniform(+-1/sqrt(units))
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.RNN):
+            for weight in (layer.cell.kernel, layer.cell.recurrent_kernel, layer.cell.bias):
+                values = np.abs(weight.numpy())
+                assert values.max() <= bound and values.max() > 0.95 * bound, weight.path
+    embedding = model.get_layer("embedding").embeddings.numpy()
+    assert 0.8 < embedding.std() < 1.2  # nn.Embedding's standard normal
+    head_bias = model.layers[-1].bias.numpy()
+    assert 0 < np.abs(head_bias).max() <= bound  # nn.Linear's bias, fan_in 50
+    default = reber_common.build(variant, data, seed=0)
+    assert np.abs(default.get_layer("embedding").embeddings.numpy()).max() <= 0.05
+
+
 def test_length_only_accuracy_uses_the_training_strings_majority_per_length():
     tokens = lambda lengths: np.array([[1] * n + [0] * (5 - n) for n in lengths])  # noqa: E731
     data = reber_common.ReberData(tokens([2, 2, 2, 3, 3]), np.array([1, 1, 0, 0, 0]),
@@ -32,9 +66,12 @@ def test_length_only_accuracy_uses_the_training_strings_majority_per_length():
 
 
 def test_magnitude_study_on_a_tiny_setting(tmp_path):
+    # With the thesis's network (PyTorch's initialization, unmasked padding); the default one
+    # runs in test_criteria_comparison.
     report = reber_pruning.run(results_dir=str(tmp_path), variants=("gru",), levels=(50, 100),
                                base_epochs=1, retrain_epochs=1, source="generated",
-                               train_limit=120, generated_size=2000)
+                               train_limit=120, generated_size=2000, initializer="torch",
+                               padding="unmasked")
     summary = report["gru"]["summary"]
     assert [(s["setting"], s["prune"]) for s in summary if s["method"].startswith("mag")] == [
         ("ih+hh", 50), ("ih+hh", 100), ("ih", 50), ("ih", 100), ("hh", 50), ("hh", 100)]
@@ -44,6 +81,7 @@ def test_magnitude_study_on_a_tiny_setting(tmp_path):
     assert os.path.isfile(tmp_path / "gru.png")
     summary_json = json.load(open(tmp_path / "summary.json"))
     assert summary_json["train_size"] == 120
+    assert (summary_json["initializer"], summary_json["padding"]) == ("torch", "unmasked")
     table = reber_pruning.comparison_table(summary_json).splitlines()
     hh_100 = next(line for line in table if "| hh | 100 % |" in line)
     assert hh_100.endswith(" / 100.00% |")  # the thesis's GRU regains all at 100 % hh
@@ -77,7 +115,6 @@ def test_regain_table_counts_epochs_to_within_the_tolerance_of_the_dense_accurac
 
 
 import networkx as nx  # noqa: E402
-import pytest  # noqa: E402
 
 from snip_tf.studies import graph_architectures as ga  # noqa: E402
 from snip_tf.studies import graph_networks as gn  # noqa: E402

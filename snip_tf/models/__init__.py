@@ -23,6 +23,11 @@ INITIALIZERS = {
     # truncated normal.
     "lecun": lambda seed: keras.initializers.VarianceScaling(1.0, "fan_in", "truncated_normal",
                                                              seed=seed),
+    # PyTorch's default for nn.Linear and nn.Conv weights, uniform(±1/sqrt(fan_in)) (kaiming
+    # uniform with a = sqrt(5)); for its RNN cells' weights where the input is as wide as the
+    # state, as in the Reber classifiers (PyTorch's bound is 1/sqrt(units) for both kernels).
+    "torch": lambda seed: keras.initializers.VarianceScaling(1 / 3, "fan_in", "uniform",
+                                                             seed=seed),
 }
 
 _REGISTRY: dict = {}
@@ -49,21 +54,24 @@ class _Layers:
             raise ValueError(f"Unknown initializer {initializer!r}; expected one of "
                              f"{sorted(INITIALIZERS)}.")
         self._make_init = INITIALIZERS[key]
+        self.initializer = key
         self._seed = seed
         self._count = 0
         self._l2 = keras.regularizers.L2(l2) if l2 else None
         self._l2_bias = l2_bias
 
+    def weight_seed(self, i: int = 0) -> Optional[int]:
+        """Seed of the current layer's ``i``-th weight (None when the model is unseeded)."""
+        # One seed per weight, not per layer: a seeded initializer draws the same values for the
+        # same shape, so a shared seed made each recurrent kernel a copy of its layer's input
+        # kernel. The first weight keeps the per-layer seed it always had.
+        return None if self._seed is None else self._seed * 1000 + self._count + 100_000 * i
+
     def _kwargs(self, *names):
         self._count += 1
         out = {}
         for i, name in enumerate(names):
-            # One seed per weight, not per layer: a seeded initializer draws the same values for
-            # the same shape, so a shared seed made each recurrent kernel a copy of its layer's
-            # input kernel. The first weight keeps the per-layer seed it always had.
-            seed = (None if self._seed is None
-                    else self._seed * 1000 + self._count + 100_000 * i)
-            out[f"{name}_initializer"] = self._make_init(seed)
+            out[f"{name}_initializer"] = self._make_init(self.weight_seed(i))
             out[f"{name}_regularizer"] = self._l2
         if self._l2_bias:
             out["bias_regularizer"] = self._l2
@@ -71,8 +79,17 @@ class _Layers:
 
     # Weight layers are named by position (fc1, conv2, ...), so two instances of one model have
     # the same variable paths and masks can move between them by path.
-    def dense(self, units, **kwargs):
+    def _torch_bias(self, fan_in, i):
+        # PyTorch draws biases uniform(±1/sqrt(fan_in)) too; the others start at zero.
+        bound = fan_in ** -0.5
+        return keras.initializers.RandomUniform(-bound, bound, seed=self.weight_seed(i))
+
+    def dense(self, units, fan_in: Optional[int] = None, **kwargs):
+        """``fan_in`` (the input width), if given, lets ``initializer="torch"`` draw the bias as
+        PyTorch's ``nn.Linear``; without it the bias starts at zero."""
         made = self._kwargs("kernel")
+        if self.initializer == "torch" and fan_in:
+            made["bias_initializer"] = self._torch_bias(fan_in, 1)
         return L.Dense(units, name=f"fc{self._count}", **made, **kwargs)
 
     def conv(self, filters, size, **kwargs):
@@ -81,6 +98,11 @@ class _Layers:
 
     def rnn(self, cls, units, **kwargs):
         made = self._kwargs("kernel", "recurrent")
+        if self.initializer == "torch":
+            # PyTorch's cells: every weight and bias uniform(±1/sqrt(units)), no forget bias.
+            made["bias_initializer"] = self._torch_bias(units, 2)
+            if cls is L.LSTM:
+                made["unit_forget_bias"] = False
         return cls(units, name=f"{cls.__name__.lower()}{self._count}", **made, **kwargs)
 
 
@@ -206,17 +228,45 @@ _REBER_CELLS = {"rnn-tanh": (L.SimpleRNN, {"activation": "tanh"}),
                 "lstm": (L.LSTM, {}), "gru": (L.GRU, {})}
 
 
+REBER_PADDINGS = ("masked", "unmasked")
+REBER_EMBEDDINGS = ("uniform", "normal")
+
+
 def _reber(variant):
-    def build(f: _Layers, input_shape=(None,), num_classes=2, vocab_size=32, units=50, layers=3):
-        # The thesis's classifier: Embedding -> 3 stacked recurrent layers of 50 units -> Dense(2).
-        # Padding (index 0) is masked, so the last layer returns its state at each string's last
-        # symbol; the thesis read the last time step including the padding.
+    def build(f: _Layers, input_shape=(None,), num_classes=2, vocab_size=32, units=50, layers=3,
+              padding="masked", embedding=None):
+        """The thesis's classifier: Embedding -> 3 stacked recurrent layers of 50 units ->
+        Dense(2).
+
+        padding: "masked" (default): the last layer returns its state at each string's last
+            symbol; "unmasked", the thesis's: every string runs through the trailing padding
+            (index 0) and the state after the last padding step is read.
+        embedding: "uniform", Keras's uniform(±0.05), or "normal", PyTorch's standard normal;
+            defaults to "normal" with ``initializer="torch"``, "uniform" otherwise.
+
+        With ``initializer="torch"`` the model is initialized as the thesis's PyTorch code's:
+        every weight and bias of a cell uniform(±1/sqrt(units)) (no LSTM forget bias of 1), the
+        classifier as ``nn.Linear`` and a standard normal embedding. PyTorch's cells have two
+        biases, Keras's LSTM and SimpleRNN one, drawn once.
+        """
+        if padding not in REBER_PADDINGS:
+            raise ValueError(f"padding must be one of {REBER_PADDINGS}; got {padding!r}.")
+        embedding = embedding or ("normal" if f.initializer == "torch" else "uniform")
+        if embedding not in REBER_EMBEDDINGS:
+            raise ValueError(f"embedding must be one of {REBER_EMBEDDINGS}; got {embedding!r}.")
+
         cls, kwargs = _REBER_CELLS[variant]
         inputs = keras.Input(input_shape, dtype="int32")
-        x = L.Embedding(vocab_size, units, mask_zero=True, name="embedding")(inputs)
+        # The embedding has no seed of its own in the factory's count; 3 is a weight index no
+        # layer uses, so this draw differs from every other one.
+        embeddings_init = (keras.initializers.RandomNormal(0.0, 1.0, seed=f.weight_seed(3))
+                           if embedding == "normal" else "uniform")
+        x = L.Embedding(vocab_size, units, mask_zero=padding == "masked", name="embedding",
+                        embeddings_initializer=embeddings_init)(inputs)
         for i in range(layers):
             x = f.rnn(cls, units, return_sequences=i < layers - 1, **kwargs)(x)
-        return keras.Model(inputs, f.dense(num_classes)(x), name=f"reber_{variant}".replace("-", "_"))
+        return keras.Model(inputs, f.dense(num_classes, fan_in=units)(x),
+                           name=f"reber_{variant}".replace("-", "_"))
     return build
 
 
@@ -244,7 +294,9 @@ def get(name: str, *, input_shape=None, num_classes: Optional[int] = None,
         num_classes: outputs of the classifier; defaults to the model's own (10 for the image and
             sequence-MNIST models, 2 for the Reber grammar classifiers).
         initializer: "vs-x" (Glorot, default), "vs-h" (He), "rn" or "tn" (normal / truncated normal,
-            stddev 0.1), "lecun" (the authors' code: variance scaling, fan_in, truncated normal).
+            stddev 0.1), "lecun" (the authors' code: variance scaling, fan_in, truncated normal),
+            "torch" (PyTorch's default, uniform(±1/sqrt(fan_in)); the Reber classifiers also
+            take PyTorch's biases and standard normal embedding with it, see their builder).
         l2: L2 penalty ``l2 * sum(w^2)`` on the weights (kernels and recurrent kernels).
         l2_bias: apply the penalty to biases too (the authors' code penalized all masked
             parameters with 0.00025 * sum(w^2), i.e. l2=2.5e-4, l2_bias=True).

@@ -24,7 +24,7 @@ from absl import app, flags
 
 from snip_tf.experiments import common
 from snip_tf.studies import network_bank as nb
-from snip_tf.studies.graph_networks import (FEATURES, GENERATORS, IO, PADDINGS, SKIPS,
+from snip_tf.studies.graph_networks import (FEATURES, GENERATORS, IO, SKIPS,
                                             architecture, build_model, graph_properties,
                                             random_graph)
 from snip_tf.studies import reber_common as rc
@@ -335,9 +335,6 @@ flags.DEFINE_enum("io", "full", list(IO), "Network interface: 'full' (a 16-wide 
 flags.DEFINE_enum("skips", "input", list(SKIPS), "Skip edges: 'input' (input connections of "
                   "the target layer's cell) or 'separate' (the thesis's: one cell per source "
                   "layer, summed), see graph_networks.")
-flags.DEFINE_enum("padding", "masked", list(PADDINGS), "'masked' (padding steps carry the state "
-                  "over) or 'unmasked' (the thesis's: the networks run through the trailing "
-                  "padding of their batch; test batches of 128, shuffled).")
 flags.DEFINE_enum("init", "keras", list(nb.INITS), "Initialization: Keras's defaults, "
                   "'torch' (the thesis's PyTorch code's), or only its embedding "
                   "('torch-embedding') or its cells and classifier ('torch-cells'), see "

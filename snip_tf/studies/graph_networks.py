@@ -44,14 +44,14 @@ import keras
 import networkx as nx
 import numpy as np
 
-from snip_tf import pruning
+from snip_tf import models, pruning
 
 L = keras.layers
 GATES = {"rnn-tanh": 1, "rnn-relu": 1, "lstm": 4, "gru": 3}
 GENERATORS = ("barabasi_albert", "watts_strogatz", "erdos_renyi")
 IO = ("full", "thesis")
 SKIPS = ("input", "separate")
-PADDINGS = ("masked", "unmasked")
+PADDINGS = models.REBER_PADDINGS  # one meaning for both studies
 
 
 def random_graph(kind: str, n: int, seed: int) -> nx.Graph:

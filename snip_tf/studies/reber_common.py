@@ -10,11 +10,19 @@ from typing import Optional
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import flags
 
 from snip_tf import models
 from snip_tf.data import reber
+from snip_tf.studies import network_bank as nb
 
 VARIANTS = ("rnn-tanh", "rnn-relu", "lstm", "gru")
+
+# Shared by both studies' commands.
+flags.DEFINE_enum("padding", "masked", list(models.REBER_PADDINGS), "'masked' (padding steps "
+                  "carry the state over) or 'unmasked' (the thesis's: the networks run through "
+                  "the trailing padding of their batch; test batches shuffled, of 128 strings "
+                  "in the graph study, 32 in the pruning study).")
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
@@ -48,9 +56,13 @@ def load(source: str = "thesis", data_dir: Optional[str] = None, n: int = 25000,
                      source)
 
 
-def build(variant: str, data: ReberData, seed: int, learning_rate: float = 1e-3):
+def build(variant: str, data: ReberData, seed: int, learning_rate: float = 1e-3,
+          initializer: str = "vs-x", padding: str = "masked"):
+    """A compiled Reber classifier; ``initializer`` and ``padding`` as ``models.get``'s and
+    the Reber builder's ("torch" and "unmasked" give the thesis's network)."""
     keras.utils.set_random_seed(seed)
-    model = models.get(f"reber-{variant}", vocab_size=data.vocab_size, seed=seed)
+    model = models.get(f"reber-{variant}", vocab_size=data.vocab_size, seed=seed,
+                       initializer=initializer, padding=padding)
     # The thesis clips the norm of all gradients together (torch's clip_grad_norm_), not each
     # variable's on its own (Keras's clipnorm).
     model.compile(optimizer=keras.optimizers.Adam(learning_rate, global_clipnorm=5.0), loss=LOSS,
@@ -58,27 +70,45 @@ def build(variant: str, data: ReberData, seed: int, learning_rate: float = 1e-3)
     return model
 
 
-def train_dataset(data: ReberData, seed: int, batch_size: int = 32):
-    return (tf.data.Dataset.from_tensor_slices((data.x_train, data.y_train))
-            .shuffle(len(data.x_train), seed=seed).batch(batch_size).prefetch(tf.data.AUTOTUNE))
+def _batches(x, y, seed: int, batch_size: int, padding: str):
+    data = (tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed)
+            .batch(batch_size))
+    if padding == "unmasked":
+        # The thesis pads each batch to its own longest string, and its unmasked networks read
+        # the state after that padding: so the padding a string runs through depends on its
+        # batch. (Masked networks do not see it, and run on the full arrays.)
+        data = data.map(lambda tokens, labels: (nb.trim(tokens, 1), labels))
+    return data.prefetch(tf.data.AUTOTUNE)
 
 
-def evaluate(model, data: ReberData) -> tuple:
-    """(train_loss, train_acc, test_loss, test_acc)."""
-    train = model.evaluate(data.x_train, data.y_train, batch_size=256, verbose=0, return_dict=True)
-    test = model.evaluate(data.x_test, data.y_test, batch_size=256, verbose=0, return_dict=True)
+def train_dataset(data: ReberData, seed: int, batch_size: int = 32, padding: str = "masked"):
+    return _batches(data.x_train, data.y_train, seed, batch_size, padding)
+
+
+def _evaluate(model, x, y, padding: str, seed: int) -> dict:
+    if padding == "unmasked":
+        # As the thesis's test loader: shuffled batches of 32, each cut to its longest string
+        # (the same batches at every call with one seed, so that rows compare).
+        return model.evaluate(_batches(x, y, seed, 32, padding), verbose=0, return_dict=True)
+    return model.evaluate(x, y, batch_size=256, verbose=0, return_dict=True)
+
+
+def evaluate(model, data: ReberData, padding: str = "masked", seed: int = 0) -> tuple:
+    """(train_loss, train_acc, test_loss, test_acc); ``padding`` is the model's."""
+    train = _evaluate(model, data.x_train, data.y_train, padding, seed)
+    test = _evaluate(model, data.x_test, data.y_test, padding, seed)
     return train["loss"], train["accuracy"], test["loss"], test["accuracy"]
 
 
 def fit_epochs(model, data: ReberData, epochs: int, seed: int, mode: str, prune: int,
-               first_epoch: int = 1) -> list:
-    """Train epoch by epoch; one row per epoch in the thesis's CSV layout."""
-    rows, ds = [], train_dataset(data, seed)
+               first_epoch: int = 1, padding: str = "masked") -> list:
+    """Train epoch by epoch; one row per epoch in the thesis's CSV layout. ``padding`` is the
+    model's."""
+    rows, ds = [], train_dataset(data, seed, padding=padding)
     for epoch in range(first_epoch, first_epoch + epochs):
         start = time.perf_counter()
         history = model.fit(ds, epochs=1, verbose=0, shuffle=False)
-        test = model.evaluate(data.x_test, data.y_test, batch_size=256, verbose=0,
-                              return_dict=True)
+        test = _evaluate(model, data.x_test, data.y_test, padding, seed)
         rows.append({"mode": mode, "prune": prune, "epoch": epoch,
                      "train_loss": history.history["loss"][-1],
                      "train_acc": history.history["accuracy"][-1],

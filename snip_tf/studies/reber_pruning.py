@@ -20,10 +20,12 @@ import json
 import os
 
 import numpy as np
+import tensorflow as tf
 from absl import app, flags
 
-from snip_tf import masking, pruning
+from snip_tf import masking, models, pruning
 from snip_tf.experiments import common
+from snip_tf.studies import network_bank as nb
 from snip_tf.studies import reber_common as rc
 
 flags.DEFINE_list("variants", list(rc.VARIANTS), "Variants to study.")
@@ -31,6 +33,9 @@ flags.DEFINE_list("levels", [str(10 * i) for i in range(1, 11)], "Pruning percen
 flags.DEFINE_integer("base_epochs", 10, "Epochs of base training (thesis: 50).")
 flags.DEFINE_integer("retrain_epochs", 3, "Retraining epochs after pruning (thesis: 10).")
 flags.DEFINE_enum("source", "thesis", ["thesis", "generated"], "Reber data set.")
+flags.DEFINE_enum("initializer", "vs-x", list(models.INITIALIZERS), "Initialization of the "
+                  "networks (see snip_tf.models.get); 'torch' is the thesis's PyTorch code's, "
+                  "with a standard normal embedding.")
 flags.DEFINE_integer("generated_size", 25000, "Strings in the generated data set (--source="
                      "generated), split 75/25 into training and test strings.")
 
@@ -85,14 +90,19 @@ THESIS_PRUNING = {  # (variant, setting, percent): (after pruning, after 10 retr
     for (variant, setting), pairs in _THESIS_GRID.items() for i, pair in enumerate(pairs)}
 
 
-def _prune_subset(model, paths, percent, criterion, data=None, seed=0):
+def _prune_subset(model, paths, percent, criterion, data=None, seed=0, padding="masked"):
     """Prune ``percent`` % of the weights at ``paths``; 100 % zeroes them all (the thesis's last
     level), which ``snip_tf.prune`` refuses for a whole network."""
     if percent >= 100:
         entries = {e.path: e for e in masking.prunable_entries(model)}
         pruning.apply_masks(model, {p: np.zeros(entries[p].variable.shape, bool) for p in paths})
         return
-    batch = None if data is None else (data.x_train[:32], data.y_train[:32])
+    batch = None
+    if data is not None:
+        tokens = data.x_train[:32]
+        if padding == "unmasked":  # as a training batch: cut to its longest string
+            tokens = nb.trim(tf.constant(tokens), 1).numpy()
+        batch = (tokens, data.y_train[:32])
     pruning.prune(model, batch, percent / 100, criterion=criterion, weights=paths, seed=seed)
 
 
@@ -104,27 +114,31 @@ def regain_epoch(rows, target: float):
     return None
 
 
-def study_variant(variant, data, levels, base_epochs, retrain_epochs, seed=0) -> tuple:
+def study_variant(variant, data, levels, base_epochs, retrain_epochs, seed=0,
+                  initializer="vs-x", padding="masked") -> tuple:
     import warnings
 
-    base = rc.build(variant, data, seed)
-    rows = rc.fit_epochs(base, data, base_epochs, seed, variant, 0)
+    def build():
+        return rc.build(variant, data, seed, initializer=initializer, padding=padding)
+
+    base = build()
+    rows = rc.fit_epochs(base, data, base_epochs, seed, variant, 0, padding=padding)
     dense_acc = rows[-1]["test_acc"]
     trained = base.get_weights()
     summary = []
     for setting, suffix in SETTINGS.items():
         for percent in levels:
-            model = rc.build(variant, data, seed)
+            model = build()
             model.set_weights(trained)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", pruning.LayerCollapseWarning)
                 _prune_subset(model, rc.recurrent_weights(model, setting), percent, "magnitude")
-            tr_loss, tr_acc, te_loss, te_acc = rc.evaluate(model, data)
+            tr_loss, tr_acc, te_loss, te_acc = rc.evaluate(model, data, padding, seed)
             level_rows = [{"mode": variant + suffix, "prune": percent, "epoch": 0,
                            "train_loss": tr_loss, "train_acc": tr_acc, "test_loss": te_loss,
                            "test_acc": te_acc, "time": 0.0}]
             level_rows += rc.fit_epochs(model, data, retrain_epochs, seed, variant + suffix,
-                                        percent)
+                                        percent, padding=padding)
             rows += level_rows
             summary.append({"variant": variant, "method": "magnitude after training",
                             "setting": setting, "prune": percent,
@@ -135,10 +149,11 @@ def study_variant(variant, data, levels, base_epochs, retrain_epochs, seed=0) ->
             print(f"{variant} {setting} {percent}%: {te_acc:.4f} -> "
                   f"{level_rows[-1]['test_acc']:.4f}", flush=True)
     for percent in [p for p in levels if p < 100]:
-        model = rc.build(variant, data, seed)
-        _prune_subset(model, rc.recurrent_weights(model, "ih+hh"), percent, "snip", data, seed)
+        model = build()
+        _prune_subset(model, rc.recurrent_weights(model, "ih+hh"), percent, "snip", data, seed,
+                      padding)
         snip_rows = rc.fit_epochs(model, data, base_epochs + retrain_epochs, seed,
-                                  variant + "_snip", percent)
+                                  variant + "_snip", percent, padding=padding)
         rows += snip_rows
         summary.append({"variant": variant, "method": "SNIP at initialization",
                         "setting": "ih+hh", "prune": percent, "acc_after_pruning": None,
@@ -172,13 +187,13 @@ def plot(variant, summary, dense_acc, path):
 
 def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, levels=tuple(range(10, 101, 10)),
         base_epochs=10, retrain_epochs=3, seed=0, source="thesis", train_limit=0,
-        generated_size=25000) -> dict:
+        generated_size=25000, initializer="vs-x", padding="masked") -> dict:
     out = common.out_dir("reber_pruning", results_dir)
     data = rc.load(source, data_dir, n=generated_size, seed=seed, train_limit=train_limit)
     report = {}
     for variant in variants:
         rows, summary, dense_acc = study_variant(variant, data, list(levels), base_epochs,
-                                                 retrain_epochs, seed)
+                                                 retrain_epochs, seed, initializer, padding)
         common.write_rows(os.path.join(out, f"{variant.replace('-', '_')}.csv"), rows)
         plot(variant, summary, dense_acc, os.path.join(out, f"{variant.replace('-', '_')}.png"))
         report[variant] = {"dense_test_acc": dense_acc, "summary": summary}
@@ -186,7 +201,8 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, levels=tuple(rang
         common.write_json(os.path.join(out, "summary.json"),
                           {"report": report, "seed": seed, "source": data.source,
                            "base_epochs": base_epochs, "retrain_epochs": retrain_epochs,
-                           "train_size": len(data.x_train), "generated_size": generated_size})
+                           "train_size": len(data.x_train), "generated_size": generated_size,
+                           "initializer": initializer, "padding": padding})
     return report
 
 
@@ -298,7 +314,8 @@ def main(argv):
               f"{rc.length_only_accuracy(data):.2%} test accuracy.")
         return
     run(F.data_dir, F.results_dir, F.variants, [int(p) for p in F.levels], F.base_epochs,
-        F.retrain_epochs, int(F.seeds[0]), F.source, F.train_limit, F.generated_size)
+        F.retrain_epochs, int(F.seeds[0]), F.source, F.train_limit, F.generated_size,
+        F.initializer, F.padding)
 
 
 if __name__ == "__main__":
