@@ -96,6 +96,31 @@ def test_magnitude_study_on_a_tiny_setting(tmp_path):
     assert grid[2].split(" | ")[-1] != "– |"  # SNIP at 50 %
 
 
+@pytest.mark.slow  # about 13 s: seven models traced
+def test_robustness_over_training_prunes_copies_of_one_network_at_each_checkpoint():
+    data = reber_common.load("generated", n=400, train_limit=64)
+    rows = reber_pruning.robustness_over_training("gru", data, [1, 2], [100])
+    assert [(r["epoch"], r["setting"]) for r in rows] == [
+        (e, s) for e in (1, 2) for s in ("dense", "ih+hh", "ih", "hh")]
+    # With every recurrent weight gone the output no longer depends on the string: one class.
+    majority = data.y_test.mean()
+    for r in rows:
+        if r["setting"] == "ih+hh":
+            assert min(abs(r["test_acc"] - majority), abs(r["test_acc"] - (1 - majority))) < 1e-6
+
+
+def test_robustness_table_sets_each_cell_beside_the_thesis():
+    rows = [{"variant": "gru", "epoch": e, "setting": s, "prune": p, "test_acc": a}
+            for e in (3, 10) for s, p, a in [("dense", 0, 0.999), ("ih+hh", 80, 0.5),
+                                             ("ih", 80, 0.6), ("hh", 80, 0.7)]]
+    table = reber_pruning.robustness_table(rows).splitlines()
+    assert table[0] == "| epoch | dense | setting | 80 % |" and len(table) == 2 + 2 * 3
+    assert table[2] == "| 3 | 99.90 | ih+hh | 50.00 / 99.36 |"  # the thesis's, after 50 epochs
+    assert table[-1] == "| 10 | 99.90 | hh | 70.00 / 95.62 |"
+    with pytest.raises(ValueError, match="increasing epochs"):
+        reber_pruning.robustness_over_training("gru", None, [2, 1], [100])
+
+
 def test_regain_table_counts_epochs_to_within_the_tolerance_of_the_dense_accuracy():
     def row(mode, prune, epoch, acc):
         return {"mode": mode, "prune": str(prune), "epoch": str(epoch), "test_acc": str(acc)}

@@ -100,6 +100,11 @@ def evaluate(model, data: ReberData, padding: str = "masked", seed: int = 0) -> 
     return train["loss"], train["accuracy"], test["loss"], test["accuracy"]
 
 
+def evaluate_test(model, data: ReberData, padding: str = "masked", seed: int = 0) -> float:
+    """Test accuracy; ``padding`` is the model's."""
+    return _evaluate(model, data.x_test, data.y_test, padding, seed)["accuracy"]
+
+
 def fit_epochs(model, data: ReberData, epochs: int, seed: int, mode: str, prune: int,
                first_epoch: int = 1, padding: str = "masked") -> list:
     """Train epoch by epoch; one row per epoch in the thesis's CSV layout. ``padding`` is the

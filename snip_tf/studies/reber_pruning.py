@@ -39,6 +39,10 @@ flags.DEFINE_enum("initializer", "vs-x", list(models.INITIALIZERS), "Initializat
 flags.DEFINE_integer("generated_size", 25000, "Strings in the generated data set (--source="
                      "generated), split 75/25 into training and test strings.")
 
+flags.DEFINE_list("robustness_epochs", [], "Instead of the study: train each variant to these "
+                  "epochs in turn and at each test copies pruned at --levels in every setting, "
+                  "with no retraining (does longer training make a network survive pruning?). "
+                  "Writes <variant>_robustness.csv and robustness.json, and prints a table.")
 flags.DEFINE_float("regain_tolerance", 0.1, "--table: a pruned network has regained the dense "
                    "accuracy once its test accuracy is within this many points of it.")
 flags.DEFINE_bool("table", False, "Train nothing: print the markdown table of the results "
@@ -162,6 +166,60 @@ def study_variant(variant, data, levels, base_epochs, retrain_epochs, seed=0,
                         "epochs_total": base_epochs + retrain_epochs})
         print(f"{variant} SNIP {percent}%: {snip_rows[-1]['test_acc']:.4f}", flush=True)
     return rows, summary, dense_acc
+
+
+def robustness_over_training(variant, data, checkpoints, levels, seed=0, initializer="vs-x",
+                             padding="masked") -> list:
+    """How much of each level of magnitude pruning a network survives, with no retraining, as
+    its base training goes on: one network trained to each epoch of ``checkpoints`` in turn and,
+    at each, copies of it pruned in every setting and level and tested. Rows: epoch, setting,
+    prune, test_acc (``prune=0`` is the dense network)."""
+    import warnings
+
+    def build():
+        return rc.build(variant, data, seed, initializer=initializer, padding=padding)
+
+    if sorted(set(checkpoints)) != list(checkpoints) or checkpoints[0] < 1:
+        raise ValueError(f"checkpoints must be increasing epochs >= 1; got {checkpoints}.")
+    base, rows, done = build(), [], 0
+    for epoch in checkpoints:
+        trained = rc.fit_epochs(base, data, epoch - done, seed, variant, 0, done + 1, padding)
+        done = epoch
+        rows.append({"variant": variant, "epoch": epoch, "setting": "dense", "prune": 0,
+                     "test_acc": trained[-1]["test_acc"]})
+        for setting in SETTINGS:
+            for percent in levels:
+                probe = build()
+                probe.set_weights(base.get_weights())
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", pruning.LayerCollapseWarning)
+                    _prune_subset(probe, rc.recurrent_weights(probe, setting), percent,
+                                  "magnitude")
+                acc = rc.evaluate_test(probe, data, padding, seed)
+                rows.append({"variant": variant, "epoch": epoch, "setting": setting,
+                             "prune": percent, "test_acc": acc})
+                print(f"{variant} epoch {epoch} {setting} {percent}%: {acc:.4f}", flush=True)
+    return rows
+
+
+def robustness_table(rows) -> str:
+    """Markdown: test accuracy right after pruning, one row per (epoch, setting), one column
+    per level, each beside the thesis's (after its 50 epochs)."""
+    levels = sorted({r["prune"] for r in rows if r["setting"] != "dense"})
+    variant = rows[0]["variant"]
+    lines = ["| epoch | dense | setting | " + " | ".join(f"{p} %" for p in levels) + " |",
+             "|---" * (3 + len(levels)) + "|"]
+    for epoch in sorted({r["epoch"] for r in rows}):
+        at = {(r["setting"], r["prune"]): r["test_acc"] for r in rows if r["epoch"] == epoch}
+        for setting in SETTINGS:
+            cells = []
+            for p in levels:
+                thesis = THESIS_PRUNING.get((variant, setting, p))
+                cells.append(f"{100 * at[setting, p]:.2f}"
+                             + (f" / {100 * thesis[0]:.2f}" if thesis else ""))
+            lines.append(f"| {epoch} | {100 * at['dense', 0]:.2f} | {setting} | "
+                         + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def plot(variant, summary, dense_acc, path):
@@ -312,6 +370,25 @@ def main(argv):
                        n=summary.get("generated_size", 25000))
         print(f"\nPredicting the label from the string's length alone: "
               f"{rc.length_only_accuracy(data):.2%} test accuracy.")
+        return
+    if F.robustness_epochs:
+        out = common.out_dir("reber_pruning", F.results_dir)
+        data = rc.load(F.source, F.data_dir, n=F.generated_size, seed=int(F.seeds[0]),
+                       train_limit=F.train_limit)
+        report = {}
+        for variant in F.variants:
+            rows = robustness_over_training(
+                variant, data, [int(e) for e in F.robustness_epochs], [int(p) for p in F.levels],
+                int(F.seeds[0]), F.initializer, F.padding)
+            common.write_rows(os.path.join(out, f"{variant.replace('-', '_')}_robustness.csv"),
+                              rows)
+            report[variant] = rows
+            common.write_json(os.path.join(out, "robustness.json"),
+                              {"report": report, "seed": int(F.seeds[0]), "source": data.source,
+                               "initializer": F.initializer, "padding": F.padding})
+            print(f"\n{variant}, test accuracy % right after pruning, ours / the thesis's "
+                  f"(after its 50 epochs):\n")
+            print(robustness_table(rows))
         return
     run(F.data_dir, F.results_dir, F.variants, [int(p) for p in F.levels], F.base_epochs,
         F.retrain_epochs, int(F.seeds[0]), F.source, F.train_limit, F.generated_size,
