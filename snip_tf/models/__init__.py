@@ -77,13 +77,13 @@ class _Layers:
             out["bias_regularizer"] = self._l2
         return out
 
-    # Weight layers are named by position (fc1, conv2, ...), so two instances of one model have
-    # the same variable paths and masks can move between them by path.
     def _torch_bias(self, fan_in, i):
         # PyTorch draws biases uniform(±1/sqrt(fan_in)) too; the others start at zero.
         bound = fan_in ** -0.5
         return keras.initializers.RandomUniform(-bound, bound, seed=self.weight_seed(i))
 
+    # Weight layers are named by position (fc1, conv2, ...), so two instances of one model have
+    # the same variable paths and masks can move between them by path.
     def dense(self, units, fan_in: Optional[int] = None, **kwargs):
         """``fan_in`` (the input width), if given, lets ``initializer="torch"`` draw the bias as
         PyTorch's ``nn.Linear``; without it the bias starts at zero."""
@@ -295,8 +295,9 @@ def get(name: str, *, input_shape=None, num_classes: Optional[int] = None,
             sequence-MNIST models, 2 for the Reber grammar classifiers).
         initializer: "vs-x" (Glorot, default), "vs-h" (He), "rn" or "tn" (normal / truncated normal,
             stddev 0.1), "lecun" (the authors' code: variance scaling, fan_in, truncated normal),
-            "torch" (PyTorch's default, uniform(±1/sqrt(fan_in)); the Reber classifiers also
-            take PyTorch's biases and standard normal embedding with it, see their builder).
+            "torch" (PyTorch's default, uniform(±1/sqrt(fan_in)); recurrent cells also take
+            PyTorch's biases, and the Reber classifiers its head bias and standard normal
+            embedding, see their builder).
         l2: L2 penalty ``l2 * sum(w^2)`` on the weights (kernels and recurrent kernels).
         l2_bias: apply the penalty to biases too (the authors' code penalized all masked
             parameters with 0.00025 * sum(w^2), i.e. l2=2.5e-4, l2_bias=True).
