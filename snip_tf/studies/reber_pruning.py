@@ -173,7 +173,7 @@ def robustness_over_training(variant, data, checkpoints, levels, seed=0, initial
     """How much of each level of magnitude pruning a network survives, with no retraining, as
     its base training goes on: one network trained to each epoch of ``checkpoints`` in turn and,
     at each, copies of it pruned in every setting and level and tested. Rows: epoch, setting,
-    prune, test_acc (``prune=0`` is the dense network)."""
+    prune, test_acc; the dense network's (``prune=0``) also has its losses at that epoch."""
     import warnings
 
     def build():
@@ -186,7 +186,9 @@ def robustness_over_training(variant, data, checkpoints, levels, seed=0, initial
         trained = rc.fit_epochs(base, data, epoch - done, seed, variant, 0, done + 1, padding)
         done = epoch
         rows.append({"variant": variant, "epoch": epoch, "setting": "dense", "prune": 0,
-                     "test_acc": trained[-1]["test_acc"]})
+                     "test_acc": trained[-1]["test_acc"],
+                     "train_loss": trained[-1]["train_loss"],
+                     "test_loss": trained[-1]["test_loss"]})
         for setting in SETTINGS:
             for percent in levels:
                 probe = build()
