@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -118,10 +119,20 @@ def regain_epoch(rows, target: float):
     return None
 
 
+def _magnitude_pruned_copy(build, trained_weights, setting, percent):
+    """A fresh model from ``build`` with ``trained_weights``, magnitude-pruned at ``percent`` %
+    of its ``setting``'s recurrent kernels (collapse warnings silenced: 100 % collapses by
+    design)."""
+    model = build()
+    model.set_weights(trained_weights)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pruning.LayerCollapseWarning)
+        _prune_subset(model, rc.recurrent_weights(model, setting), percent, "magnitude")
+    return model
+
+
 def study_variant(variant, data, levels, base_epochs, retrain_epochs, seed=0,
                   initializer="vs-x", padding="masked") -> tuple:
-    import warnings
-
     def build():
         return rc.build(variant, data, seed, initializer=initializer, padding=padding)
 
@@ -132,11 +143,7 @@ def study_variant(variant, data, levels, base_epochs, retrain_epochs, seed=0,
     summary = []
     for setting, suffix in SETTINGS.items():
         for percent in levels:
-            model = build()
-            model.set_weights(trained)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", pruning.LayerCollapseWarning)
-                _prune_subset(model, rc.recurrent_weights(model, setting), percent, "magnitude")
+            model = _magnitude_pruned_copy(build, trained, setting, percent)
             tr_loss, tr_acc, te_loss, te_acc = rc.evaluate(model, data, padding, seed)
             level_rows = [{"mode": variant + suffix, "prune": percent, "epoch": 0,
                            "train_loss": tr_loss, "train_acc": tr_acc, "test_loss": te_loss,
@@ -174,8 +181,6 @@ def robustness_over_training(variant, data, checkpoints, levels, seed=0, initial
     its base training goes on: one network trained to each epoch of ``checkpoints`` in turn and,
     at each, copies of it pruned in every setting and level and tested. Rows: epoch, setting,
     prune, test_acc; the dense network's (``prune=0``) also has its losses at that epoch."""
-    import warnings
-
     def build():
         return rc.build(variant, data, seed, initializer=initializer, padding=padding)
 
@@ -189,14 +194,10 @@ def robustness_over_training(variant, data, checkpoints, levels, seed=0, initial
                      "test_acc": trained[-1]["test_acc"],
                      "train_loss": trained[-1]["train_loss"],
                      "test_loss": trained[-1]["test_loss"]})
+        trained_weights = base.get_weights()
         for setting in SETTINGS:
             for percent in levels:
-                probe = build()
-                probe.set_weights(base.get_weights())
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", pruning.LayerCollapseWarning)
-                    _prune_subset(probe, rc.recurrent_weights(probe, setting), percent,
-                                  "magnitude")
+                probe = _magnitude_pruned_copy(build, trained_weights, setting, percent)
                 acc = rc.evaluate_test(probe, data, padding, seed)
                 rows.append({"variant": variant, "epoch": epoch, "setting": setting,
                              "prune": percent, "test_acc": acc})
