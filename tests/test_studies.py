@@ -39,6 +39,33 @@ def test_unmasked_padding_runs_through_the_padding_of_each_batch():
         reber_common.build("gru", data, seed=0, padding="none")
 
 
+def test_masked_batches_are_cut_and_train_as_the_full_width_arrays_do():
+    # Masked padding steps carry the state over, so cutting each batch at (a multiple of 8 at or
+    # past) its longest string must not change what the network learns or how it scores.
+    data = reber_common.load("generated", n=120, train_limit=32)
+    width = data.x_train.shape[1]
+    cut = [(t.numpy(), y.numpy()) for t, y in
+           reber_common.train_dataset(data, seed=0, batch_size=4)]
+    for tokens, _ in cut:
+        longest = int((tokens != 0).sum(1).max())
+        assert longest <= tokens.shape[1] <= min(width, longest + 7)
+        assert tokens.shape[1] % 8 == 0 or tokens.shape[1] == width
+    assert min(t.shape[1] for t, _ in cut) < width  # some batch was cut
+    models = []
+    for full_width in (False, True):
+        model = reber_common.build("gru", data, seed=0)
+        for tokens, labels in cut:
+            if full_width:
+                tokens = np.pad(tokens, [(0, 0), (0, width - tokens.shape[1])])
+            model.train_on_batch(tokens, labels)
+        models.append(model)
+    for a, b in zip(*(m.get_weights() for m in models)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    _, _, loss, acc = reber_common.evaluate(models[0], data)
+    full = models[0].evaluate(data.x_test, data.y_test, verbose=0, return_dict=True)
+    assert acc == full["accuracy"] and loss == pytest.approx(full["loss"], rel=1e-5)
+
+
 @pytest.mark.parametrize("variant", ["gru", "lstm"])
 def test_torch_initializer_gives_the_thesis_networks_initialization(variant):
     data = reber_common.load("generated", n=40)

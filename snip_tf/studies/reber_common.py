@@ -70,14 +70,19 @@ def build(variant: str, data: ReberData, seed: int, learning_rate: float = 1e-3,
     return model
 
 
-def _batches(x, y, seed: int, batch_size: int, padding: str):
-    data = (tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed)
-            .batch(batch_size))
-    if padding == "unmasked":
-        # The thesis pads each batch to its own longest string, and its unmasked networks read
-        # the state after that padding: so the padding a string runs through depends on its
-        # batch. (Masked networks do not see it, and run on the full arrays.)
-        data = data.map(lambda tokens, labels: (nb.trim(tokens, 1), labels))
+def _batches(x, y, seed: Optional[int], batch_size: int, padding: str):
+    """Batches cut to their longest string: exactly (unmasked, the thesis's batches) or rounded up
+    to a multiple of 8 (masked: padded steps carry the state over, so any cut at or past the
+    longest string gives the same result; the rounding keeps the number of traced shapes small).
+    Shuffled from ``seed``; in order if ``seed`` is None."""
+    data = tf.data.Dataset.from_tensor_slices((x, y))
+    if seed is not None:
+        data = data.shuffle(len(x), seed=seed)
+    # The thesis pads each batch to its own longest string, and its unmasked networks read the
+    # state after that padding: so the padding a string runs through depends on its batch.
+    multiple, width = (1 if padding == "unmasked" else 8), x.shape[1]
+    data = data.batch(batch_size).map(
+        lambda tokens, labels: (nb.trim(tokens, multiple)[:, :width], labels))
     return data.prefetch(tf.data.AUTOTUNE)
 
 
@@ -89,8 +94,10 @@ def _evaluate(model, x, y, padding: str, seed: int) -> dict:
     if padding == "unmasked":
         # As the thesis's test loader: shuffled batches of 32, each cut to its longest string
         # (the same batches at every call with one seed, so that rows compare).
-        return model.evaluate(_batches(x, y, seed, 32, padding), verbose=0, return_dict=True)
-    return model.evaluate(x, y, batch_size=256, verbose=0, return_dict=True)
+        batches = _batches(x, y, seed, 32, padding)
+    else:
+        batches = _batches(x, y, None, 256, padding)
+    return model.evaluate(batches, verbose=0, return_dict=True)
 
 
 def evaluate(model, data: ReberData, padding: str = "masked", seed: int = 0) -> tuple:
