@@ -123,6 +123,48 @@ def test_magnitude_study_on_a_tiny_setting(tmp_path):
     assert grid[2].split(" | ")[-1] != "– |"  # SNIP at 50 %
 
 
+def test_several_seeds_run_into_a_folder_each_resume_and_tabulate(tmp_path, monkeypatch):
+    # The study itself is tested above; here its seeds: folders, resuming, the table.
+    calls = []
+
+    def fake_study(variant, data, levels, base_epochs, retrain_epochs, seed, *_):
+        calls.append((variant, seed))
+        acc = 0.9 + 0.01 * seed
+        summary = [{"variant": variant, "method": "magnitude after training", "setting": s,
+                    "prune": p, "acc_after_pruning": acc - 0.1, "acc_after_retraining": acc}
+                   for s in reber_pruning.SETTINGS for p in levels]
+        summary += [{"variant": variant, "method": "SNIP at initialization", "setting": "ih+hh",
+                     "prune": p, "acc_after_pruning": None, "acc_after_retraining": acc}
+                    for p in levels if p < 100]
+        rows = [{"mode": variant, "prune": 0, "epoch": 1, "test_acc": acc}]
+        return rows, summary, acc + 0.05
+
+    monkeypatch.setattr(reber_pruning, "study_variant", fake_study)
+    settings = dict(results_dir=str(tmp_path), variants=("gru",), levels=(50, 100),
+                    base_epochs=1, retrain_epochs=1, source="generated", generated_size=200)
+    reports = reber_pruning.run_seeds([0, 2], **settings)
+    assert sorted(reports) == [0, 2] and calls == [("gru", 0), ("gru", 2)]
+    assert json.load(open(tmp_path / "seed_2" / "summary.json"))["seed"] == 2
+    assert not (tmp_path / "summary.json").exists()
+    reber_pruning.run_seeds([0, 2, 3], **settings)  # 0 and 2 are finished: only 3 runs
+    assert calls[2:] == [("gru", 3)]
+    reber_pruning.run_seeds([0, 3], **dict(settings, base_epochs=2))  # other settings: re-run
+    assert calls[3:] == [("gru", 0), ("gru", 3)]
+    with pytest.raises(ValueError, match="differ in base_epochs"):  # seed 2 still has 1
+        reber_pruning.seeds_table(reber_pruning.seed_summaries(str(tmp_path)), "gru")
+    reber_pruning.run_seeds([2], **dict(settings, base_epochs=2,
+                                        results_dir=str(tmp_path / "seed_2")))
+    table = reber_pruning.seeds_table(reber_pruning.seed_summaries(str(tmp_path)), "gru")
+    lines = table.splitlines()
+    assert lines[0] == "gru, seeds 0, 2, 3: mean test accuracy % (lowest–highest seed); " \
+                       "dense 96.67 (95.00–98.00)"
+    assert lines[-2].startswith("| 50 % | 81.67 (80.00–83.00) | 91.67 (90.00–93.00) |")
+    assert lines[-2].endswith("| 91.67 (90.00–93.00) |")  # SNIP
+    assert lines[-1].endswith("| – |")  # no SNIP at 100 %
+    with pytest.raises(ValueError, match="distinct"):
+        reber_pruning.run_seeds([1, 1], **settings)
+
+
 @pytest.mark.slow  # about 13 s: seven models traced
 def test_robustness_over_training_prunes_copies_of_one_network_at_each_checkpoint():
     data = reber_common.load("generated", n=400, train_limit=64)

@@ -10,7 +10,9 @@ hidden-to-hidden together, input-to-hidden only, hidden-to-hidden only); evaluat
 pruning (epoch 0) and after each retraining epoch. Then SNIP at initialization at the same
 sparsities (both kernels, pooled), trained from scratch for base + retrain epochs. Writes
 results/reber_pruning/<variant>.csv in the thesis's layout (mode, prune, epoch, train_loss,
-train_acc, test_loss, test_acc, time), a summary JSON and a plot per variant.
+train_acc, test_loss, test_acc, time), a summary JSON and a plot per variant; with several
+``--seeds``, one such folder per seed (``seed_<seed>/``), and ``--table`` then prints each cell's
+mean over the seeds and its range.
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ flags.DEFINE_float("regain_tolerance", 0.1, "--table: a pruned network has regai
                    "accuracy once its test accuracy is within this many points of it.")
 flags.DEFINE_bool("table", False, "Train nothing: print the markdown table of the results "
                   "folder's summary.json beside the thesis's numbers, and the accuracy of "
-                  "predicting from string length alone.")
+                  "predicting from string length alone; for a folder of several seeds' "
+                  "seed_<seed> folders, each cell's mean over the seeds and its range.")
 
 SETTINGS = {"ih+hh": "_prune", "ih": "_prune_i2h", "hh": "_prune_h2h"}
 
@@ -262,9 +265,110 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, levels=tuple(rang
         common.write_json(os.path.join(out, "summary.json"),
                           {"report": report, "seed": seed, "source": data.source,
                            "base_epochs": base_epochs, "retrain_epochs": retrain_epochs,
-                           "train_size": len(data.x_train), "generated_size": generated_size,
+                           "train_size": len(data.x_train), "train_limit": train_limit,
+                           "generated_size": generated_size,
                            "initializer": initializer, "padding": padding})
     return report
+
+
+def _finished(path, settings: dict, variants, levels) -> bool:
+    """Whether ``path`` holds a summary.json of a finished run with ``settings``: every variant,
+    at every level."""
+    if not os.path.exists(path):
+        return False
+    with open(path) as f:
+        summary = json.load(f)
+    summary.setdefault("train_limit", 0)  # not recorded by the first runs, none of which set it
+    if any(summary.get(key) != value for key, value in settings.items()):
+        return False
+    return all(variant in summary["report"] and
+               {r["prune"] for r in summary["report"][variant]["summary"]
+                if r["method"].startswith("magnitude")} == set(levels) for variant in variants)
+
+
+def run_seeds(seeds, data_dir=None, results_dir=None, variants=rc.VARIANTS,
+              levels=tuple(range(10, 101, 10)), base_epochs=10, retrain_epochs=3, source="thesis",
+              train_limit=0, generated_size=25000, initializer="vs-x", padding="masked") -> dict:
+    """The study once per seed: one seed into ``results_dir`` itself (as ``run``), several each
+    into ``<results_dir>/seed_<seed>/``, where ``--table`` finds them. A seed whose folder already
+    holds the finished study with these settings is not run again, so a long multi-seed study
+    stopped early resumes where it stopped. Returns {seed: run's report}."""
+    seeds = [int(s) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct and at least one; got {seeds}.")
+    options = dict(data_dir=data_dir, variants=variants, levels=levels, base_epochs=base_epochs,
+                   retrain_epochs=retrain_epochs, source=source, train_limit=train_limit,
+                   generated_size=generated_size, initializer=initializer, padding=padding)
+    if len(seeds) == 1:
+        return {seeds[0]: run(results_dir=results_dir, seed=seeds[0], **options)}
+    out = common.out_dir("reber_pruning", results_dir)
+    reports = {}
+    for seed in seeds:
+        folder = os.path.join(out, f"seed_{seed}")
+        settings = {"seed": seed, "source": source, "train_limit": train_limit,
+                    "base_epochs": base_epochs,
+                    "retrain_epochs": retrain_epochs, "generated_size": generated_size,
+                    "initializer": initializer, "padding": padding}
+        summary_path = os.path.join(folder, "summary.json")
+        if _finished(summary_path, settings, variants, levels):
+            print(f"seed {seed}: finished in {folder}, not run again", flush=True)
+            with open(summary_path) as f:
+                reports[seed] = json.load(f)["report"]
+            continue
+        reports[seed] = run(results_dir=folder, seed=seed, **options)
+    return reports
+
+
+def seed_summaries(results_dir: str) -> dict:
+    """{seed: summary.json} of a multi-seed study's ``seed_<seed>`` folders."""
+    summaries = {}
+    for name in sorted(os.listdir(results_dir)):
+        path = os.path.join(results_dir, name, "summary.json")
+        if name.startswith("seed_") and os.path.exists(path):
+            with open(path) as f:
+                summaries[int(name[len("seed_"):])] = json.load(f)
+    return summaries
+
+
+def seeds_table(summaries: dict, variant: str) -> str:
+    """Markdown: ``variant``'s results over the seeds of ``summaries`` ({seed: summary.json}),
+    each cell the mean test accuracy and, in brackets, the lowest and highest seed's."""
+    seeds = sorted(s for s, summary in summaries.items() if variant in summary["report"])
+    if not seeds:
+        raise ValueError(f"No seed's summary has {variant!r}; seeds: {sorted(summaries)}.")
+    for key in ("source", "train_size", "base_epochs", "retrain_epochs", "initializer",
+                "padding"):
+        values = {seed: summaries[seed].get(key) for seed in seeds}
+        if len(set(values.values())) > 1:
+            raise ValueError(f"The seeds' studies differ in {key} ({values}): re-run them with "
+                             f"one setting before averaging.")
+
+    def cell(values):
+        values = 100 * np.asarray(values)
+        return f"{values.mean():.2f} ({values.min():.2f}–{values.max():.2f})"
+
+    results = {}
+    for seed in seeds:
+        for row in summaries[seed]["report"][variant]["summary"]:
+            key = (row["method"].split()[0], row["setting"], row["prune"])
+            results.setdefault(key, []).append(row)
+    dense = [summaries[s]["report"][variant]["dense_test_acc"] for s in seeds]
+    header = [f"{setting}: {stage}" for setting in SETTINGS for stage in
+              ("after pruning", "retrained")]
+    lines = [f"{variant}, seeds {', '.join(map(str, seeds))}: mean test accuracy % (lowest–"
+             f"highest seed); dense {cell(dense)}", "",
+             "| pruned | " + " | ".join(header) + " | SNIP at init |",
+             "|---|" + "---|" * (len(header) + 1)]
+    for level in sorted({level for _, _, level in results}):
+        cells = []
+        for setting in SETTINGS:
+            rows = results.get(("magnitude", setting, level), [])
+            cells += [cell([r["acc_after_pruning"] for r in rows]) if rows else "–",
+                      cell([r["acc_after_retraining"] for r in rows]) if rows else "–"]
+        snip = results.get(("SNIP", "ih+hh", level), [])
+        cells.append(cell([r["acc_after_retraining"] for r in snip]) if snip else "–")
+        lines.append(f"| {level} % | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def comparison_table(summary: dict) -> str:
@@ -359,6 +463,11 @@ def main(argv):
     F = common.FLAGS
     if F.table:
         out = common.out_dir("reber_pruning", F.results_dir)
+        if not os.path.exists(os.path.join(out, "summary.json")) and seed_summaries(out):
+            summaries = seed_summaries(out)
+            for variant in dict.fromkeys(v for s in summaries.values() for v in s["report"]):
+                print(f"\n{seeds_table(summaries, variant)}")
+            return
         with open(os.path.join(out, "summary.json")) as f:
             summary = json.load(f)
         print(comparison_table(summary))
@@ -375,6 +484,9 @@ def main(argv):
               f"{rc.length_only_accuracy(data):.2%} test accuracy.")
         return
     if F.robustness_epochs:
+        if len(F.seeds) != 1:
+            raise app.UsageError(f"--robustness_epochs follows one network: pass one seed, not "
+                                 f"--seeds={','.join(F.seeds)}.")
         out = common.out_dir("reber_pruning", F.results_dir)
         data = rc.load(F.source, F.data_dir, n=F.generated_size, seed=int(F.seeds[0]),
                        train_limit=F.train_limit)
@@ -393,9 +505,9 @@ def main(argv):
                   f"(after its 50 epochs):\n")
             print(robustness_table(rows))
         return
-    run(F.data_dir, F.results_dir, F.variants, [int(p) for p in F.levels], F.base_epochs,
-        F.retrain_epochs, int(F.seeds[0]), F.source, F.train_limit, F.generated_size,
-        F.initializer, F.padding)
+    run_seeds(common.seeds(), F.data_dir, F.results_dir, F.variants, [int(p) for p in F.levels],
+              F.base_epochs, F.retrain_epochs, F.source, F.train_limit, F.generated_size,
+              F.initializer, F.padding)
 
 
 if __name__ == "__main__":
