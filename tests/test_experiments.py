@@ -131,3 +131,17 @@ def test_gate_usage(tiny_data, tmp_path):
     assert set(rows[0]) == {"weight", "total_per_gate", "kept_z", "kept_r", "kept_h"}
     assert rows[0]["total_per_gate"] == 128 * 128
     outputs(str(tmp_path), "gate_usage.json", "gate_usage.md")
+
+
+def test_single_seed_commands_refuse_several_seeds():
+    from absl import app
+    from absl.testing import flagsaver
+
+    from snip_tf.experiments import common
+
+    with flagsaver.flagsaver():
+        common.FLAGS(["prog", "--seeds=3"])
+        assert common.one_seed("figure2") == 3
+        common.FLAGS(["prog", "--seeds=0,1"])
+        with pytest.raises(app.UsageError, match="figure2 runs one seed at a time; got --seeds=0,1"):
+            common.one_seed("figure2")

@@ -9,7 +9,7 @@ import statistics
 import time
 from typing import Iterable, Optional
 
-from absl import flags
+from absl import app, flags
 
 from snip_tf.config import base_config
 from snip_tf import training
@@ -124,6 +124,17 @@ def save_figure(fig, path: str) -> str:
 def seeds() -> list:
     """The --seeds flag as integers."""
     return [int(s) for s in FLAGS.seeds]
+
+
+def one_seed(command: str) -> int:
+    """The --seeds flag of a command that runs a single seed; several are an error rather than
+    silently all but the first ignored."""
+    given = seeds()
+    if len(given) != 1:
+        raise app.UsageError(f"{command} runs one seed at a time; got "
+                             f"--seeds={','.join(FLAGS.seeds)}. Run it once per seed (each with "
+                             f"its own --results_dir).")
+    return given[0]
 
 
 def pct(x: float) -> str:

@@ -79,7 +79,7 @@ def run(data_dir=None, results_dir=None, seed=0, datasets=("mnist", "fashion_mni
 
 def main(argv):
     del argv
-    run(common.FLAGS.data_dir, common.FLAGS.results_dir, int(common.FLAGS.seeds[0]))
+    run(common.FLAGS.data_dir, common.FLAGS.results_dir, common.one_seed("figure2"))
 
 
 if __name__ == "__main__":

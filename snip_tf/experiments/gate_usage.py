@@ -65,7 +65,7 @@ def main(argv):
     del argv
     F = common.FLAGS
     run(F.data_dir, F.results_dir, tuple(F.models) or ("lstm-s", "gru-s"), F.sparsity,
-        int(F.seeds[0]))
+        common.one_seed("gate_usage"))
 
 
 if __name__ == "__main__":

@@ -484,22 +484,20 @@ def main(argv):
               f"{rc.length_only_accuracy(data):.2%} test accuracy.")
         return
     if F.robustness_epochs:
-        if len(F.seeds) != 1:
-            raise app.UsageError(f"--robustness_epochs follows one network: pass one seed, not "
-                                 f"--seeds={','.join(F.seeds)}.")
+        seed = common.one_seed("reber_pruning --robustness_epochs")
         out = common.out_dir("reber_pruning", F.results_dir)
-        data = rc.load(F.source, F.data_dir, n=F.generated_size, seed=int(F.seeds[0]),
+        data = rc.load(F.source, F.data_dir, n=F.generated_size, seed=seed,
                        train_limit=F.train_limit)
         report = {}
         for variant in F.variants:
             rows = robustness_over_training(
                 variant, data, [int(e) for e in F.robustness_epochs], [int(p) for p in F.levels],
-                int(F.seeds[0]), F.initializer, F.padding)
+                seed, F.initializer, F.padding)
             common.write_rows(os.path.join(out, f"{variant.replace('-', '_')}_robustness.csv"),
                               rows)
             report[variant] = rows
             common.write_json(os.path.join(out, "robustness.json"),
-                              {"report": report, "seed": int(F.seeds[0]), "source": data.source,
+                              {"report": report, "seed": seed, "source": data.source,
                                "initializer": F.initializer, "padding": F.padding})
             print(f"\n{variant}, test accuracy % right after pruning, ours / the thesis's "
                   f"(after its 50 epochs):\n")
