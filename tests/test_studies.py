@@ -154,6 +154,13 @@ def test_several_seeds_run_into_a_folder_each_resume_and_tabulate(tmp_path, monk
         reber_pruning.seeds_table(reber_pruning.seed_summaries(str(tmp_path)), "gru")
     reber_pruning.run_seeds([2], **dict(settings, base_epochs=2,
                                         results_dir=str(tmp_path / "seed_2")))
+    # The first runs did not record their initializer and padding, then always vs-x and masked:
+    # such a summary is still a finished seed, and averages with the others.
+    summary_0 = json.load(open(tmp_path / "seed_0" / "summary.json"))
+    del summary_0["initializer"], summary_0["padding"]
+    json.dump(summary_0, open(tmp_path / "seed_0" / "summary.json", "w"))
+    reber_pruning.run_seeds([0, 2], **dict(settings, base_epochs=2))
+    assert len(calls) == 6  # neither run again
     table = reber_pruning.seeds_table(reber_pruning.seed_summaries(str(tmp_path)), "gru")
     lines = table.splitlines()
     assert lines[0] == "gru, seeds 0, 2, 3: mean test accuracy % (lowest–highest seed); " \

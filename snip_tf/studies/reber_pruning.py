@@ -271,14 +271,21 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, levels=tuple(rang
     return report
 
 
+# Settings the first runs' summaries did not record, with the one value they could have had then.
+_UNRECORDED = {"train_limit": 0, "initializer": "vs-x", "padding": "masked"}
+
+
+def _with_defaults(summary: dict) -> dict:
+    return {**_UNRECORDED, **summary}
+
+
 def _finished(path, settings: dict, variants, levels) -> bool:
     """Whether ``path`` holds a summary.json of a finished run with ``settings``: every variant,
     at every level."""
     if not os.path.exists(path):
         return False
     with open(path) as f:
-        summary = json.load(f)
-    summary.setdefault("train_limit", 0)  # not recorded by the first runs, none of which set it
+        summary = _with_defaults(json.load(f))
     if any(summary.get(key) != value for key, value in settings.items()):
         return False
     return all(variant in summary["report"] and
@@ -326,7 +333,7 @@ def seed_summaries(results_dir: str) -> dict:
         path = os.path.join(results_dir, name, "summary.json")
         if name.startswith("seed_") and os.path.exists(path):
             with open(path) as f:
-                summaries[int(name[len("seed_"):])] = json.load(f)
+                summaries[int(name[len("seed_"):])] = _with_defaults(json.load(f))
     return summaries
 
 
