@@ -1,6 +1,7 @@
 """What cutting masked batches to their longest string saves in the Reber pruning study.
 
-    python benchmarks/reber_masked_batches.py --data_dir=../shared/data [--variants gru,lstm] [--rounds 3]
+    python benchmarks/reber_masked_batches.py --data_dir=../shared/data [--variants gru,lstm] \
+        [--rounds 3]
 
 A masked network's padding steps carry its state over unchanged, so a batch can be cut anywhere
 at or past its longest string without changing what the network computes. The study's batches of
@@ -70,8 +71,8 @@ def main():
                         zip(*(arms[arm][0].get_weights() for arm in arms)))
         f, c = (statistics.median(fit[a]) for a in arms)
         tf_, tc = (statistics.median(test[a]) for a in arms)
-        print(f"{variant:8s} {f:12.1f} {c:12.1f} {f / c:6.2f}   {tf_:11.2f} {tc:10.2f} {tf_ / tc:6.2f}  {identical}",
-              flush=True)
+        print(f"{variant:8s} {f:12.1f} {c:12.1f} {f / c:6.2f}   {tf_:11.2f} {tc:10.2f} "
+              f"{tf_ / tc:6.2f}  {identical}", flush=True)
 
 
 if __name__ == "__main__":

@@ -143,5 +143,6 @@ def test_single_seed_commands_refuse_several_seeds():
         common.FLAGS(["prog", "--seeds=3"])
         assert common.one_seed("figure2") == 3
         common.FLAGS(["prog", "--seeds=0,1"])
-        with pytest.raises(app.UsageError, match="figure2 runs one seed at a time; got --seeds=0,1"):
+        expected = "figure2 runs one seed at a time; got --seeds=0,1"
+        with pytest.raises(app.UsageError, match=expected):
             common.one_seed("figure2")

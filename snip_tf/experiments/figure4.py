@@ -73,7 +73,8 @@ def run(data_dir=None, results_dir=None, seed=0, epochs=30, train_limit=10000, t
 def main(argv):
     del argv
     F = common.FLAGS
-    run(F.data_dir, F.results_dir, common.one_seed("figure4"), F.epochs or 30, F.train_limit or 10000)
+    run(F.data_dir, F.results_dir, common.one_seed("figure4"), F.epochs or 30,
+        F.train_limit or 10000)
 
 
 if __name__ == "__main__":

@@ -601,10 +601,10 @@ def main(argv):
               F.generators if F["generators"].present else None)
         return
     run(F.data_dir, F.results_dir, F.graph_variants, F.generators, F.num_graphs, F.graph_epochs,
-        common.one_seed("graph_architectures"), F.graph_source, F.train_limit, F.layout, F.min_nodes,
-        F.max_nodes, F.graph_patience, F.trainer, F.bank_size, F.jit_compile, F.bucket_width,
-        F.resume, F.io, F.skips, F.padding, F.init, F.networks_per_slot, F.workers,
-        F.graph_min_delta, F.compact, F.init_seed, F.full_batches)
+        common.one_seed("graph_architectures"), F.graph_source, F.train_limit, F.layout,
+        F.min_nodes, F.max_nodes, F.graph_patience, F.trainer, F.bank_size, F.jit_compile,
+        F.bucket_width, F.resume, F.io, F.skips, F.padding, F.init, F.networks_per_slot,
+        F.workers, F.graph_min_delta, F.compact, F.init_seed, F.full_batches)
 
 
 if __name__ == "__main__":
