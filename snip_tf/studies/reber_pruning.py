@@ -21,6 +21,7 @@ import csv
 import json
 import os
 import warnings
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
@@ -279,18 +280,19 @@ def _with_defaults(summary: dict) -> dict:
     return {**_UNRECORDED, **summary}
 
 
-def _finished(path, settings: dict, variants, levels) -> bool:
-    """Whether ``path`` holds a summary.json of a finished run with ``settings``: every variant,
-    at every level."""
+def _finished(path, settings: dict, variants, levels) -> Optional[dict]:
+    """The summary.json at ``path`` if it is that of a finished run with ``settings`` (every
+    variant, at every level); else None."""
     if not os.path.exists(path):
-        return False
+        return None
     with open(path) as f:
         summary = _with_defaults(json.load(f))
     if any(summary.get(key) != value for key, value in settings.items()):
-        return False
-    return all(variant in summary["report"] and
+        return None
+    done = all(variant in summary["report"] and
                {r["prune"] for r in summary["report"][variant]["summary"]
                 if r["method"].startswith("magnitude")} == set(levels) for variant in variants)
+    return summary if done else None
 
 
 def run_seeds(seeds, data_dir=None, results_dir=None, variants=rc.VARIANTS,
@@ -316,13 +318,12 @@ def run_seeds(seeds, data_dir=None, results_dir=None, variants=rc.VARIANTS,
                     "base_epochs": base_epochs,
                     "retrain_epochs": retrain_epochs, "generated_size": generated_size,
                     "initializer": initializer, "padding": padding}
-        summary_path = os.path.join(folder, "summary.json")
-        if _finished(summary_path, settings, variants, levels):
+        finished = _finished(os.path.join(folder, "summary.json"), settings, variants, levels)
+        if finished:
             print(f"seed {seed}: finished in {folder}, not run again", flush=True)
-            with open(summary_path) as f:
-                reports[seed] = json.load(f)["report"]
-            continue
-        reports[seed] = run(results_dir=folder, seed=seed, **options)
+            reports[seed] = finished["report"]
+        else:
+            reports[seed] = run(results_dir=folder, seed=seed, **options)
     return reports
 
 
@@ -350,32 +351,14 @@ def seeds_table(summaries: dict, variant: str) -> str:
             raise ValueError(f"The seeds' studies differ in {key} ({values}): re-run them with "
                              f"one setting before averaging.")
 
-    def cell(values):
+    def cell(values, _thesis):
         values = 100 * np.asarray(values)
         return f"{values.mean():.2f} ({values.min():.2f}–{values.max():.2f})"
 
-    results = {}
-    for seed in seeds:
-        for row in summaries[seed]["report"][variant]["summary"]:
-            key = (row["method"].split()[0], row["setting"], row["prune"])
-            results.setdefault(key, []).append(row)
     dense = [summaries[s]["report"][variant]["dense_test_acc"] for s in seeds]
-    header = [f"{setting}: {stage}" for setting in SETTINGS for stage in
-              ("after pruning", "retrained")]
     lines = [f"{variant}, seeds {', '.join(map(str, seeds))}: mean test accuracy % (lowest–"
-             f"highest seed); dense {cell(dense)}", "",
-             "| pruned | " + " | ".join(header) + " | SNIP at init |",
-             "|---|" + "---|" * (len(header) + 1)]
-    for level in sorted({level for _, _, level in results}):
-        cells = []
-        for setting in SETTINGS:
-            rows = results.get(("magnitude", setting, level), [])
-            cells += [cell([r["acc_after_pruning"] for r in rows]) if rows else "–",
-                      cell([r["acc_after_retraining"] for r in rows]) if rows else "–"]
-        snip = results.get(("SNIP", "ih+hh", level), [])
-        cells.append(cell([r["acc_after_retraining"] for r in snip]) if snip else "–")
-        lines.append(f"| {level} % | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+             f"highest seed); dense {cell(dense, None)}", ""]
+    return "\n".join(lines + _level_grid([summaries[s]["report"] for s in seeds], variant, cell))
 
 
 def comparison_table(summary: dict) -> str:
@@ -399,33 +382,42 @@ def comparison_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def grid_table(summary: dict, variant: str) -> str:
-    """Markdown: one row per pruning level of ``variant`` in ``summary`` (a study's
-    summary.json), each setting's accuracy right after pruning and after retraining as
-    "ours / the thesis's", then SNIP at initialization (ours only)."""
-    results = {(r["method"].split()[0], r["setting"], r["prune"]): r
-               for r in summary["report"][variant]["summary"]}
-    levels = sorted({level for _, _, level in results})
+def _level_grid(reports, variant: str, cell) -> list:
+    """Markdown lines: a header, then one row per pruning level of ``variant`` in ``reports`` (the
+    "report" of one or more summary.json files), each setting's test accuracy right after pruning
+    and after retraining, then SNIP at initialization. ``cell(accuracies, thesis)`` formats a
+    cell from its accuracies (one per report) and the thesis's (None where it has none, and for
+    SNIP)."""
+    results = {}
+    for report in reports:
+        for row in report[variant]["summary"]:
+            key = (row["method"].split()[0], row["setting"], row["prune"])
+            results.setdefault(key, []).append(row)
     header = [f"{setting}: {stage}" for setting in SETTINGS for stage in
               ("after pruning", "retrained")]
     lines = ["| pruned | " + " | ".join(header) + " | SNIP at init |",
              "|---|" + "---|" * (len(header) + 1)]
-
-    def cell(ours, thesis):
-        return f"{100 * ours:.2f}" + (f" / {100 * thesis:.2f}" if thesis is not None else "")
-
-    for level in levels:
+    for level in sorted({level for _, _, level in results}):
         cells = []
         for setting in SETTINGS:
-            row = results.get(("magnitude", setting, level))
+            rows = results.get(("magnitude", setting, level))
             thesis = THESIS_PRUNING.get((variant, setting, level), (None, None))
-            cells += [cell(row["acc_after_pruning"], thesis[0]) if row else "–",
-                      cell(row["acc_after_retraining"], thesis[1]) if row else "–"]
-        snip = next((r for (m, _, lv), r in results.items() if m == "SNIP" and lv == level),
-                    None)
-        cells.append(f"{100 * snip['acc_after_retraining']:.2f}" if snip else "–")
+            for stage, theirs in zip(("acc_after_pruning", "acc_after_retraining"), thesis):
+                cells.append(cell([r[stage] for r in rows], theirs) if rows else "–")
+        snip = results.get(("SNIP", "ih+hh", level))
+        cells.append(cell([r["acc_after_retraining"] for r in snip], None) if snip else "–")
         lines.append(f"| {level} % | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return lines
+
+
+def grid_table(summary: dict, variant: str) -> str:
+    """Markdown: one row per pruning level of ``variant`` in ``summary`` (a study's
+    summary.json), each setting's accuracy right after pruning and after retraining as
+    "ours / the thesis's", then SNIP at initialization (ours only)."""
+    def cell(ours, thesis):
+        return f"{100 * ours[0]:.2f}" + (f" / {100 * thesis:.2f}" if thesis is not None else "")
+
+    return "\n".join(_level_grid([summary["report"]], variant, cell))
 
 
 def regain_table(rows, variant: str, tolerance: float = 0.1) -> str:
@@ -470,8 +462,9 @@ def main(argv):
     F = common.FLAGS
     if F.table:
         out = common.out_dir("reber_pruning", F.results_dir)
-        if not os.path.exists(os.path.join(out, "summary.json")) and seed_summaries(out):
-            summaries = seed_summaries(out)
+        summaries = ({} if os.path.exists(os.path.join(out, "summary.json"))
+                     else seed_summaries(out))
+        if summaries:
             for variant in dict.fromkeys(v for s in summaries.values() for v in s["report"]):
                 print(f"\n{seeds_table(summaries, variant)}")
             return
