@@ -1,3 +1,4 @@
+import csv
 import json
 import os
 import sys
@@ -127,7 +128,7 @@ def test_several_seeds_run_into_a_folder_each_resume_and_tabulate(tmp_path, monk
     # The study itself is tested above; here its seeds: folders, resuming, the table.
     calls = []
 
-    def fake_study(variant, data, levels, base_epochs, retrain_epochs, seed, *_):
+    def fake_study(variant, data, levels, base_epochs, retrain_epochs, seed, *_, **__):
         calls.append((variant, seed))
         acc = 0.9 + 0.01 * seed
         summary = [{"variant": variant, "method": "magnitude after training", "setting": s,
@@ -170,6 +171,92 @@ def test_several_seeds_run_into_a_folder_each_resume_and_tabulate(tmp_path, monk
     assert lines[-1].endswith("| – |")  # no SNIP at 100 %
     with pytest.raises(ValueError, match="distinct"):
         reber_pruning.run_seeds([1, 1], **settings)
+
+
+def _study_files(folder):
+    rows = [{k: v for k, v in row.items() if k != "time"}
+            for row in csv.DictReader(open(os.path.join(folder, "gru.csv")))]
+    return rows, json.load(open(os.path.join(folder, "summary.json")))["report"]
+
+
+def test_stopped_study_resumes_from_its_last_finished_network(tmp_path, monkeypatch):
+    # Training replaced by a fingerprint of the weights it would start from, so that equal rows
+    # mean that the resumed networks started from the same weights; the real training's
+    # equivalence is test_resumed_study_trains_as_an_uninterrupted_one (slow).
+    calls = []
+
+    def fake_fit(model, data, epochs, seed, mode, prune, first_epoch=1, padding="masked"):
+        calls.append((mode, prune))
+        if len(calls) == stop_at[0]:
+            raise KeyboardInterrupt("stopped")
+        print_ = float(sum(np.abs(w).sum() for w in model.get_weights()))
+        return [{"mode": mode, "prune": prune, "epoch": e, "train_loss": 0.0,
+                 "train_acc": 0.0, "test_loss": 0.0, "test_acc": print_ / 1e4, "time": 1.0}
+                for e in range(first_epoch, first_epoch + epochs)]
+
+    def fake_evaluate(model, data, padding="masked", seed=0):
+        return 0.0, 0.0, 0.0, float(sum(np.abs(w).sum() for w in model.get_weights())) / 1e4
+
+    monkeypatch.setattr(reber_common, "fit_epochs", fake_fit)
+    monkeypatch.setattr(reber_common, "evaluate", fake_evaluate)
+    settings = dict(variants=("gru",), levels=(50, 100), base_epochs=2, retrain_epochs=1,
+                    source="generated", train_limit=64, generated_size=200)
+    stop_at = [0]
+    reber_pruning.run(results_dir=str(tmp_path / "whole"), **settings)
+    whole = _study_files(tmp_path / "whole")
+    assert len(calls) == 1 + 6 + 1  # base, 3 settings x 2 levels, SNIP at 50 %
+
+    calls.clear()
+    stop_at[0] = 4  # during the third pruned network
+    part = str(tmp_path / "part")
+    with pytest.raises(KeyboardInterrupt):
+        reber_pruning.run(results_dir=part, **settings)
+    rows, report = _study_files(part)  # what it finished is already written
+    assert [(r["setting"], r["prune"]) for r in report["gru"]["summary"]] == [
+        ("ih+hh", 50), ("ih+hh", 100)]
+    assert rows == whole[0][:len(rows)]
+    assert reber_pruning._finished(os.path.join(part, "summary.json"), {},
+                                   ("gru",), (50, 100)) is None
+    with pytest.raises(ValueError, match="base_epochs was 2, now 3"):
+        reber_pruning.run(results_dir=part, resume=True, **dict(settings, base_epochs=3))
+
+    calls.clear()
+    stop_at[0] = 0
+    reber_pruning.run(results_dir=part, resume=True, **settings)
+    assert calls == [("gru_prune_i2h", 50), ("gru_prune_i2h", 100), ("gru_prune_h2h", 50),
+                     ("gru_prune_h2h", 100), ("gru_snip", 50)]  # no base training again
+    assert _study_files(part) == whole
+    assert sorted(os.listdir(part)) == ["gru.csv", "gru.png", "summary.json"]
+    calls.clear()
+    reber_pruning.run(results_dir=part, resume=True, **settings)
+    assert calls == []  # finished: nothing trained
+
+
+@pytest.mark.slow  # about 70 s: eleven small models trained
+def test_resumed_study_trains_as_an_uninterrupted_one(tmp_path, monkeypatch):
+    settings = dict(variants=("gru",), levels=(50,), base_epochs=1, retrain_epochs=1,
+                    source="generated", train_limit=120, generated_size=2000)
+    reber_pruning.run(results_dir=str(tmp_path / "whole"), **settings)
+    fit, calls = reber_common.fit_epochs, []
+
+    def stopping_fit(*args, **kwargs):
+        calls.append(args[4])
+        if len(calls) == 3:
+            raise KeyboardInterrupt("stopped")
+        return fit(*args, **kwargs)
+
+    monkeypatch.setattr(reber_common, "fit_epochs", stopping_fit)
+    with pytest.raises(KeyboardInterrupt):
+        reber_pruning.run(results_dir=str(tmp_path / "part"), **settings)
+    monkeypatch.setattr(reber_common, "fit_epochs", fit)
+    reber_pruning.run(results_dir=str(tmp_path / "part"), resume=True, **settings)
+    (whole_rows, whole), (part_rows, part) = (_study_files(tmp_path / "whole"),
+                                              _study_files(tmp_path / "part"))
+    assert len(part_rows) == len(whole_rows) == 1 + 3 * 2 + 2
+    for a, b in zip(part_rows, whole_rows):
+        assert a.keys() == b.keys()
+        assert all(a[k] == b[k] if k == "mode" else np.isclose(float(a[k]), float(b[k]),
+                                                               rtol=1e-5) for k in a)
 
 
 @pytest.mark.slow  # about 13 s: seven models traced

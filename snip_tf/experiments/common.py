@@ -85,6 +85,16 @@ def out_dir(name: str, results_dir: Optional[str]) -> str:
     return path
 
 
+def require_same_settings(before: dict, settings: dict, folder: str) -> None:
+    """Raise if ``settings`` differ from ``before``, those of the results in ``folder`` that a
+    resumed run would add to: results of two settings must not mix."""
+    changed = {k: (before.get(k), v) for k, v in settings.items() if before.get(k) != v}
+    if changed:
+        raise ValueError(f"--resume with settings other than those of the results in {folder}: "
+                         + ", ".join(f"{k} was {a!r}, now {b!r}"
+                                     for k, (a, b) in changed.items()))
+
+
 def write_rows(path: str, rows: list) -> str:
     if not rows:
         raise ValueError("no rows to write")

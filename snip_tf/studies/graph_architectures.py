@@ -346,8 +346,6 @@ flags.DEFINE_integer("init_seed", None, "Initialize the networks from this seed 
 flags.DEFINE_integer("min_nodes", 10, "Smallest graph.")
 flags.DEFINE_integer("max_nodes", 50, "Largest graph.")
 flags.DEFINE_enum("graph_source", "thesis", ["thesis", "generated"], "Reber data set.")
-flags.DEFINE_bool("resume", False, "Keep the networks already in the results folder's CSVs "
-                  "(from an interrupted run with the same settings) and train the rest.")
 flags.DEFINE_string("compare_with", None, "Train nothing: compare the test accuracies in "
                     "--results_dir with those of the same graphs in this folder, network by "
                     "network (comparison_<folder>.json).")
@@ -454,11 +452,7 @@ def _check_settings(path, settings, resume):
             before = json.load(f)
         # Settings added after a study was recorded take their default there.
         before = {**SETTING_DEFAULTS, "init_seed": before.get("seed"), **before}
-        changed = {k: (before.get(k), v) for k, v in settings.items() if before.get(k) != v}
-        if changed:
-            raise ValueError(f"--resume with settings other than those of the results in "
-                             f"{os.path.dirname(path)}: " + ", ".join(
-                                 f"{k} was {a!r}, now {b!r}" for k, (a, b) in changed.items()))
+        common.require_same_settings(before, settings, os.path.dirname(path))
     with open(path, "w") as f:
         json.dump(settings, f, indent=2)
 

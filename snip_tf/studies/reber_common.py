@@ -23,6 +23,8 @@ flags.DEFINE_enum("padding", "masked", list(models.REBER_PADDINGS), "'masked' (p
                   "carry the state over) or 'unmasked' (the thesis's: the networks run through "
                   "the trailing padding of their batch; test batches shuffled, of 128 strings "
                   "in the graph study, 32 in the pruning study).")
+flags.DEFINE_bool("resume", False, "Keep what an interrupted run with the same settings left in "
+                  "the results folder and train only the rest.")
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 

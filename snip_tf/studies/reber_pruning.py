@@ -135,18 +135,84 @@ def _magnitude_pruned_copy(build, trained_weights, setting, percent):
     return model
 
 
+def _cell_keys(levels) -> list:
+    """A variant's pruned networks in the order of its rows: each setting's levels, then SNIP's."""
+    return ([f"magnitude {setting} {percent}" for setting in SETTINGS for percent in levels]
+            + [f"snip {percent}" for percent in levels if percent < 100])
+
+
+class StudyProgress:
+    """What a variant's study has finished: its base training, then each pruned network (a
+    cell). With ``stem`` (a path without extension) every part is written as it finishes, the
+    base network's weights to ``<stem>_base_weights.npz`` and the rows to
+    ``<stem>_progress.json``, and ``resume=True`` reads them back, so that a study stopped
+    part-way goes on where it stopped. Each cell starts from the base weights, or from a seeded
+    initialization, and draws its batches from the seed: a resumed study's results are those of
+    an uninterrupted one. ``on_change(progress)`` is called after each part."""
+
+    def __init__(self, stem: Optional[str] = None, resume: bool = False, on_change=None):
+        self.stem, self.on_change = stem, on_change
+        self.base_weights, self.base_rows, self.cells = None, None, {}
+        if stem and resume and all(os.path.exists(p) for p in self._paths()):
+            with open(self._paths()[1]) as f:
+                saved = json.load(f)
+            with np.load(self._paths()[0], allow_pickle=False) as arrays:
+                self.base_weights = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
+            self.base_rows, self.cells = saved["base_rows"], saved["cells"]
+
+    def _paths(self) -> tuple:
+        return self.stem + "_base_weights.npz", self.stem + "_progress.json"
+
+    def record_base(self, weights: list, rows: list) -> None:
+        self.base_weights, self.base_rows = weights, rows
+        if self.stem:
+            np.savez(self._paths()[0], *weights)
+        self._changed()
+
+    def record_cell(self, key: str, rows: list, entry: dict) -> None:
+        self.cells[key] = {"rows": rows, "summary": entry}
+        self._changed()
+
+    def collected(self, levels) -> tuple:
+        """(rows, summary entries) of the finished parts, in the study's order."""
+        keys = [k for k in _cell_keys(levels) if k in self.cells]
+        return ((self.base_rows or []) + [r for k in keys for r in self.cells[k]["rows"]],
+                [self.cells[k]["summary"] for k in keys])
+
+    def finish(self) -> None:
+        """Delete the files: the variant's CSV and summary now hold everything."""
+        for path in self._paths() if self.stem else ():
+            if os.path.exists(path):
+                os.remove(path)
+
+    def _changed(self) -> None:
+        if self.stem:
+            path = self._paths()[1]
+            with open(path + ".tmp", "w") as f:
+                json.dump({"base_rows": self.base_rows, "cells": self.cells}, f)
+            os.replace(path + ".tmp", path)  # a study killed while writing keeps the last file
+        if self.on_change:
+            self.on_change(self)
+
+
 def study_variant(variant, data, levels, base_epochs, retrain_epochs, seed=0,
-                  initializer="vs-x", padding="masked") -> tuple:
+                  initializer="vs-x", padding="masked",
+                  progress: Optional[StudyProgress] = None) -> tuple:
+    """One variant's study; ``progress`` keeps (and, resumed, already holds) its finished
+    parts. Returns (rows, summary entries, dense test accuracy)."""
     def build():
         return rc.build(variant, data, seed, initializer=initializer, padding=padding)
 
-    base = build()
-    rows = rc.fit_epochs(base, data, base_epochs, seed, variant, 0, padding=padding)
-    dense_acc = rows[-1]["test_acc"]
-    trained = base.get_weights()
-    summary = []
+    progress = progress or StudyProgress()
+    if progress.base_rows is None:
+        base = build()
+        rows = rc.fit_epochs(base, data, base_epochs, seed, variant, 0, padding=padding)
+        progress.record_base(base.get_weights(), rows)
+    trained, dense_acc = progress.base_weights, progress.base_rows[-1]["test_acc"]
     for setting, suffix in SETTINGS.items():
         for percent in levels:
+            if f"magnitude {setting} {percent}" in progress.cells:
+                continue
             model = _magnitude_pruned_copy(build, trained, setting, percent)
             tr_loss, tr_acc, te_loss, te_acc = rc.evaluate(model, data, padding, seed)
             level_rows = [{"mode": variant + suffix, "prune": percent, "epoch": 0,
@@ -154,28 +220,30 @@ def study_variant(variant, data, levels, base_epochs, retrain_epochs, seed=0,
                            "test_acc": te_acc, "time": 0.0}]
             level_rows += rc.fit_epochs(model, data, retrain_epochs, seed, variant + suffix,
                                         percent, padding=padding)
-            rows += level_rows
-            summary.append({"variant": variant, "method": "magnitude after training",
-                            "setting": setting, "prune": percent,
-                            "acc_after_pruning": te_acc,
-                            "acc_after_retraining": level_rows[-1]["test_acc"],
-                            "epochs_to_regain": regain_epoch(level_rows, dense_acc),
-                            "epochs_total": base_epochs + retrain_epochs})
+            progress.record_cell(f"magnitude {setting} {percent}", level_rows, {
+                "variant": variant, "method": "magnitude after training", "setting": setting,
+                "prune": percent, "acc_after_pruning": te_acc,
+                "acc_after_retraining": level_rows[-1]["test_acc"],
+                "epochs_to_regain": regain_epoch(level_rows, dense_acc),
+                "epochs_total": base_epochs + retrain_epochs})
             print(f"{variant} {setting} {percent}%: {te_acc:.4f} -> "
                   f"{level_rows[-1]['test_acc']:.4f}", flush=True)
     for percent in [p for p in levels if p < 100]:
+        if f"snip {percent}" in progress.cells:
+            continue
         model = build()
         _prune_subset(model, rc.recurrent_weights(model, "ih+hh"), percent, "snip", data, seed,
                       padding)
         snip_rows = rc.fit_epochs(model, data, base_epochs + retrain_epochs, seed,
                                   variant + "_snip", percent, padding=padding)
-        rows += snip_rows
-        summary.append({"variant": variant, "method": "SNIP at initialization",
-                        "setting": "ih+hh", "prune": percent, "acc_after_pruning": None,
-                        "acc_after_retraining": snip_rows[-1]["test_acc"],
-                        "epochs_to_regain": regain_epoch(snip_rows, dense_acc),
-                        "epochs_total": base_epochs + retrain_epochs})
+        progress.record_cell(f"snip {percent}", snip_rows, {
+            "variant": variant, "method": "SNIP at initialization", "setting": "ih+hh",
+            "prune": percent, "acc_after_pruning": None,
+            "acc_after_retraining": snip_rows[-1]["test_acc"],
+            "epochs_to_regain": regain_epoch(snip_rows, dense_acc),
+            "epochs_total": base_epochs + retrain_epochs})
         print(f"{variant} SNIP {percent}%: {snip_rows[-1]['test_acc']:.4f}", flush=True)
+    rows, summary = progress.collected(levels)
     return rows, summary, dense_acc
 
 
@@ -252,23 +320,52 @@ def plot(variant, summary, dense_acc, path):
 
 def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, levels=tuple(range(10, 101, 10)),
         base_epochs=10, retrain_epochs=3, seed=0, source="thesis", train_limit=0,
-        generated_size=25000, initializer="vs-x", padding="masked") -> dict:
+        generated_size=25000, initializer="vs-x", padding="masked", resume=False) -> dict:
+    """The study of ``variants`` into ``results_dir``: per variant a CSV and a plot, and
+    summary.json. The CSV and summary.json are rewritten as each pruned network finishes, so
+    a stopped study keeps what it finished and ``--table`` shows it; ``resume=True`` goes on
+    from there (same settings required): finished variants are kept and an unfinished one
+    goes on from its last finished network (see ``StudyProgress``)."""
     out = common.out_dir("reber_pruning", results_dir)
-    data = rc.load(source, data_dir, n=generated_size, seed=seed, train_limit=train_limit)
+    settings = _settings(seed, source, train_limit, base_epochs, retrain_epochs,
+                         generated_size, initializer, padding)
+    summary_path = os.path.join(out, "summary.json")
     report = {}
+    if resume and os.path.exists(summary_path):
+        with open(summary_path) as f:
+            before = _with_defaults(json.load(f))
+        common.require_same_settings(before, settings, out)
+        report = {v: r for v, r in before["report"].items() if _complete(r, levels)}
+    data = rc.load(source, data_dir, n=generated_size, seed=seed, train_limit=train_limit)
+
+    def write_summary():
+        common.write_json(summary_path, {"report": report, **settings, "source": data.source,
+                                         "train_size": len(data.x_train)})
+
     for variant in variants:
+        if variant in report:
+            print(f"{variant}: finished in {out}, not run again", flush=True)
+            continue
+        stem = os.path.join(out, variant.replace("-", "_"))
+
+        def save(rows, summary, dense_acc, variant=variant, stem=stem):
+            common.write_rows(stem + ".csv", rows)
+            report[variant] = {"dense_test_acc": dense_acc, "summary": summary}
+            write_summary()
+
+        def save_partial(progress):
+            save(*progress.collected(levels), progress.base_rows[-1]["test_acc"])
+
+        progress = StudyProgress(stem, resume, save_partial)
+        if progress.base_rows is not None:
+            print(f"{variant}: resumed with {len(progress.cells)} of {len(_cell_keys(levels))} "
+                  f"pruned networks finished", flush=True)
         rows, summary, dense_acc = study_variant(variant, data, list(levels), base_epochs,
-                                                 retrain_epochs, seed, initializer, padding)
-        common.write_rows(os.path.join(out, f"{variant.replace('-', '_')}.csv"), rows)
-        plot(variant, summary, dense_acc, os.path.join(out, f"{variant.replace('-', '_')}.png"))
-        report[variant] = {"dense_test_acc": dense_acc, "summary": summary}
-        # Written after every variant, so that a long study stopped early keeps what it finished.
-        common.write_json(os.path.join(out, "summary.json"),
-                          {"report": report, "seed": seed, "source": data.source,
-                           "base_epochs": base_epochs, "retrain_epochs": retrain_epochs,
-                           "train_size": len(data.x_train), "train_limit": train_limit,
-                           "generated_size": generated_size,
-                           "initializer": initializer, "padding": padding})
+                                                 retrain_epochs, seed, initializer, padding,
+                                                 progress=progress)
+        save(rows, summary, dense_acc)
+        plot(variant, summary, dense_acc, stem + ".png")
+        progress.finish()
     return report
 
 
@@ -276,8 +373,23 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, levels=tuple(rang
 _UNRECORDED = {"train_limit": 0, "initializer": "vs-x", "padding": "masked"}
 
 
+def _settings(seed, source, train_limit, base_epochs, retrain_epochs, generated_size,
+              initializer, padding) -> dict:
+    return {"seed": seed, "source": source, "train_limit": train_limit,
+            "base_epochs": base_epochs, "retrain_epochs": retrain_epochs,
+            "generated_size": generated_size, "initializer": initializer, "padding": padding}
+
+
 def _with_defaults(summary: dict) -> dict:
     return {**_UNRECORDED, **summary}
+
+
+def _complete(variant_report: dict, levels) -> bool:
+    """Whether a variant's report holds every magnitude-pruned and SNIP network of ``levels``."""
+    done = {(r["method"].split()[0], r["setting"], r["prune"])
+            for r in variant_report["summary"]}
+    return (all(("magnitude", s, p) in done for s in SETTINGS for p in levels)
+            and all(("SNIP", "ih+hh", p) in done for p in levels if p < 100))
 
 
 def _finished(path, settings: dict, variants, levels) -> Optional[dict]:
@@ -289,35 +401,35 @@ def _finished(path, settings: dict, variants, levels) -> Optional[dict]:
         summary = _with_defaults(json.load(f))
     if any(summary.get(key) != value for key, value in settings.items()):
         return None
-    done = all(variant in summary["report"] and
-               {r["prune"] for r in summary["report"][variant]["summary"]
-                if r["method"].startswith("magnitude")} == set(levels) for variant in variants)
+    done = all(variant in summary["report"] and _complete(summary["report"][variant], levels)
+               for variant in variants)
     return summary if done else None
 
 
 def run_seeds(seeds, data_dir=None, results_dir=None, variants=rc.VARIANTS,
               levels=tuple(range(10, 101, 10)), base_epochs=10, retrain_epochs=3, source="thesis",
-              train_limit=0, generated_size=25000, initializer="vs-x", padding="masked") -> dict:
+              train_limit=0, generated_size=25000, initializer="vs-x", padding="masked",
+              resume=False) -> dict:
     """The study once per seed: one seed into ``results_dir`` itself (as ``run``), several each
     into ``<results_dir>/seed_<seed>/``, where ``--table`` finds them. A seed whose folder already
     holds the finished study with these settings is not run again, so a long multi-seed study
-    stopped early resumes where it stopped. Returns {seed: run's report}."""
+    stopped early resumes where it stopped; with ``resume``, so does an unfinished seed.
+    Returns {seed: run's report}."""
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct and at least one; got {seeds}.")
     options = dict(data_dir=data_dir, variants=variants, levels=levels, base_epochs=base_epochs,
                    retrain_epochs=retrain_epochs, source=source, train_limit=train_limit,
-                   generated_size=generated_size, initializer=initializer, padding=padding)
+                   generated_size=generated_size, initializer=initializer, padding=padding,
+                   resume=resume)
     if len(seeds) == 1:
         return {seeds[0]: run(results_dir=results_dir, seed=seeds[0], **options)}
     out = common.out_dir("reber_pruning", results_dir)
     reports = {}
     for seed in seeds:
         folder = os.path.join(out, f"seed_{seed}")
-        settings = {"seed": seed, "source": source, "train_limit": train_limit,
-                    "base_epochs": base_epochs,
-                    "retrain_epochs": retrain_epochs, "generated_size": generated_size,
-                    "initializer": initializer, "padding": padding}
+        settings = _settings(seed, source, train_limit, base_epochs, retrain_epochs,
+                             generated_size, initializer, padding)
         finished = _finished(os.path.join(folder, "summary.json"), settings, variants, levels)
         if finished:
             print(f"seed {seed}: finished in {folder}, not run again", flush=True)
@@ -505,7 +617,7 @@ def main(argv):
         return
     run_seeds(common.seeds(), F.data_dir, F.results_dir, F.variants, [int(p) for p in F.levels],
               F.base_epochs, F.retrain_epochs, F.source, F.train_limit, F.generated_size,
-              F.initializer, F.padding)
+              F.initializer, F.padding, F.resume)
 
 
 if __name__ == "__main__":
