@@ -179,7 +179,7 @@ def _study_files(folder):
     return rows, json.load(open(os.path.join(folder, "summary.json")))["report"]
 
 
-def test_stopped_study_resumes_from_its_last_finished_network(tmp_path, monkeypatch):
+def test_stopped_study_resumes_from_its_last_finished_network(tmp_path, monkeypatch, capsys):
     # Training replaced by a fingerprint of the weights it would start from, so that equal rows
     # mean that the resumed networks started from the same weights; the real training's
     # equivalence is test_resumed_study_trains_as_an_uninterrupted_one (slow).
@@ -217,6 +217,14 @@ def test_stopped_study_resumes_from_its_last_finished_network(tmp_path, monkeypa
     assert rows == whole[0][:len(rows)]
     assert reber_pruning._finished(os.path.join(part, "summary.json"), {},
                                    ("gru",), (50, 100)) is None
+    from absl.testing import flagsaver
+
+    with flagsaver.flagsaver():
+        reber_pruning.common.FLAGS(["prog", "--table", f"--results_dir={part}"])
+        capsys.readouterr()
+        reber_pruning.main([])
+    assert "gru is unfinished (running, or stopped: --resume goes on): 2 pruned networks so " \
+           "far" in capsys.readouterr().out
     with pytest.raises(ValueError, match="base_epochs was 2, now 3"):
         reber_pruning.run(results_dir=part, resume=True, **dict(settings, base_epochs=3))
 

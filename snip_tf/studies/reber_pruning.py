@@ -584,6 +584,10 @@ def main(argv):
             summary = json.load(f)
         print(comparison_table(summary))
         for variant in summary["report"]:
+            if os.path.exists(os.path.join(out, f"{variant.replace('-', '_')}_progress.json")):
+                print(f"\n{variant} is unfinished (running, or stopped: --resume goes on): "
+                      f"{len(summary['report'][variant]['summary'])} pruned networks so far; "
+                      f"in its tables '–' also marks those not run yet.")
             print(f"\n{variant}, test accuracy %, ours / the thesis's:\n")
             print(grid_table(summary, variant))
             with open(os.path.join(out, f"{variant.replace('-', '_')}.csv")) as f:
