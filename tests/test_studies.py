@@ -258,8 +258,8 @@ def test_resumed_study_trains_as_an_uninterrupted_one(tmp_path, monkeypatch):
         reber_pruning.run(results_dir=str(tmp_path / "part"), **settings)
     monkeypatch.setattr(reber_common, "fit_epochs", fit)
     reber_pruning.run(results_dir=str(tmp_path / "part"), resume=True, **settings)
-    (whole_rows, whole), (part_rows, part) = (_study_files(tmp_path / "whole"),
-                                              _study_files(tmp_path / "part"))
+    (whole_rows, _), (part_rows, _) = (_study_files(tmp_path / "whole"),
+                                        _study_files(tmp_path / "part"))
     assert len(part_rows) == len(whole_rows) == 1 + 3 * 2 + 2
     for a, b in zip(part_rows, whole_rows):
         assert a.keys() == b.keys()
