@@ -229,10 +229,17 @@ def test_stopped_study_resumes_from_its_last_finished_network(tmp_path, monkeypa
         reber_pruning.run(results_dir=part, resume=True, **dict(settings, base_epochs=3))
 
     calls.clear()
+    stop_at[0] = 2  # resumed at 100 % only, and stopped again: the 50 % network stays
+    with pytest.raises(KeyboardInterrupt):
+        reber_pruning.run(results_dir=part, resume=True, **dict(settings, levels=(100,)))
+    resumed = _study_files(part)[0]
+    assert resumed[:len(rows)] == rows  # and ih at 100 %, finished before the stop
+    assert [(r["mode"], r["prune"]) for r in resumed[len(rows):]] == [("gru_prune_i2h", "100")] * 2
+    calls.clear()
     stop_at[0] = 0
     reber_pruning.run(results_dir=part, resume=True, **settings)
-    assert calls == [("gru_prune_i2h", 50), ("gru_prune_i2h", 100), ("gru_prune_h2h", 50),
-                     ("gru_prune_h2h", 100), ("gru_snip", 50)]  # no base training again
+    assert calls == [("gru_prune_i2h", 50), ("gru_prune_h2h", 50), ("gru_prune_h2h", 100),
+                     ("gru_snip", 50)]  # no base training again
     assert _study_files(part) == whole
     assert sorted(os.listdir(part)) == ["gru.csv", "gru.png", "summary.json"]
     calls.clear()

@@ -174,7 +174,9 @@ class StudyProgress:
         self._changed()
 
     def collected(self, levels) -> tuple:
-        """(rows, summary entries) of the finished parts, in the study's order."""
+        """(rows, summary entries) of the finished parts, in the study's order; with those of
+        levels other than ``levels`` that a resumed study had finished, so that none is lost."""
+        levels = sorted(set(levels) | {int(key.split()[-1]) for key in self.cells})
         keys = [k for k in _cell_keys(levels) if k in self.cells]
         return ((self.base_rows or []) + [r for k in keys for r in self.cells[k]["rows"]],
                 [self.cells[k]["summary"] for k in keys])
@@ -358,8 +360,9 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, levels=tuple(rang
 
         progress = StudyProgress(stem, resume, save_partial)
         if progress.base_rows is not None:
-            print(f"{variant}: resumed with {len(progress.cells)} of {len(_cell_keys(levels))} "
-                  f"pruned networks finished", flush=True)
+            keys = _cell_keys(levels)
+            print(f"{variant}: resumed with {sum(k in progress.cells for k in keys)} of "
+                  f"{len(keys)} pruned networks finished", flush=True)
         rows, summary, dense_acc = study_variant(variant, data, list(levels), base_epochs,
                                                  retrain_epochs, seed, initializer, padding,
                                                  progress=progress)
