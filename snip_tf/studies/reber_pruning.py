@@ -135,10 +135,23 @@ def _magnitude_pruned_copy(build, trained_weights, setting, percent):
     return model
 
 
+def _magnitude_key(setting: str, percent: int) -> str:
+    return f"magnitude {setting} {percent}"
+
+
+def _snip_key(percent: int) -> str:
+    return f"snip {percent}"
+
+
 def _cell_keys(levels) -> list:
     """A variant's pruned networks in the order of its rows: each setting's levels, then SNIP's."""
-    return ([f"magnitude {setting} {percent}" for setting in SETTINGS for percent in levels]
-            + [f"snip {percent}" for percent in levels if percent < 100])
+    return ([_magnitude_key(setting, percent) for setting in SETTINGS for percent in levels]
+            + [_snip_key(percent) for percent in levels if percent < 100])
+
+
+def _stem(out: str, variant: str) -> str:
+    """A variant's files in the results folder ``out``, without their endings."""
+    return os.path.join(out, variant.replace("-", "_"))
 
 
 class StudyProgress:
@@ -162,6 +175,11 @@ class StudyProgress:
 
     def _paths(self) -> tuple:
         return self.stem + "_base_weights.npz", self.stem + "_progress.json"
+
+    @property
+    def dense_acc(self) -> float:
+        """The base network's test accuracy after its training."""
+        return self.base_rows[-1]["test_acc"]
 
     def record_base(self, weights: list, rows: list) -> None:
         self.base_weights, self.base_rows = weights, rows
@@ -210,10 +228,10 @@ def study_variant(variant, data, levels, base_epochs, retrain_epochs, seed=0,
         base = build()
         rows = rc.fit_epochs(base, data, base_epochs, seed, variant, 0, padding=padding)
         progress.record_base(base.get_weights(), rows)
-    trained, dense_acc = progress.base_weights, progress.base_rows[-1]["test_acc"]
+    trained, dense_acc = progress.base_weights, progress.dense_acc
     for setting, suffix in SETTINGS.items():
         for percent in levels:
-            if f"magnitude {setting} {percent}" in progress.cells:
+            if _magnitude_key(setting, percent) in progress.cells:
                 continue
             model = _magnitude_pruned_copy(build, trained, setting, percent)
             tr_loss, tr_acc, te_loss, te_acc = rc.evaluate(model, data, padding, seed)
@@ -222,7 +240,7 @@ def study_variant(variant, data, levels, base_epochs, retrain_epochs, seed=0,
                            "test_acc": te_acc, "time": 0.0}]
             level_rows += rc.fit_epochs(model, data, retrain_epochs, seed, variant + suffix,
                                         percent, padding=padding)
-            progress.record_cell(f"magnitude {setting} {percent}", level_rows, {
+            progress.record_cell(_magnitude_key(setting, percent), level_rows, {
                 "variant": variant, "method": "magnitude after training", "setting": setting,
                 "prune": percent, "acc_after_pruning": te_acc,
                 "acc_after_retraining": level_rows[-1]["test_acc"],
@@ -231,14 +249,14 @@ def study_variant(variant, data, levels, base_epochs, retrain_epochs, seed=0,
             print(f"{variant} {setting} {percent}%: {te_acc:.4f} -> "
                   f"{level_rows[-1]['test_acc']:.4f}", flush=True)
     for percent in [p for p in levels if p < 100]:
-        if f"snip {percent}" in progress.cells:
+        if _snip_key(percent) in progress.cells:
             continue
         model = build()
         _prune_subset(model, rc.recurrent_weights(model, "ih+hh"), percent, "snip", data, seed,
                       padding)
         snip_rows = rc.fit_epochs(model, data, base_epochs + retrain_epochs, seed,
                                   variant + "_snip", percent, padding=padding)
-        progress.record_cell(f"snip {percent}", snip_rows, {
+        progress.record_cell(_snip_key(percent), snip_rows, {
             "variant": variant, "method": "SNIP at initialization", "setting": "ih+hh",
             "prune": percent, "acc_after_pruning": None,
             "acc_after_retraining": snip_rows[-1]["test_acc"],
@@ -348,7 +366,7 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, levels=tuple(rang
         if variant in report:
             print(f"{variant}: finished in {out}, not run again", flush=True)
             continue
-        stem = os.path.join(out, variant.replace("-", "_"))
+        stem = _stem(out, variant)
 
         def save(rows, summary, dense_acc, variant=variant, stem=stem):
             common.write_rows(stem + ".csv", rows)
@@ -356,7 +374,7 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, levels=tuple(rang
             write_summary()
 
         def save_partial(progress):
-            save(*progress.collected(levels), progress.base_rows[-1]["test_acc"])
+            save(*progress.collected(levels), progress.dense_acc)
 
         progress = StudyProgress(stem, resume, save_partial)
         if progress.base_rows is not None:
@@ -587,13 +605,13 @@ def main(argv):
             summary = json.load(f)
         print(comparison_table(summary))
         for variant in summary["report"]:
-            if os.path.exists(os.path.join(out, f"{variant.replace('-', '_')}_progress.json")):
+            if os.path.exists(_stem(out, variant) + "_progress.json"):
                 print(f"\n{variant} is unfinished (running, or stopped: --resume goes on): "
                       f"{len(summary['report'][variant]['summary'])} pruned networks so far; "
                       f"in its tables '–' also marks those not run yet.")
             print(f"\n{variant}, test accuracy %, ours / the thesis's:\n")
             print(grid_table(summary, variant))
-            with open(os.path.join(out, f"{variant.replace('-', '_')}.csv")) as f:
+            with open(_stem(out, variant) + ".csv") as f:
                 rows = list(csv.DictReader(f))
             print()
             print(regain_table(rows, variant, F.regain_tolerance))
@@ -612,8 +630,7 @@ def main(argv):
             rows = robustness_over_training(
                 variant, data, [int(e) for e in F.robustness_epochs], [int(p) for p in F.levels],
                 seed, F.initializer, F.padding)
-            common.write_rows(os.path.join(out, f"{variant.replace('-', '_')}_robustness.csv"),
-                              rows)
+            common.write_rows(_stem(out, variant) + "_robustness.csv", rows)
             report[variant] = rows
             common.write_json(os.path.join(out, "robustness.json"),
                               {"report": report, "seed": seed, "source": data.source,
