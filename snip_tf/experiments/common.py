@@ -85,10 +85,16 @@ def out_dir(name: str, results_dir: Optional[str]) -> str:
     return path
 
 
+def changed_settings(before: dict, settings: dict) -> dict:
+    """{key: (value in ``before``, value in ``settings``)} for each key of ``settings`` whose
+    value differs in ``before`` (a key ``before`` lacks counts as changed)."""
+    return {k: (before.get(k), v) for k, v in settings.items() if before.get(k) != v}
+
+
 def require_same_settings(before: dict, settings: dict, folder: str) -> None:
     """Raise if ``settings`` differ from ``before``, those of the results in ``folder`` that a
     resumed run would add to: results of two settings must not mix."""
-    changed = {k: (before.get(k), v) for k, v in settings.items() if before.get(k) != v}
+    changed = changed_settings(before, settings)
     if changed:
         raise ValueError(f"--resume with settings other than those of the results in {folder}: "
                          + ", ".join(f"{k} was {a!r}, now {b!r}"

@@ -420,7 +420,7 @@ def _finished(path, settings: dict, variants, levels) -> Optional[dict]:
         return None
     with open(path) as f:
         summary = _with_defaults(json.load(f))
-    if any(summary.get(key) != value for key, value in settings.items()):
+    if common.changed_settings(summary, settings):
         return None
     done = all(variant in summary["report"] and _complete(summary["report"][variant], levels)
                for variant in variants)
