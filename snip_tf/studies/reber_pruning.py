@@ -173,8 +173,19 @@ class StudyProgress:
                 self.base_weights = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
             self.base_rows, self.cells = saved["base_rows"], saved["cells"]
 
+    @staticmethod
+    def paths(stem: str) -> tuple:
+        """(base weights, progress) files of the variant at ``stem``."""
+        return stem + "_base_weights.npz", stem + "_progress.json"
+
+    @staticmethod
+    def unfinished(stem: str) -> bool:
+        """Whether the variant at ``stem`` has started and not finished (``finish`` deletes
+        its progress file)."""
+        return os.path.exists(StudyProgress.paths(stem)[1])
+
     def _paths(self) -> tuple:
-        return self.stem + "_base_weights.npz", self.stem + "_progress.json"
+        return self.paths(self.stem)
 
     @property
     def dense_acc(self) -> float:
@@ -605,7 +616,7 @@ def main(argv):
             summary = json.load(f)
         print(comparison_table(summary))
         for variant in summary["report"]:
-            if os.path.exists(_stem(out, variant) + "_progress.json"):
+            if StudyProgress.unfinished(_stem(out, variant)):
                 print(f"\n{variant} is unfinished (running, or stopped: --resume goes on): "
                       f"{len(summary['report'][variant]['summary'])} pruned networks so far; "
                       f"in its tables '–' also marks those not run yet.")
