@@ -85,6 +85,32 @@ def test_torch_initializer_gives_the_thesis_networks_initialization(variant):
     assert np.abs(default.get_layer("embedding").embeddings.numpy()).max() <= 0.05
 
 
+@pytest.mark.parametrize("initializer", ["vs-x", "torch"])
+def test_unit_forget_bias_overrides_the_initializers_forget_gate_bias(initializer):
+    data = reber_common.load("generated", n=40)
+
+    def forget_biases(**options):
+        model = reber_common.build("lstm", data, seed=0, initializer=initializer, **options)
+        # Keras's LSTM bias is [input, forget, cell, output] gates of 50 units each.
+        return [layer.cell.bias.numpy()[50:100] for layer in model.layers
+                if isinstance(layer, keras.layers.RNN)]
+
+    default, on, off = forget_biases(), forget_biases(unit_forget_bias=True), forget_biases(
+        unit_forget_bias=False)
+    assert len(on) == 3
+    for d, b1, b0 in zip(default, on, off):
+        np.testing.assert_array_equal(b1, 1.0)
+        assert np.all(b0 != 1.0)  # Glorot's zero bias, or PyTorch's uniform draw
+        np.testing.assert_array_equal(d, b1 if initializer == "vs-x" else b0)
+    # the variants without a forget gate ignore the study's setting; the model refuses it
+    gru = reber_common.build("gru", data, seed=0, unit_forget_bias=False)
+    np.testing.assert_array_equal(
+        gru.get_weights()[1], reber_common.build("gru", data, seed=0).get_weights()[1])
+    from snip_tf import models
+    with pytest.raises(ValueError, match="LSTM only"):
+        models.get("reber-gru", unit_forget_bias=False)
+
+
 def test_length_only_accuracy_uses_the_training_strings_majority_per_length():
     tokens = lambda lengths: np.array([[1] * n + [0] * (5 - n) for n in lengths])  # noqa: E731
     data = reber_common.ReberData(tokens([2, 2, 2, 3, 3]), np.array([1, 1, 0, 0, 0]),

@@ -103,7 +103,7 @@ class _Layers:
             made["bias_initializer"] = self._torch_bias(units, 2)
             if cls is L.LSTM:
                 made["unit_forget_bias"] = False
-        return cls(units, name=f"{cls.__name__.lower()}{self._count}", **made, **kwargs)
+        return cls(units, name=f"{cls.__name__.lower()}{self._count}", **{**made, **kwargs})
 
 
 def _conv_bn_relu(f: _Layers, x, filters, size, strides=1):
@@ -234,7 +234,7 @@ REBER_EMBEDDINGS = ("uniform", "normal")
 
 def _reber(variant):
     def build(f: _Layers, input_shape=(None,), num_classes=2, vocab_size=32, units=50, layers=3,
-              padding="masked", embedding=None):
+              padding="masked", embedding=None, unit_forget_bias=None):
         """The thesis's classifier: Embedding -> 3 stacked recurrent layers of 50 units ->
         Dense(2).
 
@@ -243,6 +243,9 @@ def _reber(variant):
             (index 0) and the state after the last padding step is read.
         embedding: "uniform", Keras's uniform(±0.05), or "normal", PyTorch's standard normal;
             defaults to "normal" with ``initializer="torch"``, "uniform" otherwise.
+        unit_forget_bias: LSTM only: start the forget gate's bias at 1 (Keras's
+            ``unit_forget_bias``) instead of the initializer's bias, or not; None (default)
+            keeps the initializer's own choice, on for Keras's initializers, off for "torch".
 
         With ``initializer="torch"`` the model is initialized as the thesis's PyTorch code's:
         every weight and bias of a cell uniform(±1/sqrt(units)) (no LSTM forget bias of 1), the
@@ -256,6 +259,11 @@ def _reber(variant):
             raise ValueError(f"embedding must be one of {REBER_EMBEDDINGS}; got {embedding!r}.")
 
         cls, kwargs = _REBER_CELLS[variant]
+        if unit_forget_bias is not None:
+            if cls is not L.LSTM:
+                raise ValueError(f"unit_forget_bias applies to the LSTM only; got it for "
+                                 f"{variant!r}.")
+            kwargs = {**kwargs, "unit_forget_bias": bool(unit_forget_bias)}
         inputs = keras.Input(input_shape, dtype="int32")
         # The embedding has no seed of its own in the factory's count; 3 is a weight index no
         # layer uses, so this draw differs from every other one.

@@ -59,12 +59,17 @@ def load(source: str = "thesis", data_dir: Optional[str] = None, n: int = 25000,
 
 
 def build(variant: str, data: ReberData, seed: int, learning_rate: float = 1e-3,
-          initializer: str = "vs-x", padding: str = "masked"):
-    """A compiled Reber classifier; ``initializer`` and ``padding`` as ``models.get``'s and
-    the Reber builder's ("torch" and "unmasked" give the thesis's network)."""
+          initializer: str = "vs-x", padding: str = "masked",
+          unit_forget_bias: Optional[bool] = None):
+    """A compiled Reber classifier; ``initializer``, ``padding`` and ``unit_forget_bias`` as
+    ``models.get``'s and the Reber builder's ("torch" and "unmasked" give the thesis's network).
+    ``unit_forget_bias`` is ignored for the variants without a forget gate, so one setting
+    serves a study of several variants."""
     keras.utils.set_random_seed(seed)
+    options = {} if unit_forget_bias is None or variant != "lstm" else {
+        "unit_forget_bias": unit_forget_bias}
     model = models.get(f"reber-{variant}", vocab_size=data.vocab_size, seed=seed,
-                       initializer=initializer, padding=padding)
+                       initializer=initializer, padding=padding, **options)
     # The thesis clips the norm of all gradients together (torch's clip_grad_norm_), not each
     # variable's on its own (Keras's clipnorm).
     model.compile(optimizer=keras.optimizers.Adam(learning_rate, global_clipnorm=5.0), loss=LOSS,

@@ -40,6 +40,9 @@ flags.DEFINE_enum("source", "thesis", ["thesis", "generated"], "Reber data set."
 flags.DEFINE_enum("initializer", "vs-x", list(models.INITIALIZERS), "Initialization of the "
                   "networks (see snip_tf.models.get); 'torch' is the thesis's PyTorch code's, "
                   "with a standard normal embedding.")
+flags.DEFINE_bool("unit_forget_bias", None, "LSTM: start the forget gate's bias at 1 (Keras's "
+                  "unit_forget_bias) instead of --initializer's bias, or not; unset: the "
+                  "initializer's own choice (on for Keras's initializers, off for 'torch').")
 flags.DEFINE_integer("generated_size", 25000, "Strings in the generated data set (--source="
                      "generated), split 75/25 into training and test strings.")
 
@@ -228,11 +231,12 @@ class StudyProgress:
 
 def study_variant(variant, data, levels, base_epochs, retrain_epochs, seed=0,
                   initializer="vs-x", padding="masked",
-                  progress: Optional[StudyProgress] = None) -> tuple:
+                  progress: Optional[StudyProgress] = None, unit_forget_bias=None) -> tuple:
     """One variant's study; ``progress`` keeps (and, resumed, already holds) its finished
     parts. Returns (rows, summary entries, dense test accuracy)."""
     def build():
-        return rc.build(variant, data, seed, initializer=initializer, padding=padding)
+        return rc.build(variant, data, seed, initializer=initializer, padding=padding,
+                        unit_forget_bias=unit_forget_bias)
 
     progress = progress or StudyProgress()
     if progress.base_rows is None:
@@ -279,13 +283,14 @@ def study_variant(variant, data, levels, base_epochs, retrain_epochs, seed=0,
 
 
 def robustness_over_training(variant, data, checkpoints, levels, seed=0, initializer="vs-x",
-                             padding="masked") -> list:
+                             padding="masked", unit_forget_bias=None) -> list:
     """How much of each level of magnitude pruning a network survives, with no retraining, as
     its base training goes on: one network trained to each epoch of ``checkpoints`` in turn and,
     at each, copies of it pruned in every setting and level and tested. Rows: epoch, setting,
     prune, test_acc; the dense network's (``prune=0``) also has its losses at that epoch."""
     def build():
-        return rc.build(variant, data, seed, initializer=initializer, padding=padding)
+        return rc.build(variant, data, seed, initializer=initializer, padding=padding,
+                        unit_forget_bias=unit_forget_bias)
 
     if sorted(set(checkpoints)) != list(checkpoints) or checkpoints[0] < 1:
         raise ValueError(f"checkpoints must be increasing epochs >= 1; got {checkpoints}.")
@@ -351,7 +356,8 @@ def plot(variant, summary, dense_acc, path):
 
 def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, levels=tuple(range(10, 101, 10)),
         base_epochs=10, retrain_epochs=3, seed=0, source="thesis", train_limit=0,
-        generated_size=25000, initializer="vs-x", padding="masked", resume=False) -> dict:
+        generated_size=25000, initializer="vs-x", padding="masked", resume=False,
+        unit_forget_bias=None) -> dict:
     """The study of ``variants`` into ``results_dir``: per variant a CSV and a plot, and
     summary.json. The CSV and summary.json are rewritten as each pruned network finishes, so
     a stopped study keeps what it finished and ``--table`` shows it; ``resume=True`` goes on
@@ -359,7 +365,7 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, levels=tuple(rang
     goes on from its last finished network (see ``StudyProgress``)."""
     out = common.out_dir("reber_pruning", results_dir)
     settings = _settings(seed, source, train_limit, base_epochs, retrain_epochs,
-                         generated_size, initializer, padding)
+                         generated_size, initializer, padding, unit_forget_bias)
     summary_path = os.path.join(out, "summary.json")
     report = {}
     if resume and os.path.exists(summary_path):
@@ -394,7 +400,8 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, levels=tuple(rang
                   f"{len(keys)} pruned networks finished", flush=True)
         rows, summary, dense_acc = study_variant(variant, data, list(levels), base_epochs,
                                                  retrain_epochs, seed, initializer, padding,
-                                                 progress=progress)
+                                                 progress=progress,
+                                                 unit_forget_bias=unit_forget_bias)
         save(rows, summary, dense_acc)
         plot(variant, summary, dense_acc, stem + ".png")
         progress.finish()
@@ -402,14 +409,16 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, levels=tuple(rang
 
 
 # Settings the first runs' summaries did not record, with the one value they could have had then.
-_UNRECORDED = {"train_limit": 0, "initializer": "vs-x", "padding": "masked"}
+_UNRECORDED = {"train_limit": 0, "initializer": "vs-x", "padding": "masked",
+               "unit_forget_bias": None}
 
 
 def _settings(seed, source, train_limit, base_epochs, retrain_epochs, generated_size,
-              initializer, padding) -> dict:
+              initializer, padding, unit_forget_bias=None) -> dict:
     return {"seed": seed, "source": source, "train_limit": train_limit,
             "base_epochs": base_epochs, "retrain_epochs": retrain_epochs,
-            "generated_size": generated_size, "initializer": initializer, "padding": padding}
+            "generated_size": generated_size, "initializer": initializer, "padding": padding,
+            "unit_forget_bias": unit_forget_bias}
 
 
 def _with_defaults(summary: dict) -> dict:
@@ -441,7 +450,7 @@ def _finished(path, settings: dict, variants, levels) -> Optional[dict]:
 def run_seeds(seeds, data_dir=None, results_dir=None, variants=rc.VARIANTS,
               levels=tuple(range(10, 101, 10)), base_epochs=10, retrain_epochs=3, source="thesis",
               train_limit=0, generated_size=25000, initializer="vs-x", padding="masked",
-              resume=False) -> dict:
+              resume=False, unit_forget_bias=None) -> dict:
     """The study once per seed: one seed into ``results_dir`` itself (as ``run``), several each
     into ``<results_dir>/seed_<seed>/``, where ``--table`` finds them. A seed whose folder already
     holds the finished study with these settings is not run again, so a long multi-seed study
@@ -453,7 +462,7 @@ def run_seeds(seeds, data_dir=None, results_dir=None, variants=rc.VARIANTS,
     options = dict(data_dir=data_dir, variants=variants, levels=levels, base_epochs=base_epochs,
                    retrain_epochs=retrain_epochs, source=source, train_limit=train_limit,
                    generated_size=generated_size, initializer=initializer, padding=padding,
-                   resume=resume)
+                   resume=resume, unit_forget_bias=unit_forget_bias)
     if len(seeds) == 1:
         return {seeds[0]: run(results_dir=results_dir, seed=seeds[0], **options)}
     out = common.out_dir("reber_pruning", results_dir)
@@ -461,7 +470,7 @@ def run_seeds(seeds, data_dir=None, results_dir=None, variants=rc.VARIANTS,
     for seed in seeds:
         folder = os.path.join(out, f"seed_{seed}")
         settings = _settings(seed, source, train_limit, base_epochs, retrain_epochs,
-                             generated_size, initializer, padding)
+                             generated_size, initializer, padding, unit_forget_bias)
         finished = _finished(os.path.join(folder, "summary.json"), settings, variants, levels)
         if finished:
             print(f"seed {seed}: finished in {folder}, not run again", flush=True)
@@ -489,7 +498,7 @@ def seeds_table(summaries: dict, variant: str) -> str:
     if not seeds:
         raise ValueError(f"No seed's summary has {variant!r}; seeds: {sorted(summaries)}.")
     for key in ("source", "train_size", "base_epochs", "retrain_epochs", "initializer",
-                "padding"):
+                "padding", "unit_forget_bias"):
         values = {seed: summaries[seed].get(key) for seed in seeds}
         if len(set(values.values())) > 1:
             raise ValueError(f"The seeds' studies differ in {key} ({values}): re-run them with "
@@ -640,19 +649,20 @@ def main(argv):
         for variant in F.variants:
             rows = robustness_over_training(
                 variant, data, [int(e) for e in F.robustness_epochs], [int(p) for p in F.levels],
-                seed, F.initializer, F.padding)
+                seed, F.initializer, F.padding, F.unit_forget_bias)
             common.write_rows(_stem(out, variant) + "_robustness.csv", rows)
             report[variant] = rows
             common.write_json(os.path.join(out, "robustness.json"),
                               {"report": report, "seed": seed, "source": data.source,
-                               "initializer": F.initializer, "padding": F.padding})
+                               "initializer": F.initializer, "padding": F.padding,
+                               "unit_forget_bias": F.unit_forget_bias})
             print(f"\n{variant}, test accuracy % right after pruning, ours / the thesis's "
                   f"(after its 50 epochs):\n")
             print(robustness_table(rows))
         return
     run_seeds(common.seeds(), F.data_dir, F.results_dir, F.variants, [int(p) for p in F.levels],
               F.base_epochs, F.retrain_epochs, F.source, F.train_limit, F.generated_size,
-              F.initializer, F.padding, F.resume)
+              F.initializer, F.padding, F.resume, F.unit_forget_bias)
 
 
 if __name__ == "__main__":
