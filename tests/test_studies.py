@@ -325,6 +325,33 @@ def test_robustness_table_sets_each_cell_beside_the_thesis():
         reber_pruning.robustness_over_training("gru", None, [2, 1], [100])
 
 
+def test_table_prints_a_robustness_folder_and_names_an_empty_one(tmp_path, capsys):
+    from absl import app
+    from absl.testing import flagsaver
+    rows = [{"variant": "lstm", "epoch": 10, "setting": s, "prune": p, "test_acc": a}
+            for s, p, a in [("dense", 0, 1.0), ("ih+hh", 100, 0.5), ("ih", 100, 0.5),
+                            ("hh", 100, 0.8912)]]
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    (probe / "robustness.json").write_text(json.dumps(
+        {"report": {"lstm": rows}, "seed": 0, "source": "thesis", "initializer": "vs-x",
+         "padding": "masked", "unit_forget_bias": False}))
+    with flagsaver.flagsaver():
+        reber_pruning.common.FLAGS(["prog", "--table", f"--results_dir={probe}"])
+        reber_pruning.main([])
+        out = capsys.readouterr().out
+        assert "initializer vs-x, padding masked, unit_forget_bias False" in out
+        assert "| 10 | 100.00 | hh | 89.12 / 52.08 |" in out
+        (tmp_path / "empty").mkdir()
+        reber_pruning.common.FLAGS(["prog", "--table", f"--results_dir={tmp_path / 'empty'}"])
+        with pytest.raises(app.UsageError, match="no summary.json"):
+            reber_pruning.main([])
+        reber_pruning.common.FLAGS(["prog", "--table", f"--results_dir={tmp_path / 'none'}"])
+        with pytest.raises(app.UsageError, match="no folder"):
+            reber_pruning.main([])
+        assert not (tmp_path / "none").exists()
+
+
 def test_regain_table_counts_epochs_to_within_the_tolerance_of_the_dense_accuracy():
     def row(mode, prune, epoch, acc):
         return {"mode": mode, "prune": str(prune), "epoch": str(epoch), "test_acc": str(acc)}

@@ -610,16 +610,42 @@ def regain_table(rows, variant: str, tolerance: float = 0.1) -> str:
     return "\n".join(lines)
 
 
+def _print_robustness(variant, rows):
+    print(f"\n{variant}, test accuracy % right after pruning, ours / the thesis's "
+          f"(after its 50 epochs):\n")
+    print(robustness_table(rows))
+
+
+def _print_robustness_folder(out):
+    """--table on a folder of --robustness_epochs: its settings and tables."""
+    path = os.path.join(out, "robustness.json")
+    if not os.path.exists(path):
+        raise app.UsageError(f"--table: {out} holds no summary.json, seed_<seed>/summary.json "
+                             f"or robustness.json; run the study or --robustness_epochs into "
+                             f"it first.")
+    with open(path) as f:
+        probe = json.load(f)
+    print(", ".join(f"{key} {probe.get(key)}" for key in
+                    ("seed", "source", "initializer", "padding", "unit_forget_bias")))
+    for variant, rows in probe["report"].items():
+        _print_robustness(variant, rows)
+
+
 def main(argv):
     del argv
     F = common.FLAGS
     if F.table:
-        out = common.out_dir("reber_pruning", F.results_dir)
+        out = F.results_dir or os.path.join("results", "reber_pruning")  # read, not created
+        if not os.path.isdir(out):
+            raise app.UsageError(f"--table: there is no folder {out}.")
         summaries = ({} if os.path.exists(os.path.join(out, "summary.json"))
                      else seed_summaries(out))
         if summaries:
             for variant in dict.fromkeys(v for s in summaries.values() for v in s["report"]):
                 print(f"\n{seeds_table(summaries, variant)}")
+            return
+        if not os.path.exists(os.path.join(out, "summary.json")):
+            _print_robustness_folder(out)
             return
         with open(os.path.join(out, "summary.json")) as f:
             summary = json.load(f)
@@ -656,9 +682,7 @@ def main(argv):
                               {"report": report, "seed": seed, "source": data.source,
                                "initializer": F.initializer, "padding": F.padding,
                                "unit_forget_bias": F.unit_forget_bias})
-            print(f"\n{variant}, test accuracy % right after pruning, ours / the thesis's "
-                  f"(after its 50 epochs):\n")
-            print(robustness_table(rows))
+            _print_robustness(variant, rows)
         return
     run_seeds(common.seeds(), F.data_dir, F.results_dir, F.variants, [int(p) for p in F.levels],
               F.base_epochs, F.retrain_epochs, F.source, F.train_limit, F.generated_size,
