@@ -119,21 +119,27 @@ def evaluate_test(model, data: ReberData, padding: str = "masked", seed: int = 0
     return _evaluate(model, data.x_test, data.y_test, padding, seed)["accuracy"]
 
 
-def fit_epochs(model, data: ReberData, epochs: int, seed: int, mode: str, prune: int,
-               first_epoch: int = 1, padding: str = "masked") -> list:
-    """Train epoch by epoch; one row per epoch in the thesis's CSV layout. ``padding`` is the
-    model's."""
-    rows, ds = [], train_dataset(data, seed, padding=padding)
+def train_epochs(model, data: ReberData, epochs: int, seed: int, mode: str, prune: int,
+                 first_epoch: int = 1, padding: str = "masked"):
+    """Train epoch by epoch, yielding after each its row in the thesis's CSV layout; between
+    epochs the caller may look at (not train) the model. ``padding`` is the model's."""
+    ds = train_dataset(data, seed, padding=padding)  # one dataset: each epoch its own order
     for epoch in range(first_epoch, first_epoch + epochs):
         start = time.perf_counter()
         history = model.fit(ds, epochs=1, verbose=0, shuffle=False)
         test = _evaluate(model, data.x_test, data.y_test, padding, seed)
-        rows.append({"mode": mode, "prune": prune, "epoch": epoch,
-                     "train_loss": history.history["loss"][-1],
-                     "train_acc": history.history["accuracy"][-1],
-                     "test_loss": test["loss"], "test_acc": test["accuracy"],
-                     "time": time.perf_counter() - start})
-    return rows
+        yield {"mode": mode, "prune": prune, "epoch": epoch,
+               "train_loss": history.history["loss"][-1],
+               "train_acc": history.history["accuracy"][-1],
+               "test_loss": test["loss"], "test_acc": test["accuracy"],
+               "time": time.perf_counter() - start}
+
+
+def fit_epochs(model, data: ReberData, epochs: int, seed: int, mode: str, prune: int,
+               first_epoch: int = 1, padding: str = "masked") -> list:
+    """``train_epochs``'s rows, as a list. A second call goes on with the first epoch's batch
+    order again: train in one call (or iterate ``train_epochs``) to continue a run."""
+    return list(train_epochs(model, data, epochs, seed, mode, prune, first_epoch, padding))
 
 
 def length_only_accuracy(data: ReberData) -> float:

@@ -294,14 +294,17 @@ def robustness_over_training(variant, data, checkpoints, levels, seed=0, initial
 
     if sorted(set(checkpoints)) != list(checkpoints) or checkpoints[0] < 1:
         raise ValueError(f"checkpoints must be increasing epochs >= 1; got {checkpoints}.")
-    base, rows, done = build(), [], 0
-    for epoch in checkpoints:
-        trained = rc.fit_epochs(base, data, epoch - done, seed, variant, 0, done + 1, padding)
-        done = epoch
+    base, rows = build(), []
+    # One uninterrupted run (its batch orders those of the study's base training), stopped at
+    # each checkpoint to test pruned copies.
+    for trained in rc.train_epochs(base, data, checkpoints[-1], seed, variant, 0,
+                                   padding=padding):
+        epoch = trained["epoch"]
+        if epoch not in checkpoints:
+            continue
         rows.append({"variant": variant, "epoch": epoch, "setting": "dense", "prune": 0,
-                     "test_acc": trained[-1]["test_acc"],
-                     "train_loss": trained[-1]["train_loss"],
-                     "test_loss": trained[-1]["test_loss"]})
+                     "test_acc": trained["test_acc"], "train_loss": trained["train_loss"],
+                     "test_loss": trained["test_loss"]})
         trained_weights = base.get_weights()
         for setting in SETTINGS:
             for percent in levels:
