@@ -211,14 +211,14 @@ def test_stopped_study_resumes_from_its_last_finished_network(tmp_path, monkeypa
     # equivalence is test_resumed_study_trains_as_an_uninterrupted_one (slow).
     calls = []
 
-    def fake_fit(model, data, epochs, seed, mode, prune, first_epoch=1, padding="masked"):
+    def fake_fit(model, data, epochs, seed, mode, prune, padding="masked"):
         calls.append((mode, prune))
         if len(calls) == stop_at[0]:
             raise KeyboardInterrupt("stopped")
         print_ = float(sum(np.abs(w).sum() for w in model.get_weights()))
         return [{"mode": mode, "prune": prune, "epoch": e, "train_loss": 0.0,
                  "train_acc": 0.0, "test_loss": 0.0, "test_acc": print_ / 1e4, "time": 1.0}
-                for e in range(first_epoch, first_epoch + epochs)]
+                for e in range(1, epochs + 1)]
 
     def fake_evaluate(model, data, padding="masked", seed=0):
         return 0.0, 0.0, 0.0, float(sum(np.abs(w).sum() for w in model.get_weights())) / 1e4

@@ -120,11 +120,11 @@ def evaluate_test(model, data: ReberData, padding: str = "masked", seed: int = 0
 
 
 def train_epochs(model, data: ReberData, epochs: int, seed: int, mode: str, prune: int,
-                 first_epoch: int = 1, padding: str = "masked"):
+                 padding: str = "masked"):
     """Train epoch by epoch, yielding after each its row in the thesis's CSV layout; between
     epochs the caller may look at (not train) the model. ``padding`` is the model's."""
     ds = train_dataset(data, seed, padding=padding)  # one dataset: each epoch its own order
-    for epoch in range(first_epoch, first_epoch + epochs):
+    for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         history = model.fit(ds, epochs=1, verbose=0, shuffle=False)
         test = _evaluate(model, data.x_test, data.y_test, padding, seed)
@@ -136,10 +136,10 @@ def train_epochs(model, data: ReberData, epochs: int, seed: int, mode: str, prun
 
 
 def fit_epochs(model, data: ReberData, epochs: int, seed: int, mode: str, prune: int,
-               first_epoch: int = 1, padding: str = "masked") -> list:
+               padding: str = "masked") -> list:
     """``train_epochs``'s rows, as a list. A second call goes on with the first epoch's batch
     order again: train in one call (or iterate ``train_epochs``) to continue a run."""
-    return list(train_epochs(model, data, epochs, seed, mode, prune, first_epoch, padding))
+    return list(train_epochs(model, data, epochs, seed, mode, prune, padding))
 
 
 def length_only_accuracy(data: ReberData) -> float:

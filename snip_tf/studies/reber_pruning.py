@@ -628,8 +628,7 @@ def _print_robustness_folder(out):
                              f"it first.")
     with open(path) as f:
         probe = json.load(f)
-    print(", ".join(f"{key} {probe.get(key)}" for key in
-                    ("seed", "source", "initializer", "padding", "unit_forget_bias")))
+    print(", ".join(f"{key} {value}" for key, value in probe.items() if key != "report"))
     for variant, rows in probe["report"].items():
         _print_robustness(variant, rows)
 
@@ -641,16 +640,16 @@ def main(argv):
         out = F.results_dir or os.path.join("results", "reber_pruning")  # read, not created
         if not os.path.isdir(out):
             raise app.UsageError(f"--table: there is no folder {out}.")
-        summaries = ({} if os.path.exists(os.path.join(out, "summary.json"))
-                     else seed_summaries(out))
-        if summaries:
+        summary_path = os.path.join(out, "summary.json")
+        if not os.path.exists(summary_path):
+            summaries = seed_summaries(out)
+            if not summaries:
+                _print_robustness_folder(out)
+                return
             for variant in dict.fromkeys(v for s in summaries.values() for v in s["report"]):
                 print(f"\n{seeds_table(summaries, variant)}")
             return
-        if not os.path.exists(os.path.join(out, "summary.json")):
-            _print_robustness_folder(out)
-            return
-        with open(os.path.join(out, "summary.json")) as f:
+        with open(summary_path) as f:
             summary = json.load(f)
         print(comparison_table(summary))
         for variant in summary["report"]:
