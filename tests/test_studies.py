@@ -304,12 +304,13 @@ def test_robustness_over_training_prunes_copies_of_one_network_at_each_checkpoin
     data = reber_common.load("generated", n=400, train_limit=64)
     rows = reber_pruning.robustness_over_training("gru", data, [1, 3], [100])
     assert [(r["epoch"], r["setting"]) for r in rows] == [
-        (e, s) for e in (1, 3) for s in ("dense", "ih+hh", "ih", "hh")]
+        (1, "dense"), (1, "ih+hh"), (1, "ih"), (1, "hh"), (2, "dense"),
+        (3, "dense"), (3, "ih+hh"), (3, "ih"), (3, "hh")]  # the dense network at every epoch
     # The copies leave the run alone: its network is the study's base network at each epoch
     # (the same batches in the same order), not one whose batch order restarts at a checkpoint.
     study = reber_common.fit_epochs(reber_common.build("gru", data, seed=0), data, 3, 0, "gru", 0)
     assert [r["train_loss"] for r in rows if r["setting"] == "dense"] == [
-        study[0]["train_loss"], study[2]["train_loss"]]
+        r["train_loss"] for r in study]
     # With every recurrent weight gone the output no longer depends on the string: one class.
     majority = data.y_test.mean()
     for r in rows:
@@ -321,6 +322,8 @@ def test_robustness_table_sets_each_cell_beside_the_thesis():
     rows = [{"variant": "gru", "epoch": e, "setting": s, "prune": p, "test_acc": a}
             for e in (3, 10) for s, p, a in [("dense", 0, 0.999), ("ih+hh", 80, 0.5),
                                              ("ih", 80, 0.6), ("hh", 80, 0.7)]]
+    rows.insert(4, {"variant": "gru", "epoch": 4, "setting": "dense", "prune": 0,
+                    "test_acc": 0.998})  # between checkpoints: no row of the table
     table = reber_pruning.robustness_table(rows).splitlines()
     assert table[0] == "| epoch | dense | setting | 80 % |" and len(table) == 2 + 2 * 3
     assert table[2] == "| 3 | 99.90 | ih+hh | 50.00 / 99.36 |"  # the thesis's, after 50 epochs

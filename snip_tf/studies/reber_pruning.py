@@ -287,7 +287,8 @@ def robustness_over_training(variant, data, checkpoints, levels, seed=0, initial
     """How much of each level of magnitude pruning a network survives, with no retraining, as
     its base training goes on: one network trained to each epoch of ``checkpoints`` in turn and,
     at each, copies of it pruned in every setting and level and tested. Rows: epoch, setting,
-    prune, test_acc; the dense network's (``prune=0``) also has its losses at that epoch."""
+    prune, test_acc; the dense network's (``setting="dense"``, ``prune=0``) come at every epoch,
+    not only at the checkpoints, with its losses: its learning curve, to read the checkpoints by."""
     def build():
         return rc.build(variant, data, seed, initializer=initializer, padding=padding,
                         unit_forget_bias=unit_forget_bias)
@@ -300,11 +301,11 @@ def robustness_over_training(variant, data, checkpoints, levels, seed=0, initial
     for trained in rc.train_epochs(base, data, checkpoints[-1], seed, variant, 0,
                                    padding=padding):
         epoch = trained["epoch"]
-        if epoch not in checkpoints:
-            continue
         rows.append({"variant": variant, "epoch": epoch, "setting": "dense", "prune": 0,
                      "test_acc": trained["test_acc"], "train_loss": trained["train_loss"],
                      "test_loss": trained["test_loss"]})
+        if epoch not in checkpoints:
+            continue
         trained_weights = base.get_weights()
         for setting in SETTINGS:
             for percent in levels:
@@ -318,12 +319,13 @@ def robustness_over_training(variant, data, checkpoints, levels, seed=0, initial
 
 def robustness_table(rows) -> str:
     """Markdown: test accuracy right after pruning, one row per (epoch, setting), one column
-    per level, each beside the thesis's (after its 50 epochs)."""
+    per level, each beside the thesis's (after its 50 epochs). Epochs with only the dense
+    network's row (between checkpoints) are left out."""
     levels = sorted({r["prune"] for r in rows if r["setting"] != "dense"})
     variant = rows[0]["variant"]
     lines = ["| epoch | dense | setting | " + " | ".join(f"{p} %" for p in levels) + " |",
              "|---" * (3 + len(levels)) + "|"]
-    for epoch in sorted({r["epoch"] for r in rows}):
+    for epoch in sorted({r["epoch"] for r in rows if r["setting"] != "dense"}):
         at = {(r["setting"], r["prune"]): r["test_acc"] for r in rows if r["epoch"] == epoch}
         for setting in SETTINGS:
             cells = []
