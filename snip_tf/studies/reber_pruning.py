@@ -287,8 +287,9 @@ def robustness_over_training(variant, data, checkpoints, levels, seed=0, initial
     """How much of each level of magnitude pruning a network survives, with no retraining, as
     its base training goes on: one network trained to each epoch of ``checkpoints`` in turn and,
     at each, copies of it pruned in every setting and level and tested. Rows: epoch, setting,
-    prune, test_acc; the dense network's (``setting="dense"``, ``prune=0``) come at every epoch,
-    not only at the checkpoints, with its losses: its learning curve, to read the checkpoints by."""
+    prune, test_acc. The dense network's rows (``setting="dense"``, ``prune=0``) come at every
+    epoch, not only at the checkpoints, with its losses: its learning curve, to read the
+    checkpoints by."""
     def build():
         return rc.build(variant, data, seed, initializer=initializer, padding=padding,
                         unit_forget_bias=unit_forget_bias)
