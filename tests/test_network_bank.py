@@ -142,6 +142,49 @@ def test_hand_written_backward_pass_equals_autodiff(variant):
     assert float(tf.reduce_max(tf.abs(d_u))) > 0.1  # the check compares real gradients
 
 
+@pytest.mark.parametrize("variant", ["lstm", "gru"])
+def test_the_recurrence_runs_in_the_dtype_of_its_inputs(variant):
+    """bfloat16 inputs give a bfloat16 state sequence, within bfloat16's rounding of float32's
+    (``benchmarks/graph_recurrence.py --dtypes`` times the two)."""
+    rng = np.random.default_rng(2)
+    gates, k, batch, units, time = gn.GATES[variant], 2, 3, 4, 5
+    x = rng.normal(size=(time, k, batch, gates * units))
+    u = rng.normal(size=(k, units, gates * units)) * 0.5
+    rb = rng.normal(size=(k, 1, gates * units)) * 0.5
+    keep = tf.constant((np.arange(time)[:, None] < np.array([5, 2, 4]))[:, None, :, None])
+    hs = {dtype: nb.recurrence(variant, tf.constant(x, dtype), keep, tf.constant(u, dtype),
+                               tf.constant(rb, dtype))
+          for dtype in (tf.float32, tf.bfloat16)}
+    assert hs[tf.bfloat16].dtype == tf.bfloat16
+    np.testing.assert_allclose(tf.cast(hs[tf.bfloat16], tf.float32).numpy(),
+                               hs[tf.float32].numpy(), atol=0.05)
+
+
+@pytest.mark.parametrize("variant", ["lstm", "gru"])
+def test_xla_compiled_training_equals_uncompiled_training(variant):
+    """The study compiles the bank's training step with XLA by default; compiled, it leaves
+    the same weights as uncompiled (the path the other tests take), networks sharing a slot."""
+    rng = np.random.default_rng(3)
+    tokens = np.sort(rng.integers(0, 8, size=(3, 16, 6)), axis=2)[:, :, ::-1].astype(np.int32)
+    labels = rng.integers(0, 2, size=(3, 16)).astype(np.int32)
+    weights = []
+    for jit_compile in (False, True):
+        bank = nb.NetworkBank([gn.architecture(g) for g in GRAPHS], variant, 8, [3, 4, 5],
+                              networks_per_slot=2)
+        step = nb.make_train_step(bank, keras.optimizers.Adam(1e-2), clipnorm=0.5,
+                                  jit_compile=jit_compile)
+        for t, y in zip(tokens, labels):
+            step(tf.constant(t), tf.constant(y))
+        weights.append([w.numpy() for w in bank.weights])
+    moved = 0
+    for a, b, initial in zip(*weights, nb.NetworkBank(
+            [gn.architecture(g) for g in GRAPHS], variant, 8, [3, 4, 5],
+            networks_per_slot=2).weights):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+        moved += not np.allclose(a, initial.numpy())
+    assert moved >= 3  # training changed the weights that are compared
+
+
 def test_length_buckets_keep_every_example_once_and_cut_padding():
     rng = np.random.default_rng(0)
     lengths = rng.integers(1, 30, size=300)

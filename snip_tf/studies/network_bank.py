@@ -503,7 +503,7 @@ def _shifted(states):
 
 def _zero_state(x, units):
     """The initial state (K, batch, units) for the projected inputs ``x``."""
-    return tf.zeros(tf.concat([tf.shape(x)[1:3], [units]], 0))
+    return tf.zeros(tf.concat([tf.shape(x)[1:3], [units]], 0), x.dtype)
 
 
 def _kernel_grad(h_prev, d_pre):
