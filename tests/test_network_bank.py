@@ -167,21 +167,22 @@ def test_xla_compiled_training_equals_uncompiled_training(variant):
     rng = np.random.default_rng(3)
     tokens = np.sort(rng.integers(0, 8, size=(3, 16, 6)), axis=2)[:, :, ::-1].astype(np.int32)
     labels = rng.integers(0, 2, size=(3, 16)).astype(np.int32)
+    def bank():
+        return nb.NetworkBank([gn.architecture(g) for g in GRAPHS], variant, 8, [3, 4, 5],
+                              networks_per_slot=2)
+
     weights = []
     for jit_compile in (False, True):
-        bank = nb.NetworkBank([gn.architecture(g) for g in GRAPHS], variant, 8, [3, 4, 5],
-                              networks_per_slot=2)
-        step = nb.make_train_step(bank, keras.optimizers.Adam(1e-2), clipnorm=0.5,
+        trained = bank()
+        step = nb.make_train_step(trained, keras.optimizers.Adam(1e-2), clipnorm=0.5,
                                   jit_compile=jit_compile)
         for t, y in zip(tokens, labels):
             step(tf.constant(t), tf.constant(y))
-        weights.append([w.numpy() for w in bank.weights])
+        weights.append([w.numpy() for w in trained.weights])
     moved = 0
-    for a, b, initial in zip(*weights, nb.NetworkBank(
-            [gn.architecture(g) for g in GRAPHS], variant, 8, [3, 4, 5],
-            networks_per_slot=2).weights):
-        np.testing.assert_allclose(a, b, atol=1e-5)
-        moved += not np.allclose(a, initial.numpy())
+    for plain, compiled, initial in zip(*weights, bank().weights):
+        np.testing.assert_allclose(plain, compiled, atol=1e-5)
+        moved += not np.allclose(plain, initial.numpy())
     assert moved >= 3  # training changed the weights that are compared
 
 
