@@ -46,6 +46,14 @@ def middle_bank(pool, networks):
     return pool[middle:middle + networks]
 
 
+def compiled(step, sample):
+    """``step`` after one call on a batch of each length in ``sample``: XLA compiles once per
+    batch shape, so that the timed calls compile nothing."""
+    for length in sorted({int(t.shape[1]) for t, _ in sample}):
+        step(*next((t, y) for t, y in sample if t.shape[1] == length))
+    return step
+
+
 def print_padding(pool, variant, networks_per_slot):
     """The arithmetic and the units of the padded bank layout over those of each network alone
     (``network_bank.padding_factor``), for banks of several sizes cut from the sorted pool, one
@@ -109,11 +117,6 @@ def main():
         bank = nb.NetworkBank(archs, args.variant, data.vocab_size, list(range(len(archs))),
                               backward=backward, networks_per_slot=networks_per_slot)
         step = nb.make_train_step(bank, keras.optimizers.Adam(1e-3), 5.0, jit_compile=True)
-        return step
-
-    def compiled(step, sample):
-        for length in sorted({int(t.shape[1]) for t, _ in sample}):  # compile every shape
-            step(*next((t, y) for t, y in sample if t.shape[1] == length))
         return step
 
     # name: (training step, its epoch's batches, the epoch's number of batches)

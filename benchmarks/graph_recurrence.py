@@ -70,7 +70,9 @@ def main():
     parser.add_argument("--bank", type=int, default=30,
                         help="networks of the middle bank whose slots are printed")
     args = parser.parse_args()
-    cases = [(k, w, dtype) for dtype in args.dtypes.split(",")
+    dtypes = args.dtypes.split(",")
+    labelled = len(dtypes) > 1  # a dtype column only when there is more than one
+    cases = [(k, w, dtype) for dtype in dtypes
              for w in map(int, args.widths.split(",")) for k in map(int, args.slots.split(","))]
     calls = {case: compiled_recurrence(args.variant, *case) for case in cases}
     times = {case: [] for case in cases}
@@ -89,11 +91,11 @@ def main():
     print(f"the middle bank of {args.bank} (8 networks per slot): {layout.slots} slots, "
           f"{len(layout.widths)} layers of widths {list(layout.widths)}")
     print(f"{'slots':>5s} {'width':>5s} {'us/iteration':>13s} {'ns/unit-step':>13s}"
-          + (" dtype" if len(args.dtypes.split(",")) > 1 else ""))
+          + (" dtype" if labelled else ""))
     for k, w, dtype in cases:
         t = statistics.median(times[(k, w, dtype)])
         print(f"{k:5d} {w:5d} {1e6 * t / (2 * TIME):13.1f} {1e9 * t / (TIME * k * BATCH * w):13.1f}"
-              + (f" {dtype}" if len(args.dtypes.split(",")) > 1 else ""))
+              + (f" {dtype}" if labelled else ""))
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ from snip_tf.studies import network_bank as nb  # noqa: E402
 from snip_tf.studies import reber_common as rc  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from graph_bank import middle_bank, sorted_pool  # noqa: E402
+from graph_bank import compiled, middle_bank, sorted_pool  # noqa: E402
 
 
 def no_recurrence(variant, x, keep, u, rb=None):
@@ -94,10 +94,8 @@ def main():
                                   networks_per_slot=args.networks_per_slot)
             if arm != "training step":
                 bank._recurrence = no_recurrence
-            step = nb.make_train_step(bank, keras.optimizers.Adam(1e-3), 5.0, jit_compile=True)
-            for length in sorted({int(t.shape[1]) for t, _ in sample}):  # compile every shape
-                step(*next((t, y) for t, y in sample if t.shape[1] == length))
-            steps[arm] = step
+            steps[arm] = compiled(nb.make_train_step(bank, keras.optimizers.Adam(1e-3), 5.0,
+                                                     jit_compile=True), sample)
         kernel, kernel_real = entries(bank.kernel_masks)
         recurrent, recurrent_real = entries(bank.recurrent_masks)
         per_slot, shared = unused_rows_dropped(bank.kernel_masks)
