@@ -393,6 +393,12 @@ class NetworkBank(keras.layers.Layer):
             symbols = tf.broadcast_to(steps[None], tf.shape(tokens))
         return tf.transpose(symbols)[:, None, :, None]
 
+    def _project(self, layer: int, inputs):
+        """Layer ``layer``'s input projection, without its bias: ``inputs`` (time, slots,
+        batch, rows), the embedding or all earlier layers' sequences side by side, through the
+        masked kernel, to (time, slots, batch, cells * gates * units)."""
+        return tf.matmul(inputs, self.kernels[layer] * self.kernel_masks[layer])
+
     def call(self, tokens):
         # Slot-major inside each time step, (time, slots, batch, units), so that every product
         # is a plain batched matmul over the slot axis with no transposes. A layer's cells run
@@ -403,9 +409,8 @@ class NetworkBank(keras.layers.Layer):
         sequences, finals = [], []
         for l, (cells, w) in enumerate(zip(self.cell_counts, self.widths)):
             inputs = x if l == 0 else tf.concat(sequences, axis=-1)
-            kernel = self.kernels[l] * self.kernel_masks[l]
             bias = self.biases[l] * self.bias_masks[l]  # (slots, rows, cells * gates * units)
-            projected = tf.matmul(inputs, kernel) + bias[:, :1]
+            projected = self._project(l, inputs) + bias[:, :1]
             recurrent = self.recurrents[l] * self.recurrent_masks[l]
             rb = bias[:, 1:]
             if cells > 1:  # the cells become slots of their own, then are summed
