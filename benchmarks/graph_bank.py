@@ -54,6 +54,15 @@ def compiled(step, sample):
     return step
 
 
+def epoch_sample(data, steps, rng, bucket_width=8):
+    """An epoch of ``data``'s training strings at batch 128 (in length buckets of
+    ``bucket_width``; 0: uniform batches): its number of batches and ``steps`` of them drawn at
+    random, the batches a benchmark times (their mean step time times the number of batches
+    estimates the epoch's time)."""
+    epoch = list(nb.batches(data.x_train, data.y_train, 128, 0, bucket_width))
+    return len(epoch), [epoch[i] for i in rng.choice(len(epoch), steps, replace=False)]
+
+
 def print_padding(pool, variant, networks_per_slot):
     """The arithmetic and the units of the padded bank layout over those of each network alone
     (``network_bank.padding_factor``), for banks of several sizes cut from the sorted pool, one
@@ -93,15 +102,8 @@ def main():
         return
     data = rc.load("thesis", args.data_dir)
     archs = middle_bank(pool, args.networks)
-
-    def epoch_sample(bucket_width):
-        """An epoch's number of batches and ``--steps`` of its batches drawn at random: the
-        mean step time over them times the number of batches estimates the epoch's time."""
-        epoch = list(nb.batches(data.x_train, data.y_train, 128, 0, bucket_width))
-        picks = rng.choice(len(epoch), args.steps, replace=False)
-        return len(epoch), [epoch[i] for i in picks]
-
-    uniform, bucketed = epoch_sample(0), epoch_sample(args.bucket_width)
+    uniform, bucketed = (epoch_sample(data, args.steps, rng, width)
+                         for width in (0, args.bucket_width))
     # Keras sees the full padded width, as model.fit on the padded arrays does.
     keras_batches = [(data.x_train[i * 128:(i + 1) * 128],
                       data.y_train[i * 128:(i + 1) * 128].astype(np.int32))

@@ -25,7 +25,7 @@ from snip_tf.studies import network_bank as nb  # noqa: E402
 from snip_tf.studies import reber_common as rc  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from graph_bank import compiled, sorted_pool  # noqa: E402
+from graph_bank import compiled, epoch_sample, sorted_pool  # noqa: E402
 
 
 def main():
@@ -43,8 +43,7 @@ def main():
     rng = np.random.default_rng(0)
     pool = sorted_pool(args.pool, rng)
     data = rc.load("thesis", args.data_dir)
-    epoch = list(nb.batches(data.x_train, data.y_train, 128, 0, 8))
-    sample = [epoch[i] for i in rng.choice(len(epoch), args.steps, replace=False)]
+    _, sample = epoch_sample(data, args.steps, rng)
     threads = os.environ.get("TF_NUM_INTRAOP_THREADS", "default")
     print(f"{args.variant}: the bank of each size at the middle of {args.pool} sorted networks, "
           f"8 per slot, buckets of 8; {args.steps} random batches x {args.rounds} interleaved "

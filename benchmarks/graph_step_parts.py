@@ -37,7 +37,7 @@ from snip_tf.studies import network_bank as nb  # noqa: E402
 from snip_tf.studies import reber_common as rc  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from graph_bank import compiled, middle_bank, sorted_pool  # noqa: E402
+from graph_bank import compiled, epoch_sample, middle_bank, sorted_pool  # noqa: E402
 
 
 def no_recurrence(variant, x, keep, u, rb=None):
@@ -80,8 +80,7 @@ def main():
     rng = np.random.default_rng(0)
     archs = middle_bank(sorted_pool(args.pool, rng), args.networks)
     data = rc.load("thesis", args.data_dir)
-    epoch = list(nb.batches(data.x_train, data.y_train, 128, 0, 8))
-    sample = [epoch[i] for i in rng.choice(len(epoch), args.steps, replace=False)]
+    _, sample = epoch_sample(data, args.steps, rng)
     threads = os.environ.get("TF_NUM_INTRAOP_THREADS", "default")
     print(f"the middle bank of {len(archs)} of {args.pool} networks, {args.networks_per_slot} "
           f"per slot, buckets of 8; {args.steps} random batches (lengths "

@@ -29,21 +29,20 @@ def serve(args, threads, commands, replies):
     import keras
     import numpy as np
 
-    from graph_bank import middle_bank, sorted_pool
+    from graph_bank import epoch_sample, middle_bank, sorted_pool
     from snip_tf.studies import network_bank as nb
     from snip_tf.studies import reber_common as rc
 
     rng = np.random.default_rng(0)
     archs = middle_bank(sorted_pool(args.pool, rng), args.networks)
     data = rc.load("thesis", args.data_dir)
-    epoch = list(nb.batches(data.x_train, data.y_train, 128, 0, args.bucket_width))
-    sample = [epoch[i] for i in rng.choice(len(epoch), args.steps, replace=False)]
+    batches, sample = epoch_sample(data, args.steps, rng, args.bucket_width)
     bank = nb.NetworkBank(archs, args.variant, data.vocab_size, list(range(len(archs))),
                           networks_per_slot=args.networks_per_slot)
     step = nb.make_train_step(bank, keras.optimizers.Adam(1e-3), 5.0, jit_compile=True)
     for tokens, labels in sample:  # compile every batch length
         step(tokens, labels).numpy()
-    replies.put(("ready", len(epoch)))
+    replies.put(("ready", batches))
     while commands.get():
         start = time.perf_counter()
         for tokens, labels in sample:
