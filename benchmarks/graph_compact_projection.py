@@ -30,10 +30,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from snip_tf.studies import network_bank as nb  # noqa: E402
-from snip_tf.studies import reber_common as rc  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from graph_bank import compiled, epoch_sample, middle_bank, sorted_pool  # noqa: E402
+from graph_bank import compiled, middle_bank_arguments, middle_bank_setup  # noqa: E402
 
 
 def one_to_one_gather(values, index, inverse):
@@ -128,18 +127,8 @@ def entries(variables):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--variants", default="gru")
-    parser.add_argument("--networks", type=int, default=50)
-    parser.add_argument("--pool", type=int, default=300)
-    parser.add_argument("--steps", type=int, default=10, help="batches timed per round")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--data_dir", default=os.environ.get("SNIP_TF_DATA_DIR"))
-    args = parser.parse_args()
-    rng = np.random.default_rng(0)
-    archs = middle_bank(sorted_pool(args.pool, rng), args.networks)
-    data = rc.load("thesis", args.data_dir)
-    _, sample = epoch_sample(data, args.steps, rng)
+    args = middle_bank_arguments(argparse.ArgumentParser()).parse_args()
+    archs, data, sample = middle_bank_setup(args)
     threads = os.environ.get("TF_NUM_INTRAOP_THREADS", "default")
     print(f"the middle bank of {len(archs)} of {args.pool} networks, 8 per slot, buckets of 8; "
           f"{args.steps} random batches x {args.rounds} interleaved rounds, medians; XLA; "
