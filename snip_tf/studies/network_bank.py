@@ -454,34 +454,53 @@ class NetworkBank(keras.layers.Layer):
             new.assign(regroup(old.numpy(), self.owners(old), bank.owners(new), networks))
         return bank
 
-    def to_keras(self, k: int):
-        """Network ``k`` as the Keras model of ``graph_networks.build_model``."""
+    def network_weights(self, k: int) -> dict:
+        """Network ``k``'s weights in the layout of its Keras model
+        (``graph_networks.build_model``): ``embedding`` (vocab, reads); ``cells``, one list per
+        layer of one dict per cell (``graph_networks.cells``) with ``kernel`` (masked) and its
+        0/1 ``kernel_mask``, ``recurrent_kernel`` and ``bias`` (Keras's: (2, 3 units) for the
+        GRU, else (gates * units,)); ``head`` (all units in layer order, 2; masked) with its
+        ``head_mask``, and ``head_bias``."""
         arch, place, reads = self.archs[k], self.placements[k], self.reads[k]
-        s = place.slot
-        model = gn.build_model(arch, self.variant, self.vocab_size, seed=0, layout=self.layout,
-                               embedding_dim=self.embedding_dim, io=self.io, skips=self.skips,
-                               padding=self.padding)
-        gates = self.gates
-        model.get_layer("embedding").embeddings.assign(
-            self.embedding.numpy()[s][:, place.embedding_start + np.arange(reads)])
+        s, gates = place.slot, self.gates
+        cells = []
         for l, nodes in enumerate(arch.layers):
             w, pad, start = len(nodes), self.widths[l], place.starts[l]
             kernel = (self.kernels[l] * self.kernel_masks[l]).numpy()[s]
+            kernel_mask = self.kernel_masks[l].numpy()[s]
             recurrent_at = np.ix_(start + np.arange(w), _gate_columns(w, pad, gates, 0, start))
+            layer = []
             for c, spec in enumerate(gn.cells(arch, l, self.skips)):
+                at = np.ix_(_cell_rows(arch, self.offsets, place, l, spec, reads),
+                            _gate_columns(w, pad, gates, c, start))
+                bias = self.biases[l].numpy()[s][:, at[1][0]]
+                layer.append({"kernel": kernel[at], "kernel_mask": kernel_mask[at],
+                              "recurrent_kernel": self.recurrents[l].numpy()[s][c][recurrent_at],
+                              "bias": bias if self.variant == "gru" else bias[0]})
+            cells.append(layer)
+        rows = np.ix_(_bank_rows(arch, self.offsets, place, len(arch.layers)),
+                      2 * place.head + np.arange(2))
+        return {"embedding": self.embedding.numpy()[s][:, place.embedding_start + np.arange(reads)],
+                "cells": cells, "head": (self.head_kernel * self.head_mask).numpy()[s][rows],
+                "head_mask": self.head_mask.numpy()[s][rows],
+                "head_bias": self.head_bias.numpy()[s][rows[1][0]]}
+
+    def to_keras(self, k: int):
+        """Network ``k`` as the Keras model of ``graph_networks.build_model``."""
+        weights = self.network_weights(k)
+        model = gn.build_model(self.archs[k], self.variant, self.vocab_size, seed=0,
+                               layout=self.layout, embedding_dim=self.embedding_dim, io=self.io,
+                               skips=self.skips, padding=self.padding)
+        model.get_layer("embedding").embeddings.assign(weights["embedding"])
+        for l, layer in enumerate(weights["cells"]):
+            for spec, values in zip(gn.cells(self.archs[k], l, self.skips), layer):
                 cell = model.get_layer(spec.name).cell
-                cols = _gate_columns(w, pad, gates, c, start)
-                rows = _cell_rows(arch, self.offsets, place, l, spec, reads)
-                cell.kernel.assign(kernel[np.ix_(rows, cols)])
-                cell.recurrent_kernel.assign(self.recurrents[l].numpy()[s][c][recurrent_at])
-                bias = self.biases[l].numpy()[s][:, cols]
-                cell.bias.assign(bias if self.variant == "gru" else bias[0])
-        rows = _bank_rows(arch, self.offsets, place, len(arch.layers))
-        logits = 2 * place.head + np.arange(2)
+                cell.kernel.assign(values["kernel"])
+                cell.recurrent_kernel.assign(values["recurrent_kernel"])
+                cell.bias.assign(values["bias"])
         classifier = model.get_layer("classifier")
-        classifier.kernel.assign(
-            (self.head_kernel * self.head_mask).numpy()[s][np.ix_(rows, logits)])
-        classifier.bias.assign(self.head_bias.numpy()[s][logits])
+        classifier.kernel.assign(weights["head"])
+        classifier.bias.assign(weights["head_bias"])
         return model
 
 
