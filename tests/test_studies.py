@@ -600,7 +600,7 @@ def test_graph_study_with_the_thesis_network_on_a_tiny_setting(tmp_path):
     report = ga.run(results_dir=str(tmp_path), variants=("gru",),
                     generators=("barabasi_albert",), num_graphs=3, epochs=1, source="generated",
                     train_limit=60, min_nodes=20, max_nodes=24, bank_size=3, jit_compile=False,
-                    **network)
+                    trainer="bank", **network)
     assert 0 <= report["gru"]["mean_test_acc"] <= 1
     assert len((tmp_path / "gru.csv").read_text().splitlines()) == 4
     study = json.loads((tmp_path / "study.json").read_text())

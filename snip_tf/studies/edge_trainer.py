@@ -41,6 +41,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import math
+import os
 import time
 
 import numba
@@ -559,3 +560,68 @@ class EdgeNetwork:
     def logits(self, tokens) -> np.ndarray:
         """Logits (batch, 2) of right-padded ``tokens`` (batch, time)."""
         return _logits(*self._args(), np.ascontiguousarray(tokens, np.int32))
+
+
+def epoch_batches(x, y, epochs: int, batch_size: int = 128, seed: int = 0,
+                  bucket_width: int = 0, full_batches: bool = False) -> list:
+    """The training batches of ``epochs`` epochs, one ``Batches`` each: those
+    ``network_bank.train`` draws with the same arguments (``network_bank.batches``, reshuffled
+    every epoch), so that both trainers see the same batches in the same order."""
+    from snip_tf.studies import network_bank as nb
+
+    dataset = nb.batches(x, y, batch_size, seed, bucket_width, full_batches)
+    return [Batches.stack(dataset.as_numpy_iterator()) for _ in range(epochs)]
+
+
+def test_batches(x, y, batch_size: int = 128) -> Batches:
+    """``x`` in order, in batches each cut to its longest string (rounded up to 8)."""
+    from snip_tf.studies import network_bank as nb
+
+    return Batches.stack((nb.trim(x[i:i + batch_size]).numpy(), y[i:i + batch_size])
+                         for i in range(0, len(x), batch_size))
+
+
+def cost(net: EdgeNetwork) -> int:
+    """Multiply-accumulates of one example's forward step through ``net``'s connections (input
+    and recurrent): what its training costs, relatively."""
+    return len(net.in_src) + len(net.rec_src)
+
+
+def train(networks, epochs: list, test: Batches, learning_rate: float = 1e-3,
+          clipnorm: float = 5.0, patience: int = 0, min_delta: float = 1e-4,
+          threads: int | None = None, on_done=None) -> list:
+    """Train every network of ``networks`` (``EdgeNetwork``) on the batches of ``epochs`` (one
+    ``Batches`` per epoch, see :func:`epoch_batches`), ``threads`` networks at a time (default:
+    one per CPU core), costliest first; then test each on ``test``.
+
+    As ``network_bank.train``: Adam, the gradient clipped by each network's global norm, and
+    with ``patience > 0`` Keras's ``EarlyStopping(monitor="loss")`` rule on each network's
+    epoch training loss (the mean of its batches' losses), its result then its test metrics at
+    the epoch it stopped. Returns one dict per network: ``test_acc``, ``test_loss``,
+    ``epochs_trained``, ``train_loss`` (per epoch) and ``train_time_s`` (its own training and
+    testing); ``on_done(index, result)`` is called, in the calling thread, as each finishes."""
+    from snip_tf.studies.network_bank import EarlyStopping
+
+    def one(net):
+        start = time.perf_counter()
+        stopper, history = EarlyStopping(1, patience, min_delta), []
+        for batches in epochs:
+            history.append(float(np.mean(net.train_epoch(batches, learning_rate, clipnorm))))
+            if stopper.update(np.array(history[-1:]))[0]:
+                break
+        test_loss, test_acc = net.evaluate(test)
+        return {"test_acc": float(test_acc), "test_loss": float(test_loss),
+                "epochs_trained": len(history), "train_loss": history,
+                "train_time_s": time.perf_counter() - start}
+
+    threads = threads or os.cpu_count() or 1
+    order = sorted(range(len(networks)), key=lambda k: -cost(networks[k]))
+    results = [None] * len(networks)
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        running = {pool.submit(one, networks[k]): k for k in order}
+        for future in concurrent.futures.as_completed(running):
+            k = running[future]
+            results[k] = future.result()
+            if on_done:
+                on_done(k, results[k])
+    return results

@@ -23,6 +23,7 @@ import numpy as np
 from absl import app, flags
 
 from snip_tf.experiments import common
+from snip_tf.studies import edge_trainer as edge
 from snip_tf.studies import network_bank as nb
 from snip_tf.studies.graph_networks import (FEATURES, GENERATORS, IO, SKIPS,
                                             architecture, build_model, graph_properties,
@@ -220,19 +221,67 @@ def _train_bank(archs, variant, data, seeds, epochs, seed, layout, patience, jit
     return out, padding, len(bank.widths)
 
 
+def _train_edge(archs, variant, data, epochs, seed, layout, patience, min_delta, bucket_width,
+                full_batches, init_seeds, threads, log, on_done, network) -> list:
+    """``train_networks`` with ``trainer="edge"``: every network as an ``EdgeNetwork``, initialized
+    as the bank trainer initializes it (a ``NetworkBank`` builds the weights), trained on the
+    same batches, ``threads`` networks at a time."""
+    for name, supported in (("skips", "input"), ("padding", "masked")):
+        if network.get(name, supported) != supported:
+            raise ValueError(f"trainer='edge' supports {name}={supported!r} only; got "
+                             f"{name}={network[name]!r}: use trainer='bank'.")
+    start = time.perf_counter()
+    nets = []
+    for first in range(0, len(archs), 50):  # a bank only to draw the initial weights
+        bank = nb.NetworkBank(archs[first:first + 50], variant, data.vocab_size,
+                              seeds=init_seeds[first:first + 50], layout=layout,
+                              networks_per_slot=8, **network)
+        nets += [edge.EdgeNetwork.from_bank(bank, k) for k in range(bank.size)]
+    batches = edge.epoch_batches(data.x_train, data.y_train, epochs, 128, seed, bucket_width,
+                                 full_batches)
+    test = edge.test_batches(data.x_test, data.y_test)
+    if log:
+        log(f"{variant}: {len(nets)} networks built and {epochs} epochs of batches drawn in "
+            f"{time.perf_counter() - start:.0f} s")
+    done = []
+
+    def finish(k, result):
+        done.append(k)
+        if log:
+            log(f"{variant}: network {k} ({len(archs[k].layers)} layers, "
+                f"{edge.cost(nets[k])} connections) test acc {result['test_acc']:.4f}, "
+                f"{result['epochs_trained']} epochs in {result['train_time_s']:.0f} s "
+                f"[{len(done)}/{len(nets)}, {time.perf_counter() - start:.0f} s]")
+        if on_done:
+            on_done({k: {"test_acc": result["test_acc"], "test_loss": result["test_loss"],
+                         "time": result["train_time_s"],
+                         "epochs_trained": result["epochs_trained"]}})
+
+    results = edge.train(nets, batches, test, patience=patience, min_delta=min_delta,
+                         threads=threads, on_done=finish)
+    return [{"test_acc": r["test_acc"], "test_loss": r["test_loss"], "time": r["train_time_s"],
+             "epochs_trained": r["epochs_trained"]} for r in results]
+
+
+TRAINERS = ("edge", "bank", "keras")
+
+
 def train_networks(graphs, variant, data, epochs, seed, layout="block", patience=0,
-                   trainer="bank", bank_size=50, jit_compile=True, bucket_width=0,
+                   trainer="edge", bank_size=50, jit_compile=True, bucket_width=0,
                    log=print, on_done=None, init_seeds=None, networks_per_slot=1,
-                   workers=1, min_delta=1e-4, compact=0.75, full_batches=False,
+                   workers=0, min_delta=1e-4, compact=0.75, full_batches=False,
                    **network) -> list:
-    """One result dict per graph. ``trainer="bank"`` trains ``bank_size`` networks at a time
-    as one batched computation (:class:`NetworkBank`), grouping networks of similar depth and
-    size so that little is padded, on length-bucketed batches if ``bucket_width``, partial
+    """One result dict per graph. ``trainer="edge"`` (the default) trains each network as
+    compiled loops over its own connections (:mod:`snip_tf.studies.edge_trainer`), ``workers``
+    networks at a time in threads (0: one per CPU core), on the bank trainer's batches and
+    initial weights (``skips="input"`` and masked padding only).
+    ``trainer="bank"`` trains ``bank_size`` networks at a time as one batched computation
+    (:class:`NetworkBank`), grouping networks of similar depth and size so that little is padded, on length-bucketed batches if ``bucket_width``, partial
     batches filled to full size if ``full_batches`` (see ``network_bank.batches``),
     ``networks_per_slot`` side by side in each slot of a bank (``network_bank.pack``),
     ``workers`` banks at a time in as many processes (each with an equal share of the CPU's
     threads; with ``jit_compile`` each bank in a fresh process, even with one worker, see
-    ``run_in_processes``); ``"keras"`` trains them one by one, on uniform batches.
+    ``run_in_processes``; 0: one); ``"keras"`` trains them one by one, on uniform batches.
     ``patience``/``min_delta``: per-network early stopping on the training loss; a bank is
     repacked without its stopped networks once that leaves at most ``compact`` of its
     arithmetic (``network_bank.train``).
@@ -250,11 +299,16 @@ def train_networks(graphs, variant, data, epochs, seed, layout="block", patience
             if on_done:
                 on_done({i: results[-1]})
         return results
-    if trainer != "bank":
-        raise ValueError(f"trainer must be 'bank' or 'keras'; got {trainer!r}.")
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1; got {workers}.")
+    if trainer not in TRAINERS:
+        raise ValueError(f"trainer must be one of {TRAINERS}; got {trainer!r}.")
+    if workers < 0:
+        raise ValueError(f"workers must be at least 1 (or 0: the default); got {workers}.")
     archs = [architecture(g) for g in graphs]
+    if trainer == "edge":
+        return _train_edge(archs, variant, data, epochs, seed, layout, patience, min_delta,
+                           bucket_width, full_batches, init_seeds, workers or None, log,
+                           on_done, network)
+    workers = workers or 1
     order = sorted(range(len(archs)), key=lambda i: nb.padding_key(archs[i]))
     banks = [order[first:first + bank_size] for first in range(0, len(order), bank_size)]
     results = [None] * len(archs)
@@ -311,13 +365,16 @@ flags.DEFINE_float("graph_min_delta", 1e-4, "Early stopping: the least decrease 
 flags.DEFINE_float("compact", 0.75, "Bank trainer with early stopping: repack a bank without "
                    "its stopped networks once that leaves at most this fraction of its "
                    "arithmetic; 0 never (no effect on results).")
-flags.DEFINE_enum("trainer", "bank", ["bank", "keras"],
-                  "Train networks in batched banks or one Keras model at a time.")
+flags.DEFINE_enum("trainer", "edge", list(TRAINERS),
+                  "Train each network as compiled loops over its connections ('edge', Numba; "
+                  "skips='input' and masked padding), in batched TensorFlow banks ('bank'), or "
+                  "one Keras model at a time ('keras').")
 flags.DEFINE_integer("bank_size", 50, "Networks trained together in one bank.")
 flags.DEFINE_integer("networks_per_slot", 8, "Bank trainer: networks packed side by side in "
                      "each slot of a bank (fewer padded units; no effect on results).")
-flags.DEFINE_integer("workers", 1, "Bank trainer: banks trained at a time, each in its own "
-                     "process with an equal share of the CPU threads (no effect on results).")
+flags.DEFINE_integer("workers", 0, "Networks (edge trainer: threads) or banks (bank trainer: "
+                     "processes with an equal share of the CPU threads) trained at a time; 0: "
+                     "one per CPU core (edge), 1 (bank). No effect on results.")
 flags.DEFINE_bool("jit_compile", True, "XLA-compile the bank's training step.")
 flags.DEFINE_integer("bucket_width", 0, "Bank trainer: draw each batch from strings whose "
                      "lengths fall in one bucket of this width (fewer padded steps); 0 draws "
@@ -356,9 +413,9 @@ flags.DEFINE_bool("refit", False, "Train nothing: fit the regressors again on th
 
 def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERATORS,
         num_graphs=100, epochs=15, seed=0, source="thesis", train_limit=0, layout="block",
-        min_nodes=10, max_nodes=50, patience=0, trainer="bank", bank_size=50,
+        min_nodes=10, max_nodes=50, patience=0, trainer="edge", bank_size=50,
         jit_compile=True, bucket_width=0, resume=False, io="full", skips="input",
-        padding="masked", init="keras", networks_per_slot=8, workers=1, min_delta=1e-4,
+        padding="masked", init="keras", networks_per_slot=8, workers=0, min_delta=1e-4,
         compact=0.75, init_seed=None, full_batches=False) -> dict:
     """The study; see the module's flags. ``seed`` draws the graphs, orders the batches and, by
     default, initializes the networks; ``init_seed`` initializes them instead, so that two runs
