@@ -18,6 +18,7 @@ setup(
         "absl-py>=1.4",
         "ml-collections>=0.1.1",
         "numpy>=1.26",
+        "numba>=0.60",  # the graph study's edge trainer (compiled loops over connections)
         "scikit-learn>=1.3",
         "matplotlib>=3.7",
     ],

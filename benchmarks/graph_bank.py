@@ -1,4 +1,5 @@
-"""Throughput of the graph study's trainers: one Keras model per network against a NetworkBank.
+"""Throughput of the graph study's trainers: one Keras model per network, a NetworkBank, and the
+edge trainer.
 
     python benchmarks/graph_bank.py [--variant gru] [--networks 50] [--networks_per_slot 8] [--steps 10] [--rounds 3] [--padding_only]
 
@@ -9,13 +10,17 @@ width for Keras as ``fit`` sees it). Measures, in interleaved rounds, the median
 time per network: Keras one model at a time (a sample of the networks), and the bank
 XLA-compiled with TensorFlow's gradient of the recurrence, with the hand-written backward pass,
 with the hand-written pass on length-bucketed batches (``network_bank.batches``), and the same
-with ``--networks_per_slot`` networks packed side by side in each slot (``network_bank.pack``).
+with ``--networks_per_slot`` networks packed side by side in each slot (``network_bank.pack``),
+and the same networks one by one as ``EdgeNetwork``s (``edge_trainer``: compiled loops over each
+network's own connections, one network per CPU at a time, timed as the wall time of all of
+them), on uniform and on bucketed batches.
 Prints
 the time per epoch per network (from a random sample of each epoch's batches), the projected
 throughput at the thesis's budget (15 epochs) and the time for the full study's 1,200 networks.
 """
 
 import argparse
+import concurrent.futures
 import os
 import statistics
 import time
@@ -25,6 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from snip_tf.studies import edge_trainer as edge  # noqa: E402
 from snip_tf.studies import graph_networks as gn  # noqa: E402
 from snip_tf.studies import network_bank as nb  # noqa: E402
 from snip_tf.studies import reber_common as rc  # noqa: E402
@@ -151,8 +157,26 @@ def main():
     trainers[f"bank+buckets{args.bucket_width}"] = (step, bucketed[1], bucketed[0])
     step = compiled(bank_step("bptt", args.networks_per_slot), bucketed[1])
     trainers[f"...+packed{args.networks_per_slot}"] = (step, bucketed[1], bucketed[0])
-    epoch_times = {"keras": [], **{name: [] for name in trainers}}
+    # The edge trainer: each network of the same bank alone, compiled loops over its own
+    # connections, as many networks at a time as there are CPUs (threads); timed as the wall
+    # time of the whole bank's networks on the sample.
+    threads = os.cpu_count() or 1
+    edge_batches = {"edge": (edge.Batches.stack(uniform[1]), uniform[0]),
+                    f"edge+buckets{args.bucket_width}": (edge.Batches.stack(bucketed[1]),
+                                                        bucketed[0])}
+    init = nb.NetworkBank(archs, args.variant, data.vocab_size, list(range(len(archs))),
+                          networks_per_slot=args.networks_per_slot)
+    nets = [edge.EdgeNetwork.from_bank(init, k) for k in range(len(archs))]
+    nets[0].train_epoch(edge_batches["edge"][0])  # compile
+    executor = concurrent.futures.ThreadPoolExecutor(threads)
+    epoch_times = {"keras": [], **{name: [] for name in trainers},
+                   **{name: [] for name in edge_batches}}
     for _ in range(args.rounds):
+        for name, (batches, batches_per_epoch) in edge_batches.items():
+            start = time.perf_counter()
+            list(executor.map(lambda net: net.train_epoch(batches), nets))
+            epoch_times[name].append((time.perf_counter() - start) / len(batches)
+                                     * batches_per_epoch / len(archs))
         per_model = []
         for model in keras_models:
             start = time.perf_counter()

@@ -439,7 +439,7 @@ def test_sink_nodes_is_the_last_layer_width_as_in_the_thesis():
     assert props["sink_nodes"] == 1 and props["source_nodes"] == 1 and props["layers"] == 3
 
 
-@pytest.mark.parametrize("trainer,bucket_width", [("bank", 4), ("keras", 0)])
+@pytest.mark.parametrize("trainer,bucket_width", [("edge", 0), ("bank", 4), ("keras", 0)])
 def test_graph_study_on_a_tiny_setting(tmp_path, trainer, bucket_width):
     report = ga.run(results_dir=str(tmp_path), variants=("rnn-tanh",),
                     generators=("barabasi_albert", "watts_strogatz"), num_graphs=3, epochs=1,
@@ -617,7 +617,7 @@ def test_banks_trained_in_worker_processes_give_the_same_results():
     data = reber_common.load("generated", n=200, train_limit=60)
     graphs = [gn.random_graph("watts_strogatz", 10 + i, i) for i in range(4)]
     settings = dict(variant="rnn-tanh", data=data, epochs=1, seed=0, bank_size=2,
-                    jit_compile=False, log=None)
+                    jit_compile=False, log=None, trainer="bank")
     alone = ga.train_networks(graphs, **settings)
     finished = {}
     parallel = ga.train_networks(graphs, workers=2, on_done=finished.update, **settings)
@@ -626,7 +626,7 @@ def test_banks_trained_in_worker_processes_give_the_same_results():
         assert b["test_acc"] == pytest.approx(a["test_acc"], abs=1e-6)
         assert b["test_loss"] == pytest.approx(a["test_loss"], rel=1e-4)
     with pytest.raises(ValueError, match="workers must be at least 1"):
-        ga.train_networks(graphs, workers=0, **settings)
+        ga.train_networks(graphs, workers=-1, **settings)
 
 
 @pytest.mark.parametrize("crashes, retries", [(1, 2), (3, 2)])
