@@ -141,3 +141,16 @@ def test_edge_and_bank_trainers_give_the_same_study():
         assert a["test_loss"] == pytest.approx(b["test_loss"], abs=1e-5)
         assert a["test_acc"] == pytest.approx(b["test_acc"], abs=1e-9)
         assert a["epochs_trained"] == b["epochs_trained"] == 2
+
+
+def test_bad_tokens_and_labels_are_refused_before_any_update():
+    net = edge.EdgeNetwork.from_bank(_bank("gru"), 0)
+    before = net.theta.copy()
+    with pytest.raises(ValueError, match=r"tokens must lie in \[0, 8\)"):
+        net.train_epoch(edge.Batches.stack([(np.array([[1, 8]]), [0])]))
+    with pytest.raises(ValueError, match="labels must be 0 or 1"):
+        net.train_epoch(edge.Batches.stack([(np.array([[1, 2]]), [2])]))
+    with pytest.raises(ValueError, match=r"tokens must be \(batch, time\)"):
+        net.logits([1, 2])
+    np.testing.assert_array_equal(net.theta, before)
+    assert net.step == 0

@@ -533,6 +533,15 @@ class EdgeNetwork:
                 "cells": cells, "head": head, "head_mask": head_mask,
                 "head_bias": self.part("head_bias").copy()}
 
+    def _checked(self, tokens, labels=None):
+        """Refuse what the compiled loops would read out of bounds or count wrongly."""
+        tokens = np.asarray(tokens)
+        if tokens.size and (tokens.min() < 0 or tokens.max() >= self.vocab_size):
+            raise ValueError(f"tokens must lie in [0, {self.vocab_size}) (0: padding); got "
+                             f"values from {tokens.min()} to {tokens.max()}.")
+        if labels is not None and np.size(labels) and not np.isin(labels, (-1, 0, 1)).all():
+            raise ValueError("labels must be 0 or 1 (-1: a filler row that counts for nothing).")
+
     def reset_optimizer(self):
         """Zero Adam's moments and step count."""
         self.m = np.zeros_like(self.theta)
@@ -544,6 +553,7 @@ class EdgeNetwork:
         """One pass over ``batches``: Keras's Adam (its default betas and epsilon) on each
         batch's mean loss, the gradient clipped to ``clipnorm`` by its global norm; returns each
         batch's loss."""
+        self._checked(batches.tokens, batches.labels)
         losses = np.zeros(len(batches))
         self.step = _train_epoch(*self._args(), self.m, self.v, self.step, batches.tokens,
                                  batches.labels, batches.sizes, learning_rate, clipnorm, 0.9,
@@ -552,6 +562,7 @@ class EdgeNetwork:
 
     def evaluate(self, batches: Batches) -> tuple:
         """Mean loss and accuracy over every example of ``batches``."""
+        self._checked(batches.tokens, batches.labels)
         loss, correct = _evaluate(*self._args(), batches.tokens, batches.labels, batches.sizes)
         examples = int(sum(np.sum(batches.labels[k, :rows] >= 0)
                            for k, (rows, _) in enumerate(batches.sizes)))
@@ -559,7 +570,11 @@ class EdgeNetwork:
 
     def logits(self, tokens) -> np.ndarray:
         """Logits (batch, 2) of right-padded ``tokens`` (batch, time)."""
-        return _logits(*self._args(), np.ascontiguousarray(tokens, np.int32))
+        tokens = np.ascontiguousarray(tokens, np.int32)
+        if tokens.ndim != 2:
+            raise ValueError(f"tokens must be (batch, time); got shape {tokens.shape}.")
+        self._checked(tokens)
+        return _logits(*self._args(), tokens)
 
 
 def epoch_batches(x, y, epochs: int, batch_size: int = 128, seed: int = 0,
