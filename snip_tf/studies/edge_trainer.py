@@ -185,7 +185,7 @@ def _batch(kind, E, U, G, layer_starts, in_ptr, in_src, in_dst, rec_ptr, rec_src
         for b in range(B):
             logits[0, b] += w0 * final[s, b]
             logits[1, b] += w1 * final[s, b]
-    if logits_out.shape[0]:
+    if logits_out.shape[1]:
         logits_out[:, :] = logits
     loss, correct, counted = 0.0, 0, 0
     d_logits = np.zeros((2, B), np.float32)
@@ -312,21 +312,30 @@ def _batch(kind, E, U, G, layer_starts, in_ptr, in_src, in_dst, rec_ptr, rec_src
 
 
 @_jit
-def _train_epoch(kind, E, U, G, layer_starts, in_ptr, in_src, in_dst, rec_ptr, rec_src,
-                 rec_dst, head_units, offsets, theta, m, v, step, tokens, labels, sizes,
-                 learning_rate, clipnorm, beta_1, beta_2, epsilon, losses):
-    """Train on every batch of an epoch (``tokens[k, :sizes[k, 0], :sizes[k, 1]]``): the batch's
-    mean loss into ``losses[k]``, its gradient clipped to ``clipnorm`` by its global norm, then
-    Keras's Adam. Returns the optimizer's step count."""
-    grad = np.empty_like(theta)
+def _run(kind, E, U, G, layer_starts, in_ptr, in_src, in_dst, rec_ptr, rec_src, rec_dst,
+         head_units, offsets, theta, m, v, step, tokens, labels, sizes, train, learning_rate,
+         clipnorm, beta_1, beta_2, epsilon, losses, logits_out):
+    """Every batch (``tokens[k, :sizes[k, 0], :sizes[k, 1]]``, ``labels[k, :sizes[k, 0]]``) in
+    turn. With ``train``: the batch's mean loss into ``losses[k]``, its gradient clipped to
+    ``clipnorm`` by its global norm, then Keras's Adam step. Without: nothing changes, and the
+    first batch's logits go into ``logits_out`` unless it is empty. Returns the optimizer's
+    step count, the summed loss and the correct predictions. (One entry point for all uses, so
+    that Numba compiles the batch once.)"""
+    grad = np.zeros(theta.shape[0] if train else 0, np.float32)
     n = theta.shape[0]
+    loss_sum, correct_sum = 0.0, 0
     for k in range(sizes.shape[0]):
         rows, length = sizes[k, 0], sizes[k, 1]
-        grad[:] = 0
-        loss, _, counted = _batch(kind, E, U, G, layer_starts, in_ptr, in_src, in_dst, rec_ptr,
-                                  rec_src, rec_dst, head_units, offsets, theta,
-                                  tokens[k, :rows, :length], labels[k, :rows], grad, True,
-                                  np.empty((0, 0), np.float32))
+        if train:
+            grad[:] = 0
+        loss, correct, counted = _batch(
+            kind, E, U, G, layer_starts, in_ptr, in_src, in_dst, rec_ptr, rec_src, rec_dst,
+            head_units, offsets, theta, tokens[k, :rows, :length], labels[k, :rows], grad,
+            train, logits_out if k == 0 else logits_out[:, :0])
+        loss_sum += loss
+        correct_sum += correct
+        if not train:
+            continue
         losses[k] = loss / max(counted, 1)
         squares = 0.0
         for x in range(n):
@@ -340,34 +349,7 @@ def _train_epoch(kind, E, U, G, layer_starts, in_ptr, in_src, in_dst, rec_ptr, r
             m[x] += (g - m[x]) * b1
             v[x] += (g * g - v[x]) * b2
             theta[x] -= m[x] * alpha / (math.sqrt(v[x]) + eps)
-    return step
-
-
-@_jit
-def _evaluate(kind, E, U, G, layer_starts, in_ptr, in_src, in_dst, rec_ptr, rec_src, rec_dst,
-              head_units, offsets, theta, tokens, labels, sizes):
-    """Summed loss and correct predictions over batches laid out as ``_train_epoch``'s."""
-    grad = np.empty(0, np.float32)
-    loss, correct = 0.0, 0
-    for k in range(sizes.shape[0]):
-        rows, length = sizes[k, 0], sizes[k, 1]
-        l_sum, c_sum, _ = _batch(kind, E, U, G, layer_starts, in_ptr, in_src, in_dst, rec_ptr,
-                                 rec_src, rec_dst, head_units, offsets, theta,
-                                 tokens[k, :rows, :length], labels[k, :rows], grad, False,
-                                 np.empty((0, 0), np.float32))
-        loss += l_sum
-        correct += c_sum
-    return loss, correct
-
-
-@_jit
-def _logits(kind, E, U, G, layer_starts, in_ptr, in_src, in_dst, rec_ptr, rec_src, rec_dst,
-            head_units, offsets, theta, tokens):
-    out = np.empty((2, tokens.shape[0]), np.float32)
-    _batch(kind, E, U, G, layer_starts, in_ptr, in_src, in_dst, rec_ptr, rec_src, rec_dst,
-           head_units, offsets, theta, tokens, np.full(tokens.shape[0], -1, np.int32),
-           np.empty(0, np.float32), False, out)
-    return out.T.copy()
+    return step, loss_sum, correct_sum
 
 
 @dataclasses.dataclass
@@ -555,15 +537,20 @@ class EdgeNetwork:
         batch's loss."""
         self._checked(batches.tokens, batches.labels)
         losses = np.zeros(len(batches))
-        self.step = _train_epoch(*self._args(), self.m, self.v, self.step, batches.tokens,
-                                 batches.labels, batches.sizes, learning_rate, clipnorm, 0.9,
-                                 0.999, 1e-7, losses)
+        self.step = self._run(batches, True, learning_rate, clipnorm, losses)[0]
         return losses
+
+    def _run(self, batches: Batches, train: bool, learning_rate=0.0, clipnorm=0.0,
+             losses=None, logits_out=None):
+        return _run(*self._args(), self.m, self.v, self.step, batches.tokens, batches.labels,
+                    batches.sizes, train, learning_rate, clipnorm, 0.9, 0.999, 1e-7,
+                    np.zeros(0) if losses is None else losses,
+                    np.zeros((2, 0), np.float32) if logits_out is None else logits_out)
 
     def evaluate(self, batches: Batches) -> tuple:
         """Mean loss and accuracy over every example of ``batches``."""
         self._checked(batches.tokens, batches.labels)
-        loss, correct = _evaluate(*self._args(), batches.tokens, batches.labels, batches.sizes)
+        _, loss, correct = self._run(batches, False)
         examples = int(sum(np.sum(batches.labels[k, :rows] >= 0)
                            for k, (rows, _) in enumerate(batches.sizes)))
         return loss / examples, correct / examples
@@ -574,7 +561,10 @@ class EdgeNetwork:
         if tokens.ndim != 2:
             raise ValueError(f"tokens must be (batch, time); got shape {tokens.shape}.")
         self._checked(tokens)
-        return _logits(*self._args(), tokens)
+        logits = np.zeros((2, len(tokens)), np.float32)
+        self._run(Batches.stack([(tokens, np.full(len(tokens), -1))]), False,
+                  logits_out=logits)
+        return logits.T
 
 
 def epoch_batches(x, y, epochs: int, batch_size: int = 128, seed: int = 0,
@@ -588,7 +578,7 @@ def epoch_batches(x, y, epochs: int, batch_size: int = 128, seed: int = 0,
     return [Batches.stack(dataset.as_numpy_iterator()) for _ in range(epochs)]
 
 
-def test_batches(x, y, batch_size: int = 128) -> Batches:
+def evaluation_batches(x, y, batch_size: int = 128) -> Batches:
     """``x`` in order, in batches each cut to its longest string (rounded up to 8)."""
     from snip_tf.studies import network_bank as nb
 

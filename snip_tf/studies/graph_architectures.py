@@ -239,7 +239,7 @@ def _train_edge(archs, variant, data, epochs, seed, layout, patience, min_delta,
         nets += [edge.EdgeNetwork.from_bank(bank, k) for k in range(bank.size)]
     batches = edge.epoch_batches(data.x_train, data.y_train, epochs, 128, seed, bucket_width,
                                  full_batches)
-    test = edge.test_batches(data.x_test, data.y_test)
+    test = edge.evaluation_batches(data.x_test, data.y_test)
     if log:
         log(f"{variant}: {len(nets)} networks built and {epochs} epochs of batches drawn in "
             f"{time.perf_counter() - start:.0f} s")
