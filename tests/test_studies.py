@@ -439,7 +439,9 @@ def test_sink_nodes_is_the_last_layer_width_as_in_the_thesis():
     assert props["sink_nodes"] == 1 and props["source_nodes"] == 1 and props["layers"] == 3
 
 
-@pytest.mark.parametrize("trainer,bucket_width", [("edge", 0), ("bank", 4), ("keras", 0)])
+# The Keras trainer (one model at a time, about 40 s here) is the slow reference: -m slow.
+@pytest.mark.parametrize("trainer,bucket_width", [
+    ("edge", 0), ("bank", 4), pytest.param("keras", 0, marks=pytest.mark.slow)])
 def test_graph_study_on_a_tiny_setting(tmp_path, trainer, bucket_width):
     report = ga.run(results_dir=str(tmp_path), variants=("rnn-tanh",),
                     generators=("barabasi_albert", "watts_strogatz"), num_graphs=3, epochs=1,
@@ -613,6 +615,7 @@ def test_graph_study_with_the_thesis_network_on_a_tiny_setting(tmp_path):
         ga.train_one(graphs[0], "gru", None, 1, 0, init="torch")
 
 
+@pytest.mark.slow  # about 30 s: bank trainer processes (the study's default trains in threads)
 def test_banks_trained_in_worker_processes_give_the_same_results():
     data = reber_common.load("generated", n=200, train_limit=60)
     graphs = [gn.random_graph("watts_strogatz", 10 + i, i) for i in range(4)]

@@ -14,7 +14,9 @@ def test_objective_prefers_the_sparsest_trial_within_the_margin():
     assert tuning.objective_score(0.9, 0.023, 0.020, 0.3) == 0.9          # exactly at the margin
 
 
-@pytest.mark.parametrize("tuner", ["random", "bayesian", "hyperband"])
+# One tuner in the default run; the other two (about 18 s each) with -m slow.
+@pytest.mark.parametrize("tuner", ["random", pytest.param("bayesian", marks=pytest.mark.slow),
+                                   pytest.param("hyperband", marks=pytest.mark.slow)])
 def test_two_trial_search_writes_its_trials(tmp_path, tuner):
     config = base_config()
     config.epochs = 1

@@ -4,7 +4,9 @@ properties predict their accuracy.
 
     python -m snip_tf.studies.graph_architectures --data_dir=$D --num_graphs=100
 
-Networks train in banks (:mod:`snip_tf.studies.network_bank`), many at a time.
+Each network trains as compiled loops over its own connections
+(:mod:`snip_tf.studies.edge_trainer`), one per CPU core at a time; ``--trainer=bank`` trains
+them in batched TensorFlow banks (:mod:`snip_tf.studies.network_bank`) instead.
 """
 
 from __future__ import annotations
@@ -276,8 +278,9 @@ def train_networks(graphs, variant, data, epochs, seed, layout="block", patience
     networks at a time in threads (0: one per CPU core), on the bank trainer's batches and
     initial weights (``skips="input"`` and masked padding only).
     ``trainer="bank"`` trains ``bank_size`` networks at a time as one batched computation
-    (:class:`NetworkBank`), grouping networks of similar depth and size so that little is padded, on length-bucketed batches if ``bucket_width``, partial
-    batches filled to full size if ``full_batches`` (see ``network_bank.batches``),
+    (:class:`NetworkBank`), grouping networks of similar depth and size so that little is
+    padded. Both draw length-bucketed batches if ``bucket_width``, partial batches filled to
+    full size if ``full_batches`` (see ``network_bank.batches``); for the bank,
     ``networks_per_slot`` side by side in each slot of a bank (``network_bank.pack``),
     ``workers`` banks at a time in as many processes (each with an equal share of the CPU's
     threads; with ``jit_compile`` each bank in a fresh process, even with one worker, see
@@ -376,12 +379,12 @@ flags.DEFINE_integer("workers", 0, "Networks (edge trainer: threads) or banks (b
                      "processes with an equal share of the CPU threads) trained at a time; 0: "
                      "one per CPU core (edge), 1 (bank). No effect on results.")
 flags.DEFINE_bool("jit_compile", True, "XLA-compile the bank's training step.")
-flags.DEFINE_integer("bucket_width", 0, "Bank trainer: draw each batch from strings whose "
+flags.DEFINE_integer("bucket_width", 0, "Draw each batch from strings whose "
                      "lengths fall in one bucket of this width (fewer padded steps); 0 draws "
                      "uniformly, as the thesis.")
-flags.DEFINE_bool("full_batches", False, "Bank trainer: fill a partial batch up to 128 rows "
+flags.DEFINE_bool("full_batches", False, "Fill a partial batch up to 128 rows "
                   "with empty strings no loss counts where the epoch has full batches of its "
-                  "length, so that the XLA step compiles for fewer shapes (the same training "
+                  "length, so that the bank's XLA step compiles for fewer shapes (the same training "
                   "up to float rounding).")
 flags.DEFINE_list("graph_variants", list(rc.VARIANTS), "Variants to study.")
 flags.DEFINE_list("generators", list(GENERATORS), "Graph families.")
