@@ -382,10 +382,10 @@ flags.DEFINE_bool("jit_compile", True, "XLA-compile the bank's training step.")
 flags.DEFINE_integer("bucket_width", 0, "Draw each batch from strings whose "
                      "lengths fall in one bucket of this width (fewer padded steps); 0 draws "
                      "uniformly, as the thesis.")
-flags.DEFINE_bool("full_batches", False, "Fill a partial batch up to 128 rows "
-                  "with empty strings no loss counts where the epoch has full batches of its "
-                  "length, so that the bank's XLA step compiles for fewer shapes (the same training "
-                  "up to float rounding).")
+flags.DEFINE_bool("full_batches", False, "Fill a partial batch up to 128 rows with empty "
+                  "strings no loss counts where the epoch has full batches of its length, so "
+                  "that the bank's XLA step compiles for fewer shapes (the same training up to "
+                  "float rounding).")
 flags.DEFINE_list("graph_variants", list(rc.VARIANTS), "Variants to study.")
 flags.DEFINE_list("generators", list(GENERATORS), "Graph families.")
 flags.DEFINE_enum("layout", "block", ["block", "thesis"], "Gate mask layout.")
