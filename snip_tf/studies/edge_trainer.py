@@ -377,6 +377,13 @@ class Batches:
         return len(self.sizes)
 
 
+def _pre_index(widths, layer: int, columns) -> np.ndarray:
+    """Pre-activation index (gate * units + unit) of the Keras kernel columns ``columns`` of
+    ``layer`` in a network of layers ``widths``."""
+    gate, unit = np.divmod(np.asarray(columns), widths[layer])
+    return gate * sum(widths) + sum(widths[:layer]) + unit
+
+
 class EdgeNetwork:
     """One graph network as lists of its connections and a flat vector ``theta`` of its
     parameters (``PARTS``, in that order), trained by compiled loops (see the module's
@@ -389,7 +396,8 @@ class EdgeNetwork:
     from a bank with :meth:`from_bank`); :meth:`weights` gives them back in that layout."""
 
     def __init__(self, variant: str, vocab_size: int, embedding_dim: int, widths,
-                 input_edges, recurrent_edges, head_units):
+                 input_edges, recurrent_edges, head_units, input_weights=None,
+                 recurrent_weights=None):
         if variant not in KINDS:
             raise ValueError(f"variant must be one of {sorted(KINDS)}; got {variant!r}.")
         self.variant, self.gates = variant, GATES[variant]
@@ -397,27 +405,34 @@ class EdgeNetwork:
         self.widths = [int(w) for w in widths]
         self.units = sum(self.widths)
         self.layer_starts = np.concatenate([[0], np.cumsum(self.widths)]).astype(np.int64)
-        self.in_ptr, self.in_src, self.in_dst = self._edge_arrays(input_edges)
-        self.rec_ptr, self.rec_src, self.rec_dst = self._edge_arrays(recurrent_edges)
+        self.in_ptr, self.in_src, self.in_dst, input_weights = self._edge_arrays(
+            input_edges, input_weights)
+        self.rec_ptr, self.rec_src, self.rec_dst, recurrent_weights = self._edge_arrays(
+            recurrent_edges, recurrent_weights)
         self.head_units = np.asarray(head_units, np.int64)
         sizes = [self.vocab_size * self.embedding_dim, len(self.in_src), len(self.rec_src),
                  self.gates * self.units, self.gates * self.units if variant == "gru" else 0,
                  2 * len(self.head_units), 2]
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         self.theta = np.zeros(self.offsets[-1], np.float32)
+        for name, values in (("input", input_weights), ("recurrent", recurrent_weights)):
+            if values is not None:
+                self.part(name)[:] = values
         self.reset_optimizer()
 
-    def _edge_arrays(self, edges):
+    def _edge_arrays(self, edges, weights=None):
         """``(layer, source, target)`` triples as arrays sorted by layer, target, source, with
-        each layer's first index (``ptr``)."""
-        edges = np.array(sorted((l, t, s) for l, s, t in edges), np.int64).reshape(-1, 3)
-        ptr = np.searchsorted(edges[:, 0], np.arange(len(self.widths) + 1))
-        return ptr.astype(np.int64), edges[:, 2].copy(), edges[:, 1].copy()
+        each layer's first index (``ptr``), and their ``weights`` (if given) in that order."""
+        edges = np.asarray(edges, np.int64).reshape(-1, 3)
+        order = np.lexsort((edges[:, 1], edges[:, 2], edges[:, 0]))
+        edges = edges[order]
+        ptr = np.searchsorted(edges[:, 0], np.arange(len(self.widths) + 1)).astype(np.int64)
+        weights = None if weights is None else np.asarray(weights, np.float32)[order]
+        return ptr, edges[:, 1].copy(), edges[:, 2].copy(), weights
 
     def pre_index(self, layer: int, columns) -> np.ndarray:
         """Pre-activation index of columns of ``layer``'s Keras kernel ``(rows, gates * w)``."""
-        gate, unit = np.divmod(np.asarray(columns), self.widths[layer])
-        return gate * self.units + self.layer_starts[layer] + unit
+        return _pre_index(self.widths, layer, columns)
 
     def part(self, name: str) -> np.ndarray:
         """A view of one of ``PARTS`` of ``theta``."""
@@ -440,7 +455,7 @@ class EdgeNetwork:
                              "bank trainer for skips='separate'.")
         vocab, embedding_dim = np.shape(weights["embedding"])
         widths = [np.shape(layer[0]["recurrent_kernel"])[0] for layer in cells]
-        shell = cls(variant, vocab, embedding_dim, widths, [], [], [])
+        starts = np.concatenate([[0], np.cumsum(widths)])
         found = {"input": ([], []), "recurrent": ([], [])}  # (layer, source, target), weight
         for l, (cell,) in enumerate(cells):
             rows, cols = np.nonzero(cell["kernel_mask"])
@@ -448,19 +463,16 @@ class EdgeNetwork:
             r_rows, r_cols = np.indices(np.shape(cell["recurrent_kernel"])).reshape(2, -1)
             for name, src, cols_, values in (
                     ("input", sources, cols, cell["kernel"][rows, cols]),
-                    ("recurrent", shell.layer_starts[l] + r_rows, r_cols,
+                    ("recurrent", starts[l] + r_rows, r_cols,
                      cell["recurrent_kernel"][r_rows, r_cols])):
                 edges, weights_ = found[name]
-                edges.extend(zip([l] * len(src), src, shell.pre_index(l, cols_)))
+                edges.extend(zip([l] * len(src), src, _pre_index(widths, l, cols_)))
                 weights_.extend(values)
         read = np.flatnonzero(np.asarray(weights["head_mask"])[:, 0])
-        net = cls(variant, vocab, embedding_dim, widths, found["input"][0],
-                  found["recurrent"][0], read)
+        (input_edges, input_weights), (recurrent_edges, recurrent_weights) = found.values()
+        net = cls(variant, vocab, embedding_dim, widths, input_edges, recurrent_edges, read,
+                  input_weights, recurrent_weights)
         net.part("embedding")[:] = np.ravel(weights["embedding"])
-        for name, (edges, values) in found.items():
-            order = sorted(range(len(edges)), key=lambda e: (edges[e][0], edges[e][2],
-                                                             edges[e][1]))
-            net.part(name)[:] = np.asarray(values)[order]
         for l, (cell,) in enumerate(cells):
             at = net.pre_index(l, np.arange(net.gates * widths[l]))
             bias = np.asarray(cell["bias"])

@@ -247,6 +247,10 @@ def _train_edge(archs, variant, data, epochs, seed, layout, patience, min_delta,
             f"{time.perf_counter() - start:.0f} s")
     done = []
 
+    def row(result):
+        return {"test_acc": result["test_acc"], "test_loss": result["test_loss"],
+                "time": result["train_time_s"], "epochs_trained": result["epochs_trained"]}
+
     def finish(k, result):
         done.append(k)
         if log:
@@ -255,14 +259,10 @@ def _train_edge(archs, variant, data, epochs, seed, layout, patience, min_delta,
                 f"{result['epochs_trained']} epochs in {result['train_time_s']:.0f} s "
                 f"[{len(done)}/{len(nets)}, {time.perf_counter() - start:.0f} s]")
         if on_done:
-            on_done({k: {"test_acc": result["test_acc"], "test_loss": result["test_loss"],
-                         "time": result["train_time_s"],
-                         "epochs_trained": result["epochs_trained"]}})
+            on_done({k: row(result)})
 
-    results = edge.train(nets, batches, test, patience=patience, min_delta=min_delta,
-                         threads=threads, on_done=finish)
-    return [{"test_acc": r["test_acc"], "test_loss": r["test_loss"], "time": r["train_time_s"],
-             "epochs_trained": r["epochs_trained"]} for r in results]
+    return [row(r) for r in edge.train(nets, batches, test, patience=patience,
+                                       min_delta=min_delta, threads=threads, on_done=finish)]
 
 
 TRAINERS = ("edge", "bank", "keras")

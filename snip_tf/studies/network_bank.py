@@ -466,21 +466,24 @@ class NetworkBank(keras.layers.Layer):
         cells = []
         for l, nodes in enumerate(arch.layers):
             w, pad, start = len(nodes), self.widths[l], place.starts[l]
-            kernel = (self.kernels[l] * self.kernel_masks[l]).numpy()[s]
-            kernel_mask = self.kernel_masks[l].numpy()[s]
+            # this slot's weights of the layer, converted once for all its cells
+            kernel_mask = self.kernel_masks[l][s].numpy()
+            kernel = self.kernels[l][s].numpy() * kernel_mask
+            recurrents, biases = self.recurrents[l][s].numpy(), self.biases[l][s].numpy()
             recurrent_at = np.ix_(start + np.arange(w), _gate_columns(w, pad, gates, 0, start))
             layer = []
             for c, spec in enumerate(gn.cells(arch, l, self.skips)):
                 at = np.ix_(_cell_rows(arch, self.offsets, place, l, spec, reads),
                             _gate_columns(w, pad, gates, c, start))
-                bias = self.biases[l].numpy()[s][:, at[1][0]]
+                bias = biases[:, at[1][0]]
                 layer.append({"kernel": kernel[at], "kernel_mask": kernel_mask[at],
-                              "recurrent_kernel": self.recurrents[l].numpy()[s][c][recurrent_at],
+                              "recurrent_kernel": recurrents[c][recurrent_at],
                               "bias": bias if self.variant == "gru" else bias[0]})
             cells.append(layer)
         rows = np.ix_(_bank_rows(arch, self.offsets, place, len(arch.layers)),
                       2 * place.head + np.arange(2))
-        return {"embedding": self.embedding.numpy()[s][:, place.embedding_start + np.arange(reads)],
+        embedding = self.embedding[s].numpy()
+        return {"embedding": embedding[:, place.embedding_start + np.arange(reads)],
                 "cells": cells, "head": (self.head_kernel * self.head_mask).numpy()[s][rows],
                 "head_mask": self.head_mask.numpy()[s][rows],
                 "head_bias": self.head_bias.numpy()[s][rows[1][0]]}
