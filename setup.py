@@ -20,9 +20,13 @@ setup(
         "numpy>=1.26",
         "numba>=0.60",  # the graph study's edge trainer (compiled loops over connections)
         "scikit-learn>=1.3",
+        "scipy>=1.10",  # the studies' statistics (Spearman correlations)
+        "networkx>=3.0",  # the graph study's random-graph architectures
+        "h5py>=3.10",  # snip_tf.load_model reads the mask record from a .keras archive
         "matplotlib>=3.7",
     ],
     extras_require={
-        "dev": ["pytest>=7.4", "pytest-xdist>=3.3", "hypothesis>=6.80"],
+        "hub": ["keras-hub>=0.20"],  # tests run tiny keras-hub backbones built from explicit configs
+        "dev": ["pytest>=7.4", "pytest-xdist>=3.3", "hypothesis>=6.80", "keras-hub>=0.20"],
     },
 )
