@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from absl import logging
 
-from snip_tf import pruning, selection
+from snip_tf import pruning, saving, selection
 
 
 class SNIPCallback(keras.callbacks.Callback):
@@ -53,6 +53,12 @@ class SNIPCallback(keras.callbacks.Callback):
         self.masks = None
         self.scores = None
         self.scoring_batches = None
+
+    def set_model(self, model):
+        super().set_model(model)
+        # Before any on_train_begin: a BackupAndRestore (or load_weights) that runs then restores
+        # the exact saved mask through the record (snip_tf.saving), for every model kind.
+        saving.track(model)
 
     def _adopt_existing(self) -> bool:
         model = self.model

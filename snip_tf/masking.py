@@ -120,6 +120,66 @@ def prunable_entries(model, include_bias: bool = False) -> list[PrunableWeight]:
     return entries
 
 
+def owner_of(model, variable):
+    """``(layer, enclosing Masked or None)`` of the layer that owns ``variable``."""
+    for layer, _, wrapper in _walk(model):
+        if any(v is variable for v in layer._trainable_variables + layer._non_trainable_variables):
+            return layer, wrapper
+    return None, None
+
+
+def entries_for(model, variables) -> list[PrunableWeight]:
+    """Entries for the given variables of ``model`` (variables or their paths), in the order given.
+
+    A variable that ``prunable_entries`` lists gets that entry (its mask is then persisted in the
+    layer config where the layer has a constraint attribute); any other trainable variable of the
+    model (a custom layer's ``add_weight``, a position embedding, a class token ...) gets an entry
+    whose hook is set on the variable only (``constraint_owner`` None): the model's mask record
+    (``snip_tf.saving``) persists it.
+    """
+    known = {id(e.variable): e for e in prunable_entries(model, include_bias=True)}
+    by_path = {v.path: v for v in model.variables}
+    out = []
+    for item in variables:
+        if isinstance(item, str):
+            if item not in by_path:
+                raise ValueError(f"weights= names {item!r}, which is not a variable of "
+                                 f"{model.name!r}; its trainable variables are "
+                                 f"{sorted(v.path for v in model.trainable_variables)}.")
+            variable = by_path[item]
+        else:
+            variable = item
+        if id(variable) in known:
+            out.append(known[id(variable)])
+            continue
+        if not any(v is variable for v in model.trainable_variables):
+            raise ValueError(f"weights= names {getattr(variable, 'path', variable)!r}, which is "
+                             f"not a trainable variable of {model.name!r}.")
+        layer, wrapper = owner_of(model, variable)
+        out.append(PrunableWeight(layer, variable, None, "", "", wrapper))
+    return out
+
+
+def hooked_variables(model) -> list:
+    """``[(index in model.variables, variable, mask)]`` for every variable with a pruning hook."""
+    out = []
+    for i, variable in enumerate(model.variables):
+        mask = mask_of(variable)
+        if mask is not None:
+            out.append((i, variable, mask))
+    return out
+
+
+def mask_of(variable) -> Optional[np.ndarray]:
+    """The installed mask of a variable, or None where it has no pruning hook."""
+    constraint = getattr(variable, "constraint", None)
+    if isinstance(constraint, VariableMask):
+        return constraint.mask_variable.numpy().astype(bool)
+    if isinstance(constraint, PruningMask):
+        return constraint.mask_for(variable)
+    return None
+
+
 def prunable_weights(model, include_bias: bool = False) -> list:
     """The variables SNIP ranks: kernels of Dense, EinsumDense, Conv*, DepthwiseConv*, SeparableConv*,
     Embedding, and kernel/recurrent_kernel of SimpleRNN/LSTM/GRU cells (also inside ``Bidirectional``,
@@ -242,12 +302,7 @@ def _inner_of(constraint):
 
 def current_mask(entry: PrunableWeight) -> Optional[np.ndarray]:
     """The installed mask of a weight, or None where it was never pruned."""
-    constraint = entry.variable.constraint
-    if isinstance(constraint, VariableMask):
-        return constraint.mask_variable.numpy().astype(bool)
-    if isinstance(constraint, PruningMask):
-        return constraint.mask_for(entry.variable)
-    return None
+    return mask_of(entry.variable)
 
 
 def install_mask(entry: PrunableWeight, mask: np.ndarray) -> None:
@@ -256,10 +311,13 @@ def install_mask(entry: PrunableWeight, mask: np.ndarray) -> None:
     var = entry.variable
     inner = _inner_of(var.constraint)
     var.assign(tf.where(mask, var.value, tf.zeros_like(var.value)))
-    if entry.wrapper is not None:
+    if entry.wrapper is not None and entry.wrapper.has_mask_variable(var):
         mask_var = entry.wrapper.mask_variable(var)
         mask_var.assign(mask.astype(mask_var.dtype))
         var.constraint = VariableMask(mask_var, inner)
+        return
+    if entry.constraint_owner is None:     # no config attribute: the mask record persists it
+        var.constraint = PruningMask(mask, inner)
         return
     owner_constraint = getattr(entry.constraint_owner, entry.constraint_attr, None)
     if entry.key:
@@ -279,7 +337,7 @@ def remove_mask(entry: PrunableWeight) -> None:
     """Remove the pruning hook of one weight (the zeros stay), restoring the layer's own constraint."""
     var = entry.variable
     var.constraint = _inner_of(var.constraint)
-    if entry.wrapper is None:
+    if entry.wrapper is None and entry.constraint_owner is not None:
         owner_constraint = getattr(entry.constraint_owner, entry.constraint_attr, None)
         setattr(entry.constraint_owner, entry.constraint_attr, _inner_of(owner_constraint))
 

@@ -9,7 +9,7 @@ from typing import Optional
 
 import numpy as np
 
-from snip_tf import criteria, masking, scoring, selection
+from snip_tf import criteria, masking, saving, scoring, selection
 
 
 class LayerCollapseWarning(UserWarning):
@@ -55,7 +55,7 @@ def prune(model, data, sparsity, criterion="snip", loss=None, num_batches: int =
                                                 include_bias=include_bias,
                                                 needs_data=crit.needs_data)
     if weights is not None:
-        entries = _select(entries, weights)
+        entries = _select(model, weights)
     keep = selection.num_to_keep(sparsity, sum(e.size for e in entries))
     scores = crit.scores(model, entries, batches, loss_fn, keep=keep, training=training,
                          seed=seed)
@@ -73,14 +73,19 @@ def prune(model, data, sparsity, criterion="snip", loss=None, num_batches: int =
     return out
 
 
-def _select(entries, weights) -> list:
-    wanted = [w if isinstance(w, str) else w.path for w in weights]
-    by_path = {e.path: e for e in entries}
-    unknown = [p for p in wanted if p not in by_path]
-    if unknown or not wanted:
-        raise ValueError(f"weights= must name prunable weights of the model; unknown: {unknown}. "
-                         f"Prunable: {sorted(by_path)}.")
-    return [e for e in entries if e.path in set(wanted)]
+def _select(model, weights) -> list:
+    """Entries for ``weights=``: any trainable variables of the model (variables or paths), in the
+    model's variable order, so ties break the same way whatever order they were named in."""
+    if isinstance(weights, (str, bytes)) or not hasattr(weights, "__iter__"):
+        raise ValueError(f"weights= must be a list of variables or variable paths; got "
+                         f"{type(weights).__name__}.")
+    weights = list(weights)
+    if not weights:
+        raise ValueError("weights= is empty; name at least one trainable variable.")
+    chosen = masking.entries_for(model, weights)
+    order = {id(v): i for i, v in enumerate(model.variables)}
+    unique = {id(e.variable): e for e in chosen}
+    return sorted(unique.values(), key=lambda e: order[id(e.variable)])
 
 
 def snip(model, data, sparsity, loss=None, num_batches: int = 1, *, include_bias: bool = False,
@@ -106,10 +111,14 @@ def apply_masks(model, masks, *, include_bias: Optional[bool] = None) -> None:
 
     ``masks`` is ``{variable.path: boolean array}`` (as :func:`prune` returns), or a list of
     boolean arrays in the order of ``prunable_weights(model, include_bias)``, which moves masks
-    between two instances of one architecture whose layer names differ. Every key must name a
-    prunable weight and every shape must match; otherwise a ValueError is raised and nothing
-    changes. Prunable weights not named keep their current state.
+    between two instances of one architecture whose layer names differ. A dict may also name any
+    other trainable variable (as ``prune(weights=...)`` returns for opted-in variables). Masks are
+    boolean or 0/1 arrays; every key must name a variable and every shape must match; otherwise a
+    ValueError is raised and nothing changes. Weights not named keep their current state.
     """
+    if masks is None or not isinstance(masks, (dict, list, tuple)):
+        raise ValueError("apply_masks: masks must be a {variable path: boolean array} dict or a list "
+                         f"of boolean arrays; got {type(masks).__name__}.")
     if isinstance(masks, (list, tuple)):
         ordered = masking.prunable_entries(model, bool(include_bias))
         if len(ordered) != len(masks):
@@ -120,19 +129,40 @@ def apply_masks(model, masks, *, include_bias: Optional[bool] = None) -> None:
     if include_bias is None:
         include_bias = True
     entries = {e.path: e for e in masking.prunable_entries(model, include_bias)}
-    unknown = sorted(set(masks) - set(entries))
+    trainable = {v.path for v in model.trainable_variables}
+    unknown = sorted(p for p in masks if p not in entries and p not in trainable)
     if unknown:
         raise ValueError(f"apply_masks: no prunable weight named {unknown}; the model's prunable "
-                         f"weights are {sorted(entries)}.")
+                         f"weights are {sorted(entries)} (any other trainable variable may be "
+                         "named too).")
+    extra = [p for p in masks if p not in entries]
+    entries.update({e.path: e for e in masking.entries_for(model, extra)})
     chosen, arrays = [], []
     for path, mask in masks.items():
-        mask = np.asarray(mask)
+        mask = _as_boolean_mask(mask, path)
         if tuple(mask.shape) != tuple(entries[path].variable.shape):
             raise ValueError(f"apply_masks: mask for {path!r} has shape {mask.shape}; the weight has "
                              f"shape {tuple(entries[path].variable.shape)}.")
         chosen.append(entries[path])
-        arrays.append(mask.astype(bool))
+        arrays.append(mask)
     _install(model, chosen, arrays)
+
+
+def _as_boolean_mask(mask, path) -> np.ndarray:
+    """A boolean array from a boolean or 0/1 array; anything else (0.5, NaN, 2, -1, strings) is an
+    error, not "keep"."""
+    try:
+        array = np.asarray(mask)
+    except Exception as error:  # noqa: BLE001 - whatever it is, it is not a mask
+        raise ValueError(f"apply_masks: the mask for {path!r} is not an array ({error}).") from error
+    if array.dtype == bool:
+        return array
+    if array.dtype.kind in "iuf" and array.size == np.count_nonzero((array == 0) | (array == 1)):
+        return array.astype(bool)
+    bad = array.ravel()[:1].tolist() if array.dtype.kind not in "iuf" else \
+        array[(array != 0) & (array != 1)].ravel()[:3].tolist()
+    raise ValueError(f"apply_masks: the mask for {path!r} must be boolean or 0/1; it has dtype "
+                     f"{array.dtype} and values such as {bad}.")
 
 
 def masks_from_zeros(model, *, include_bias: bool = False) -> dict:
@@ -146,6 +176,7 @@ def _install(model, entries, masks) -> None:
     for entry, mask in zip(entries, masks):
         masking.install_mask(entry, mask)
     masking.invalidate_traced_functions(model)
+    saving.track(model)
     collapsed = [e.path for e, m in zip(entries, masks)
                  if not np.any(m) and e.variable.name != "bias"]
     if collapsed:

@@ -118,6 +118,16 @@ def sparsify(model, batch_size: int = 1, min_sparsity: float = 0.5, force=None) 
     Returns:
         The new model; ``model.sparse_layers`` lists the converted layer names.
     """
+    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) \
+            or batch_size < 1:
+        raise ValueError(f"sparsify: batch_size must be a positive integer; got {batch_size!r}.")
+    if not 0.0 <= float(min_sparsity) <= 1.0:
+        raise ValueError(f"sparsify: min_sparsity must be in [0, 1]; got {min_sparsity!r}.")
+    if not wrappers._is_graph_model(model):
+        raise ValueError(
+            f"sparsify rebuilds a model layer by layer, which Keras can do for Sequential and "
+            f"Functional models only; got the subclassed model {type(model).__name__!r}. The model "
+            "was not changed.")
     plain = wrappers.strip(model)
     chosen = []
 

@@ -3,6 +3,7 @@ every trace of pruning from a model."""
 
 from __future__ import annotations
 
+import inspect
 import re
 from typing import Callable, Iterable, Optional, Union
 
@@ -66,6 +67,9 @@ class Masked(keras.layers.Wrapper):
             entry.variable.constraint = masking.VariableMask(mask, entry.variable.constraint)
         self.built = True
 
+    def has_mask_variable(self, variable) -> bool:
+        return id(variable) in self._masked_ids
+
     def mask_variable(self, variable):
         """The mask variable of one of the wrapped layer's weights."""
         return self.mask_weights[self._masked_ids.index(id(variable))]
@@ -107,14 +111,17 @@ def _non_input_layers(model):
 
 
 def _is_graph_model(model) -> bool:
-    return isinstance(model, keras.Sequential) or type(model).__name__ == "Functional"
+    """Sequential, Functional, or a subclass of Functional (keras-hub backbones and tasks)."""
+    from keras.src.models.functional import Functional
+
+    return isinstance(model, (keras.Sequential, Functional))
 
 
 def _copy_weights(src, dst) -> None:
     """Copy weights between a layer and its clone, looking through Masked on either side."""
     src = src.layer if isinstance(src, Masked) else src
     dst = dst.layer if isinstance(dst, Masked) else dst
-    if _is_graph_model(src):
+    if _is_graph_model(src) and _is_graph_model(dst):
         for s, d in zip(_non_input_layers(src), _non_input_layers(dst)):
             _copy_weights(s, d)
     else:
@@ -125,12 +132,42 @@ def _clone(model, clone_function) -> keras.Model:
     if not _is_graph_model(model):
         raise ValueError(
             f"Expected a Sequential or Functional model; got the subclassed model "
-            f"{type(model).__name__!r}, which Keras cannot clone. Prune it as it is "
+            f"{type(model).__name__!r}, which Keras cannot clone layer by layer. Prune it as it is "
             "(snip_tf.snip / SNIPCallback work on subclassed models) or wrap its layers with Masked "
             "in its own code.")
     clone = keras.models.clone_model(model, clone_function=clone_function, recursive=True)
     _copy_weights(model, clone)
     return clone
+
+
+def _contains_masked(model) -> bool:
+    return any(isinstance(l, Masked) for l in model._flatten_layers())
+
+
+def _copy_from_config(model) -> keras.Model:
+    """A new instance of ``model``'s class from its config (pruning constraints removed), built
+    like it and holding its weights. The input model is not touched."""
+    config = _strip_config(keras.saving.serialize_keras_object(model))
+    # The model's own classes, registered or not: this process has them.
+    classes = {type(layer).__name__: type(layer) for layer in model._flatten_layers()}
+    try:
+        copy = keras.saving.deserialize_keras_object(config, custom_objects=classes)
+    except TypeError:
+        # A subclassed model whose __init__ takes no arguments (not even name=/dtype=), which
+        # Keras's from_config cannot call: build one with its constructor as the user did.
+        if _is_graph_model(model) or inspect.signature(type(model)).parameters:
+            raise
+        copy = type(model)()
+    if not copy.built:
+        build_config = model.get_build_config() if hasattr(model, "get_build_config") else None
+        if build_config:
+            copy.build_from_config(build_config)
+    source, target = model.weights, copy.weights
+    if [tuple(w.shape) for w in source] != [tuple(w.shape) for w in target]:
+        raise ValueError(f"the copy built from its config has {len(target)} weights of other shapes "
+                         f"than the model's {len(source)}")
+    copy.set_weights([w.numpy() for w in source])
+    return copy
 
 
 def wrap(model, layers: Optional[Union[Iterable[str], Callable]] = None,
@@ -173,25 +210,64 @@ def wrap(model, layers: Optional[Union[Iterable[str], Callable]] = None,
 
 def strip(model) -> keras.Model:
     """A plain Keras model with the same weights (pruned ones exactly zero) and outputs, without
-    ``Masked`` wrappers, mask variables or pruning constraints.
+    ``Masked`` wrappers, mask variables or pruning constraints. The input model is never modified.
 
-    Sequential/Functional models are cloned; the input model is left as it is. A subclassed model
-    cannot be cloned: its pruning constraints are removed in place and the same model is returned.
+    Sequential and Functional models (keras-hub backbones and tasks included) are cloned layer by
+    layer; where a layer cannot be cloned, and for subclassed models, the model is rebuilt from its
+    config. A model that cannot be copied either way raises a ValueError that says why
+    (``snip_tf.export`` still exports such a model).
+
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    >>> snip_tf.apply_masks(model, [np.eye(4, 2, dtype=bool)])
+    >>> plain = snip_tf.strip(model)
+    >>> snip_tf.is_pruned(plain), snip_tf.is_pruned(model)
+    (False, True)
     """
-    if not _is_graph_model(model):
-        if any(isinstance(l, Masked) for l in model._flatten_layers()):
-            raise ValueError(
-                f"strip cannot remove Masked wrappers from the subclassed model "
-                f"{type(model).__name__!r}; Keras cannot clone it. Build it without Masked layers "
-                "(a plain model can be pruned directly).")
-        for entry in masking.prunable_entries(model, include_bias=True):
-            masking.remove_mask(entry)
-        masking.invalidate_traced_functions(model)
-        return model
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"strip expects a keras.Model; got {type(model).__name__}.")
+    if not model.built:
+        raise ValueError(f"strip: the model {model.name!r} is not built; call it on data first.")
+    errors = []
+    if _is_graph_model(model):
+        def clone_function(layer):
+            if isinstance(layer, Masked):
+                return _plain_clone(layer.layer)
+            return _plain_clone(layer)
 
-    def clone_function(layer):
+        try:
+            return _clone(model, clone_function)
+        except Exception as error:  # noqa: BLE001 - try the next route; reported below
+            errors.append(f"cloning layer by layer: {type(error).__name__}: {error}")
+    if _contains_masked(model):
+        errors.append("rebuilding from the config would keep its Masked wrappers")
+    else:
+        try:
+            return _copy_from_config(model)
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(f"rebuilding from its config: {type(error).__name__}: {error}")
+    raise ValueError(
+        f"strip cannot copy the model {model.name!r} ({type(model).__name__}); the model was not "
+        "changed. " + "; ".join(str(e)[:400] for e in errors) + ". Give its classes get_config / "
+        "register them (keras.saving.register_keras_serializable) so Keras can rebuild it; "
+        "snip_tf.export(model, ...) exports it as it is, and snip_tf.remove_hooks(model) removes "
+        "the hooks in place.")
+
+
+def remove_hooks(model) -> None:
+    """Remove every pruning hook from ``model`` in place: the pruned weights stay zero but are free to
+    move in later training (like ``torch.nn.utils.prune.remove``). ``Masked`` wrappers stay, with
+    their masks reset to ones.
+
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    >>> snip_tf.apply_masks(model, [np.eye(4, 2, dtype=bool)])
+    >>> snip_tf.remove_hooks(model)
+    >>> snip_tf.is_pruned(model)
+    False
+    """
+    from snip_tf import saving
+
+    saving.install_record(model, [])
+    for layer in model._flatten_layers():
         if isinstance(layer, Masked):
-            return _plain_clone(layer.layer)
-        return _plain_clone(layer)
-
-    return _clone(model, clone_function)
+            for mask in layer.mask_weights:
+                mask.assign(keras.ops.ones_like(mask))

@@ -92,7 +92,7 @@ def test_strip_plain_pruned_model_removes_constraints_and_leaves_the_input_alone
     assert "PruningMask" not in str(stripped.get_config())
 
 
-def test_strip_subclassed_model_in_place():
+def test_strip_subclassed_model_returns_a_copy_and_leaves_the_model_pruned():
     class Net(keras.Model):
         def __init__(self):
             super().__init__()
@@ -106,8 +106,13 @@ def test_strip_subclassed_model_in_place():
     model = Net()
     model.compile(loss=LOSS)
     snip_tf.snip(model, (x, y), 0.5)
-    assert snip_tf.strip(model) is model
-    assert model.out.kernel.constraint is None and snip_tf.sparsity(model) == pytest.approx(0.5)
+    plain = snip_tf.strip(model)
+    assert plain is not model and type(plain) is Net
+    assert plain.out.kernel.constraint is None and not snip_tf.is_pruned(plain)
+    np.testing.assert_array_equal(plain.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert snip_tf.is_pruned(model) and snip_tf.sparsity(model) == pytest.approx(0.5)
+    snip_tf.remove_hooks(model)           # the explicit in-place route
+    assert not snip_tf.is_pruned(model) and snip_tf.sparsity(model) == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize("wrapped", [False, True])

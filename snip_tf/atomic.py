@@ -1,0 +1,86 @@
+"""Atomic writes: every file or folder snip_tf writes appears whole or not at all.
+
+Data go to a temporary name beside the target and are renamed into place (``os.replace``), so a
+killed process or a full disk never leaves a truncated file where a good one was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import tempfile
+
+
+def _temporary_beside(path: str, suffix: str = "") -> str:
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=suffix + ".tmp",
+                               dir=folder)
+    os.close(fd)
+    return tmp
+
+
+def write_bytes(path: str, data: bytes) -> str:
+    """Write ``data`` to ``path`` atomically."""
+    tmp = _temporary_beside(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def finite_json(value):
+    """``value`` with every NaN/Inf float replaced by None: strict JSON has no bare NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    return value
+
+
+def write_json(path: str, value, *, default=None, indent: int = 2) -> str:
+    """Write ``value`` as strict JSON (NaN/Inf as null) to ``path`` atomically."""
+    text = json.dumps(finite_json(json.loads(json.dumps(value, default=default))), indent=indent,
+                      allow_nan=False)
+    return write_bytes(path, text.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def directory(path: str, *, overwrite: bool = False):
+    """Yields a temporary folder beside ``path``; on success it replaces ``path``.
+
+    An existing ``path`` is kept until the new folder is complete: it is moved aside, the new one
+    is renamed into place, then the old one is deleted. On failure the temporary folder is removed
+    and ``path`` is left as it was.
+    """
+    path = os.path.abspath(path)
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path!r} already exists; pass overwrite=True or choose another path.")
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=parent)
+    try:
+        yield tmp
+        if os.path.exists(path):
+            old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".old", dir=parent)
+            os.rmdir(old)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True) if os.path.isdir(old) else os.remove(old)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,317 @@
+"""Saving and loading pruned models of every kind, with their exact masks.
+
+On a Sequential or Functional model the masks are part of the layer configs (``PruningMask``), so
+``keras.models.load_model`` restores them. A subclassed model, a keras-hub backbone or task, or a
+variable outside any layer config (a position embedding, a class token, a custom ``add_weight``)
+has no config that carries a constraint. For those, every pruned model carries a **mask record**:
+an object attached to the model that is saved with its weights on every route Keras and TensorFlow
+have —
+
+- ``model.save`` (``.keras``), ``save_weights`` (``.weights.h5``), ``BackupAndRestore`` and
+  ``ModelCheckpoint``, as one small entry of the weights file;
+- ``tf.train.Checkpoint`` (and SavedModel variables), as one string tensor.
+
+On load the record installs exactly the masks that were saved (checked against the model's
+variables before anything is decompressed). Use:
+
+- :func:`load_model` for a ``.keras`` file of any model kind;
+- :func:`load_weights` to load a weights file or checkpoint into a freshly built model;
+- :func:`track` before ``tf.train.Checkpoint.restore`` (or any restore) into a fresh model;
+  ``SNIPCallback`` tracks its model itself, so a ``BackupAndRestore`` resume restores the mask.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import warnings
+import weakref
+import zipfile
+import zlib
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras.src.saving.keras_saveable import KerasSaveable
+from tensorflow.python.trackable.base import Trackable
+
+from snip_tf import masking
+
+RECORD_ATTR = "_snip_tf_mask_record"
+_FORMAT = "snip_tf.masks"
+_VERSION = 1
+# A record is a few bytes per thousand weights; refuse to parse anything implausibly large.
+_MAX_RECORD_BYTES = 1 << 30
+
+
+class MaskRecordError(ValueError):
+    """A saved mask record does not fit the model it is loaded into."""
+
+
+def _encode(mask: np.ndarray) -> str:
+    return base64.b64encode(zlib.compress(np.packbits(mask.ravel()).tobytes(), 9)).decode("ascii")
+
+
+def _bounded_inflate(data: bytes, limit: int, what: str) -> bytes:
+    """zlib-decompress at most ``limit`` bytes; a stream that inflates beyond it is refused."""
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(data, limit)
+    except zlib.error as error:
+        raise MaskRecordError(f"{what}: the mask bits are not valid zlib data ({error}).") from error
+    if inflater.unconsumed_tail or not inflater.eof:
+        raise MaskRecordError(f"{what}: the mask bits inflate to more than the {limit} bytes its "
+                              "shape allows (or are truncated).")
+    return out
+
+
+def decode_mask(bits: str, shape: tuple, what: str) -> np.ndarray:
+    """A mask of ``shape`` from base64 zlib-compressed packed bits, with every size checked first."""
+    count = int(np.prod(shape, dtype=np.int64))
+    expected = (count + 7) // 8
+    if not isinstance(bits, str) or len(bits) > 4 * expected + 1024:
+        raise MaskRecordError(f"{what}: the mask bits are not a string of plausible size for "
+                              f"shape {list(shape)}.")
+    try:
+        raw = base64.b64decode(bits, validate=True)
+    except (ValueError, TypeError) as error:
+        raise MaskRecordError(f"{what}: the mask bits are not valid base64.") from error
+    packed = _bounded_inflate(raw, expected, what)
+    if len(packed) != expected:
+        raise MaskRecordError(f"{what}: the mask holds {len(packed) * 8} bits; shape {list(shape)} "
+                              f"needs {count}.")
+    return np.unpackbits(np.frombuffer(packed, np.uint8), count=count).astype(bool).reshape(shape)
+
+
+def record_payload(model) -> bytes:
+    """The JSON record of every installed mask of ``model``."""
+    entries = [{"index": i, "path": v.path, "shape": [int(d) for d in v.shape],
+                "bits": _encode(mask)} for i, v, mask in masking.hooked_variables(model)]
+    return json.dumps({"format": _FORMAT, "version": _VERSION, "masks": entries}).encode()
+
+
+def parse_payload(payload: bytes, model) -> list:
+    """``[(variable, mask)]`` of a record for ``model``; every entry is checked against the model
+    before its bits are decompressed. Raises MaskRecordError naming what does not fit."""
+    if len(payload) > _MAX_RECORD_BYTES:
+        raise MaskRecordError(f"The mask record is {len(payload)} bytes; more than any model needs.")
+    try:
+        record = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise MaskRecordError(f"The mask record is not valid JSON ({error}).") from error
+    if not isinstance(record, dict) or record.get("format") != _FORMAT:
+        raise MaskRecordError("The mask record is not a snip_tf mask record.")
+    if record.get("version") != _VERSION:
+        raise MaskRecordError(f"The mask record has version {record.get('version')!r}; this snip_tf "
+                              f"reads version {_VERSION}.")
+    variables = model.variables
+    by_path = {v.path: v for v in variables}
+    masks = record.get("masks")
+    if not isinstance(masks, list):
+        raise MaskRecordError("The mask record has no list of masks.")
+    # Paths identify variables when every recorded path exists (same names); otherwise the
+    # position in model.variables does (the same architecture built in another process, where
+    # Keras numbered its layers differently). Shapes are checked either way.
+    use_paths = all(isinstance(m, dict) and m.get("path") in by_path for m in masks)
+    out = []
+    for m in masks:
+        if not isinstance(m, dict) or not isinstance(m.get("shape"), list):
+            raise MaskRecordError("A mask record entry has no shape.")
+        if use_paths:
+            variable = by_path[m["path"]]
+        else:
+            index = m.get("index")
+            if not isinstance(index, int) or not 0 <= index < len(variables):
+                raise MaskRecordError(
+                    f"The mask record names variable {m.get('path')!r} (number {index}), which "
+                    f"{model.name!r} does not have: it has {len(variables)} variables. Load it into "
+                    "the architecture it was saved from.")
+            variable = variables[index]
+        shape = tuple(int(d) for d in variable.shape)
+        if tuple(m["shape"]) != shape:
+            raise MaskRecordError(
+                f"The mask record's mask for {m.get('path')!r} has shape {m['shape']}; the model's "
+                f"variable {variable.path!r} has shape {list(shape)}.")
+        out.append((variable, decode_mask(m.get("bits"), shape, f"mask of {variable.path!r}")))
+    return out
+
+
+def install_record(model, pairs) -> None:
+    """Make the model's hooks exactly ``pairs`` (``[(variable, mask)]``): install each mask and
+    remove the hooks of variables the record does not list."""
+    listed = {id(v) for v, _ in pairs}
+    known = {id(e.variable): e for e in masking.prunable_entries(model, include_bias=True)}
+
+    def entry_of(variable):
+        if id(variable) in known:
+            return known[id(variable)]
+        layer, wrapper = masking.owner_of(model, variable)
+        return masking.PrunableWeight(layer, variable, None, "", "", wrapper)
+
+    for variable, mask in pairs:
+        masking.install_mask(entry_of(variable), mask)
+    for _, variable, _ in masking.hooked_variables(model):
+        if id(variable) not in listed:
+            masking.remove_mask(entry_of(variable))
+    masking.invalidate_traced_functions(model)
+
+
+class MaskRecord(KerasSaveable, Trackable):
+    """The masks of a model, saved with its weights (Keras's weights files and TF checkpoints).
+
+    Its content is computed from the model's hooks when it is saved, so it is never out of date.
+    Loading a file or checkpoint that holds a record installs exactly the masks it lists.
+    """
+
+    def __init__(self, model):
+        self._model = weakref.ref(model)
+
+    def _obj_type(self):
+        return "Loss"       # any Keras saveable type with no children; see saving_lib
+
+    def _payload(self) -> bytes:
+        return record_payload(self._model())
+
+    def _load(self, payload: bytes) -> None:
+        model = self._model()
+        install_record(model, parse_payload(payload, model))
+
+    # Keras weights files (.keras, .weights.h5; BackupAndRestore, ModelCheckpoint).
+    def save_own_variables(self, store):
+        store["0"] = np.frombuffer(self._payload(), dtype=np.uint8)
+
+    def load_own_variables(self, store):
+        if "0" in store:
+            self._load(_read_record_dataset(store["0"]))
+
+    # TensorFlow checkpoints (tf.train.Checkpoint, tf.train.CheckpointManager).
+    def _serialize_to_tensors(self):
+        return {"masks": tf.constant(self._payload())}
+
+    def _restore_from_tensors(self, restored_tensors):
+        self._load(restored_tensors["masks"].numpy())
+        return tf.no_op()
+
+
+def _read_record_dataset(dataset) -> bytes:
+    shape = getattr(dataset, "shape", None)
+    if shape is not None and (len(shape) != 1 or int(shape[0]) > _MAX_RECORD_BYTES):
+        raise MaskRecordError(f"The stored mask record has shape {tuple(shape)}; expected bytes.")
+    return np.asarray(dataset, dtype=np.uint8).tobytes()
+
+
+def track(model) -> keras.Model:
+    """Attach a mask record to ``model`` (idempotent) and return the model.
+
+    After this, saving the model's weights saves its masks, and loading weights or restoring a
+    checkpoint that holds a record installs the saved masks. ``snip``/``prune``/``apply_masks`` and
+    ``SNIPCallback`` track the model themselves; call it yourself before restoring into a fresh
+    model by other means (``tf.train.Checkpoint(model=model).restore(path)``).
+    """
+    record = getattr(model, RECORD_ATTR, None)
+    if not isinstance(record, MaskRecord) or record._model() is not model:
+        setattr(model, RECORD_ATTR, MaskRecord(model))
+    return model
+
+
+def _check_keras_archive(path: str) -> None:
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"load_model: expected the path of a .keras file; got "
+                         f"{type(path).__name__}.")
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"load_model: {path!r} does not exist.")
+    if os.path.isdir(path) or not zipfile.is_zipfile(path):
+        raise ValueError(f"load_model: {path!r} is not a .keras archive (a zip written by "
+                         "model.save('....keras')). A SavedModel or TFLite export is for serving: "
+                         "load it with tf.saved_model.load or the TFLite interpreter.")
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+    if "config.json" not in names:
+        raise ValueError(f"load_model: {path!r} has no config.json; it is not a .keras archive.")
+
+
+def _record_in_archive(path: str):
+    """The mask record bytes stored in a .keras archive's weights, or None."""
+    import h5py
+
+    with zipfile.ZipFile(path) as archive:
+        if "model.weights.h5" not in archive.namelist():
+            return None
+        info = archive.getinfo("model.weights.h5")
+        if info.file_size > 64 * _MAX_RECORD_BYTES:
+            raise MaskRecordError(f"{path!r}: its weights file declares {info.file_size} bytes.")
+        with archive.open("model.weights.h5") as member:
+            data = io.BytesIO(member.read())
+    with h5py.File(data, "r") as weights:
+        key = f"{RECORD_ATTR}/vars/0"
+        if key not in weights:
+            return None
+        return _read_record_dataset(weights[key])
+
+
+def restore_from_zeros(model, what: str) -> bool:
+    """Last resort for a pruned model saved without a record: its zero pattern becomes the mask,
+    with a warning. Variables that are entirely zero are left unhooked (pruning never zeroes a
+    whole weight silently). Returns True if it installed anything."""
+    entries = []
+    for entry in masking.prunable_entries(model):
+        values = entry.variable.numpy()
+        if values.size and 0 < np.count_nonzero(values) < values.size:
+            entries.append((entry, values != 0))
+    if not entries:
+        return False
+    warnings.warn(
+        f"{what} holds no snip_tf mask record and its layer configs carry no masks; the exact zeros "
+        f"of {len(entries)} prunable weight(s) were taken as the mask. A kept weight that happens to "
+        "be exactly zero is now pruned too. Save with snip_tf >= 0.2 to keep the exact mask.",
+        UserWarning, stacklevel=3)
+    for entry, mask in entries:
+        masking.install_mask(entry, mask)
+    masking.invalidate_traced_functions(model)
+    track(model)
+    return True
+
+
+def load_model(path, *, custom_objects=None, compile: bool = True, safe_mode: bool = True,
+               from_zeros: bool = True):
+    """Load a ``.keras`` file of any pruned model, with its hooks and its exact mask.
+
+    Works for Sequential, Functional and subclassed models and keras-hub backbones and tasks (their
+    classes must be importable or given in ``custom_objects``, as for ``keras.models.load_model``).
+    The masks come from the mask record saved with the weights; a file written without one (by an
+    older snip_tf) falls back to the layer configs, then, with a warning, to the zero pattern of
+    the prunable weights (``from_zeros=False`` turns that off).
+
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8), keras.layers.Dense(2)])
+    >>> snip_tf.apply_masks(model, [np.arange(32).reshape(4, 8) % 2 == 0, np.ones((8, 2), bool)])
+    >>> model.save("/tmp/snip_tf_doctest.keras")
+    >>> loaded = snip_tf.load_model("/tmp/snip_tf_doctest.keras")
+    >>> round(snip_tf.sparsity(loaded), 4)      # 16 of 48 prunable weights pruned
+    0.3333
+    """
+    _check_keras_archive(path)
+    payload = _record_in_archive(os.fspath(path))
+    model = keras.models.load_model(path, custom_objects=custom_objects, compile=compile,
+                                    safe_mode=safe_mode)
+    if payload is not None:
+        install_record(model, parse_payload(payload, model))
+        track(model)
+    elif masking.hooked_variables(model):
+        track(model)
+    elif from_zeros:
+        restore_from_zeros(model, repr(os.fspath(path)))
+    return model
+
+
+def load_weights(model, path, *, from_zeros: bool = True, **kwargs):
+    """``model.load_weights(path)``, then the saved masks on the model (from the record saved with
+    the weights; without one, from the zero pattern, with a warning, unless ``from_zeros=False``).
+    Returns the model."""
+    track(model)
+    model.load_weights(path, **kwargs)
+    if not masking.hooked_variables(model) and from_zeros:
+        restore_from_zeros(model, repr(os.fspath(path)))
+    return model
