@@ -34,7 +34,9 @@ import zlib
 import keras
 import numpy as np
 import tensorflow as tf
+from keras.src.saving import saving_lib
 from keras.src.saving.keras_saveable import KerasSaveable
+from keras.src.saving.saving_lib import H5IOStore
 from tensorflow.python.trackable.base import Trackable
 
 from snip_tf import masking
@@ -85,10 +87,40 @@ def decode_mask(bits: str, shape: tuple, what: str) -> np.ndarray:
     return np.unpackbits(np.frombuffer(packed, np.uint8), count=count).astype(bool).reshape(shape)
 
 
+class _KeyCollector(H5IOStore):
+    """A stand-in weights store that records where Keras's saving would put each variable."""
+
+    def __init__(self):   # noqa: D107 - deliberately not H5IOStore's: no file
+        self.keys = {}
+        self._entry = ""
+
+    def __bool__(self):
+        return True
+
+    def make(self, path, metadata=None):
+        self._entry = path
+        return self
+
+    def __setitem__(self, key, value):
+        self.keys.setdefault(id(value), f"{self._entry}/{key}")
+
+
+def variable_keys(model) -> dict:
+    """``{id(variable): key}``: each variable's place in Keras's weights files (the attribute path
+    of its owner and its number there), which does not depend on layer names, so it identifies the
+    same variable in the same architecture built in another process."""
+    collector = _KeyCollector()
+    saving_lib._save_state(model, weights_store=collector, assets_store=None, inner_path="",
+                           visited_saveables=set())
+    return collector.keys
+
+
 def record_payload(model) -> bytes:
     """The JSON record of every installed mask of ``model``."""
-    entries = [{"index": i, "path": v.path, "shape": [int(d) for d in v.shape],
-                "bits": _encode(mask)} for i, v, mask in masking.hooked_variables(model)]
+    keys = variable_keys(model)
+    entries = [{"key": keys.get(id(v)), "index": i, "path": v.path,
+                "shape": [int(d) for d in v.shape], "bits": _encode(mask)}
+               for i, v, mask in masking.hooked_variables(model)]
     return json.dumps({"format": _FORMAT, "version": _VERSION, "masks": entries}).encode()
 
 
@@ -111,15 +143,22 @@ def parse_payload(payload: bytes, model) -> list:
     masks = record.get("masks")
     if not isinstance(masks, list):
         raise MaskRecordError("The mask record has no list of masks.")
-    # Paths identify variables when every recorded path exists (same names); otherwise the
-    # position in model.variables does (the same architecture built in another process, where
-    # Keras numbered its layers differently). Shapes are checked either way.
-    use_paths = all(isinstance(m, dict) and m.get("path") in by_path for m in masks)
+    # A variable is identified by its place in Keras's weights files (independent of layer names,
+    # which Keras numbers differently in another process), else by its path, else by its position
+    # in model.variables. Shapes are checked either way.
+    if not all(isinstance(m, dict) and isinstance(m.get("shape"), list) for m in masks):
+        raise MaskRecordError("A mask record entry has no shape.")
+    keys = {}
+    if all(m.get("key") for m in masks):
+        found = variable_keys(model)
+        keys = {found[id(v)]: v for v in variables if id(v) in found}
+    use_keys = bool(keys) and all(m["key"] in keys for m in masks)
+    use_paths = not use_keys and all(m.get("path") in by_path for m in masks)
     out = []
     for m in masks:
-        if not isinstance(m, dict) or not isinstance(m.get("shape"), list):
-            raise MaskRecordError("A mask record entry has no shape.")
-        if use_paths:
+        if use_keys:
+            variable = keys[m["key"]]
+        elif use_paths:
             variable = by_path[m["path"]]
         else:
             index = m.get("index")
@@ -180,6 +219,8 @@ class MaskRecord(KerasSaveable, Trackable):
 
     # Keras weights files (.keras, .weights.h5; BackupAndRestore, ModelCheckpoint).
     def save_own_variables(self, store):
+        if isinstance(store, _KeyCollector):
+            return
         store["0"] = np.frombuffer(self._payload(), dtype=np.uint8)
 
     def load_own_variables(self, store):
@@ -294,8 +335,11 @@ def load_model(path, *, custom_objects=None, compile: bool = True, safe_mode: bo
     """
     _check_keras_archive(path)
     payload = _record_in_archive(os.fspath(path))
-    model = keras.models.load_model(path, custom_objects=custom_objects, compile=compile,
-                                    safe_mode=safe_mode)
+    try:
+        model = keras.models.load_model(path, custom_objects=custom_objects, compile=compile,
+                                        safe_mode=safe_mode)
+    except TypeError as error:
+        model = _load_argumentless(os.fspath(path), custom_objects, compile, error)
     if payload is not None:
         install_record(model, parse_payload(payload, model))
         track(model)
@@ -304,6 +348,48 @@ def load_model(path, *, custom_objects=None, compile: bool = True, safe_mode: bo
     elif from_zeros:
         restore_from_zeros(model, repr(os.fspath(path)))
     return model
+
+
+def _load_argumentless(path, custom_objects, compile, error):
+    """A subclassed model whose ``__init__`` takes no arguments, which Keras's ``from_config``
+    cannot call: built with its constructor, then given the archive's weights."""
+    import inspect
+    import tempfile
+
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("config.json")
+        if info.file_size > _MAX_RECORD_BYTES:
+            raise error
+        config = json.loads(archive.read("config.json"))
+        name = config.get("registered_name") or config.get("class_name")
+        cls = (custom_objects or {}).get(name) or keras.saving.get_registered_object(name)
+        if cls is None and "class_name" in config:
+            cls = (custom_objects or {}).get(config["class_name"])
+        if not (isinstance(cls, type) and issubclass(cls, keras.Model)) \
+                or inspect.signature(cls).parameters:
+            raise error
+        model = cls()
+        build_model_like(model, config.get("build_config"))
+        with tempfile.TemporaryDirectory() as folder:
+            weights = os.path.join(folder, "model.weights.h5")
+            with archive.open("model.weights.h5") as src, open(weights, "wb") as dst:
+                dst.write(src.read())
+            model.load_weights(weights)
+    if compile and config.get("compile_config"):
+        model.compile_from_config(config["compile_config"])
+    return model
+
+
+def build_model_like(model, build_config) -> None:
+    """Build a subclassed model from a build config ``{"input_shape": ...}`` by calling it on zeros
+    (``build_from_config`` creates the weights of such a model but may leave it unbuilt)."""
+    shape = (build_config or {}).get("input_shape")
+    if shape is None:
+        return
+    if all(isinstance(d, (int, type(None))) for d in shape):
+        model(np.zeros([1 if d is None else int(d) for d in shape], model.dtype or "float32"))
+    else:
+        model.build_from_config(build_config)
 
 
 def load_weights(model, path, *, from_zeros: bool = True, **kwargs):

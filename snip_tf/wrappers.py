@@ -158,10 +158,10 @@ def _copy_from_config(model) -> keras.Model:
         if _is_graph_model(model) or inspect.signature(type(model)).parameters:
             raise
         copy = type(model)()
-    if not copy.built:
-        build_config = model.get_build_config() if hasattr(model, "get_build_config") else None
-        if build_config:
-            copy.build_from_config(build_config)
+    if not _is_graph_model(copy):
+        from snip_tf.saving import build_model_like
+
+        build_model_like(copy, model.get_build_config())   # called once, as export needs
     source, target = model.weights, copy.weights
     if [tuple(w.shape) for w in source] != [tuple(w.shape) for w in target]:
         raise ValueError(f"the copy built from its config has {len(target)} weights of other shapes "
