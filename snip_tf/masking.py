@@ -22,6 +22,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras.src.layers.rnn.conv_lstm import ConvLSTMCell  # ConvLSTM1D/2D/3D's cell (not exported)
+
 L = keras.layers
 
 # Layer class -> {variable name: name of the layer attribute holding that variable's constraint}.
@@ -32,9 +34,13 @@ _KERNELS = (
     ((L.SeparableConv1D, L.SeparableConv2D), {"depthwise_kernel": "depthwise_constraint",
                                               "pointwise_kernel": "pointwise_constraint"}),
     ((L.Embedding,), {"embeddings": "embeddings_constraint"}),
-    ((L.SimpleRNNCell, L.LSTMCell, L.GRUCell), {"kernel": "kernel_constraint",
-                                                "recurrent_kernel": "recurrent_constraint"}),
+    ((L.SimpleRNNCell, L.LSTMCell, L.GRUCell, ConvLSTMCell),
+     {"kernel": "kernel_constraint", "recurrent_kernel": "recurrent_constraint"}),
 )
+# Trainable variables that are not ranked by design (the paper prunes weights, not these).
+_NORMALIZATION = tuple(getattr(L, n) for n in (
+    "BatchNormalization", "LayerNormalization", "GroupNormalization", "UnitNormalization",
+    "RMSNormalization", "SpectralNormalization") if hasattr(L, n))
 _BIAS = {"bias": "bias_constraint"}
 
 
@@ -160,6 +166,28 @@ def entries_for(model, variables) -> list[PrunableWeight]:
     return out
 
 
+def unranked_variables(model, ranked) -> list:
+    """``[(variable, by_design)]``: the trainable variables of ``model`` outside ``ranked`` (a list of
+    PrunableWeight). ``by_design`` marks biases of prunable layers and normalization parameters,
+    which SNIP leaves dense as the paper does; the others (a custom layer's ``add_weight``, a
+    position embedding, a class token, a LayerScale ...) are weights nothing ranks unless the user
+    opts them in with ``weights=``."""
+    ranked_ids = {id(e.variable) for e in ranked}
+    design = set()
+    for layer, _, _ in _walk(model):
+        if isinstance(layer, _NORMALIZATION):
+            design.update(id(v) for v in layer._trainable_variables)
+        elif prunable_variable_names(layer):
+            design.update(id(v) for v in layer._trainable_variables if v.name == "bias")
+    out, seen = [], set()
+    for variable in model.trainable_variables:
+        if id(variable) in ranked_ids or id(variable) in seen:
+            continue
+        seen.add(id(variable))
+        out.append((variable, id(variable) in design))
+    return out
+
+
 def hooked_variables(model) -> list:
     """``[(index in model.variables, variable, mask)]`` for every variable with a pruning hook."""
     out = []
@@ -182,8 +210,9 @@ def mask_of(variable) -> Optional[np.ndarray]:
 
 def prunable_weights(model, include_bias: bool = False) -> list:
     """The variables SNIP ranks: kernels of Dense, EinsumDense, Conv*, DepthwiseConv*, SeparableConv*,
-    Embedding, and kernel/recurrent_kernel of SimpleRNN/LSTM/GRU cells (also inside ``Bidirectional``,
-    ``keras.layers.RNN`` and MultiHeadAttention). Biases only with ``include_bias=True``.
+    Embedding, and kernel/recurrent_kernel of SimpleRNN/LSTM/GRU/ConvLSTM1D/2D/3D cells (also inside
+    ``Bidirectional``, ``keras.layers.RNN`` and MultiHeadAttention). Biases only with
+    ``include_bias=True``. Other trainable variables can be opted in with ``prune(weights=...)``.
 
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="out")], name="net")
     >>> [v.path for v in prunable_weights(model)]

@@ -16,6 +16,30 @@ class LayerCollapseWarning(UserWarning):
     """Every weight of a prunable variable was pruned: the layer is disconnected."""
 
 
+class UnrankedWeightsWarning(UserWarning):
+    """More than 1 % of the trainable parameters are weights no criterion ranked (they stay dense)."""
+
+
+# Unranked weights (other than biases and normalization parameters) above this fraction of the
+# trainable parameters are named in an UnrankedWeightsWarning.
+UNRANKED_WARNING_FRACTION = 0.01
+
+
+def _warn_unranked(model, entries) -> None:
+    unranked = [v for v, by_design in masking.unranked_variables(model, entries) if not by_design]
+    total = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+    size = sum(int(np.prod(v.shape)) for v in unranked)
+    if total and size > UNRANKED_WARNING_FRACTION * total:
+        names = ", ".join(f"{v.path} ({int(np.prod(v.shape)):,})" for v in unranked[:6])
+        more = f" and {len(unranked) - 6} more" if len(unranked) > 6 else ""
+        warnings.warn(
+            f"{size:,} of the {total:,} trainable parameters ({100 * size / total:.1f} %) are in "
+            f"weights no criterion ranks, which stay dense: {names}{more}. Opt them in with "
+            "weights=[...] (any trainable variables, with the prunable ones you want ranked); "
+            "sparsity_report shows the sparsity over all trainable parameters.",
+            UnrankedWeightsWarning, stacklevel=3)
+
+
 def prune(model, data, sparsity, criterion="snip", loss=None, num_batches: int = 1, *,
           include_bias: bool = False, training: bool = False, seed: int = 0,
           weights=None, scope: str = "global", min_per_layer: int = 0,
@@ -56,6 +80,8 @@ def prune(model, data, sparsity, criterion="snip", loss=None, num_batches: int =
                                                 needs_data=crit.needs_data)
     if weights is not None:
         entries = _select(model, weights)
+    else:
+        _warn_unranked(model, entries)
     keep = selection.num_to_keep(sparsity, sum(e.size for e in entries))
     scores = crit.scores(model, entries, batches, loss_fn, keep=keep, training=training,
                          seed=seed)
@@ -212,9 +238,27 @@ class LayerSparsity:
 
 @dataclasses.dataclass(frozen=True)
 class SparsityReport:
-    """Per-weight sparsity of the prunable weights; ``print(report)`` shows a table."""
+    """Per-weight sparsity of the ranked weights, and what was not ranked; ``print(report)`` shows
+    a table.
+
+    ``sparsity`` is over the ranked weights (the paper's figure); ``overall_sparsity`` is over
+    every trainable parameter, the ``unranked`` ones (biases, normalization parameters, and any
+    other trainable variable no criterion ranked) included.
+    """
 
     rows: tuple
+    unranked: tuple = ()
+
+    @property
+    def unranked_total(self) -> int:
+        return sum(r.total for r in self.unranked)
+
+    @property
+    def overall_sparsity(self) -> float:
+        """Fraction of exact zeros over all trainable parameters, ranked or not."""
+        total = self.total + self.unranked_total
+        kept = self.kept + sum(r.kept for r in self.unranked)
+        return 1.0 - kept / total if total else 0.0
 
     @property
     def kept(self) -> int:
@@ -235,6 +279,10 @@ class SparsityReport:
     def to_dict(self) -> dict:
         return {"sparsity": self.sparsity, "kept": self.kept, "total": self.total,
                 "collapsed": self.collapsed,
+                "overall_sparsity": self.overall_sparsity,
+                "unranked_total": self.unranked_total,
+                "unranked": [{"weight": r.weight, "shape": list(r.shape), "total": r.total}
+                             for r in self.unranked],
                 "layers": [{**dataclasses.asdict(r), "shape": list(r.shape),
                             "sparsity": r.sparsity, "collapsed": r.collapsed} for r in self.rows]}
 
@@ -248,18 +296,38 @@ class SparsityReport:
         widths = [max(len(row[i]) for row in [header] + lines) for i in range(len(header))]
         fmt = "  ".join(f"{{:<{w}}}" if i < 2 else f"{{:>{w}}}" for i, w in enumerate(widths))
         rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
-        return "\n".join([fmt.format(*header), rule] + [fmt.format(*l) for l in lines[:-1]]
-                         + [rule, fmt.format(*lines[-1])])
+        out = [fmt.format(*header), rule] + [fmt.format(*l) for l in lines[:-1]] + \
+            [rule, fmt.format(*lines[-1])]
+        if self.unranked:
+            names = ", ".join(r.weight for r in self.unranked[:8])
+            more = f" and {len(self.unranked) - 8} more" if len(self.unranked) > 8 else ""
+            out += [f"not ranked: {self.unranked_total:,} trainable parameters in "
+                    f"{len(self.unranked)} variables ({names}{more})",
+                    f"sparsity over all {self.total + self.unranked_total:,} trainable "
+                    f"parameters: {100 * self.overall_sparsity:.2f}%"]
+        return "\n".join(out)
 
 
 def sparsity_report(model, *, include_bias: bool = False) -> SparsityReport:
-    """Per-weight table (layer, weight, shape, kept, total, sparsity, collapsed) of exact zeros."""
+    """Per-weight table (layer, weight, shape, kept, total, sparsity, collapsed) of exact zeros,
+    with the trainable parameters that were not ranked and the sparsity over all of them."""
+    entries = masking.prunable_entries(model, include_bias)
+    listed = {id(e.variable) for e in entries}
+    # Variables opted in with weights=... are ranked too once they carry a hook.
+    hooked = [v for _, v, _ in masking.hooked_variables(model) if id(v) not in listed]
+    entries = entries + masking.entries_for(model, [v for v in hooked if v.trainable])
     rows = []
-    for e in masking.prunable_entries(model, include_bias):
+    for e in entries:
         values = e.variable.numpy()
-        rows.append(LayerSparsity(e.layer.name, e.path, tuple(values.shape),
-                                  int(np.count_nonzero(values)), int(values.size)))
-    return SparsityReport(tuple(rows))
+        rows.append(LayerSparsity(e.layer.name if e.layer is not None else "", e.path,
+                                  tuple(values.shape), int(np.count_nonzero(values)),
+                                  int(values.size)))
+    unranked = []
+    for variable, _ in masking.unranked_variables(model, entries):
+        values = variable.numpy()
+        unranked.append(LayerSparsity("", variable.path, tuple(values.shape),
+                                      int(np.count_nonzero(values)), int(values.size)))
+    return SparsityReport(tuple(rows), tuple(unranked))
 
 
 def sparsity(model, *, include_bias: bool = False) -> float:
