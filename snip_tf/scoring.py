@@ -8,6 +8,7 @@ the model: scoring leaves every weight, optimizer slot and BatchNorm statistic a
 
 from __future__ import annotations
 
+import contextlib
 from typing import Callable, Optional, Sequence
 
 import keras
@@ -16,9 +17,42 @@ import tensorflow as tf
 
 from snip_tf import masking
 
-# float16 gradients of a loss near 1 underflow for small weights; scores are normalized, so the loss
-# may be scaled by any constant. We start high and halve on overflow, like a dynamic loss scale.
+# A model whose variables themselves are float16 (policy "float16") cannot be scored in float32:
+# its float16 gradients of a loss near 1 underflow for small weights. Scores are normalized, so the
+# loss may be scaled by any constant: we start high and lower it on overflow, like a dynamic loss
+# scale.
 _FLOAT16_LOSS_SCALES = tuple(2.0 ** k for k in range(15, -1, -3))
+
+
+def _mixed_policy(policy) -> bool:
+    from keras.src.dtype_policies.dtype_policy_map import DTypePolicyMap
+
+    return (isinstance(policy, keras.DTypePolicy) and not isinstance(policy, DTypePolicyMap)
+            and policy.quantization_mode is None and policy.variable_dtype == "float32"
+            and policy.compute_dtype in ("float16", "bfloat16"))
+
+
+@contextlib.contextmanager
+def float32_compute(model):
+    """Run every mixed-precision layer of ``model`` (float16/bfloat16 compute, float32 variables)
+    in float32 inside the block, and restore each layer's own policy after it.
+
+    Scoring at initialization is one forward-backward pass: in float16, its gradients underflow
+    (through inference-mode BatchNorm, for one), and "every score is zero" where the float32 model
+    has a clear ranking. Scoring in float32 gives a mixed-precision model the float32 model's masks.
+    Any function traced inside the block keeps float32 compute when called again.
+    """
+    swapped = []
+    for layer in model._flatten_layers(include_self=True):
+        policy = getattr(layer, "_dtype_policy", None)
+        if _mixed_policy(policy):
+            swapped.append((layer, policy))
+            layer._dtype_policy = keras.DTypePolicy("float32")
+    try:
+        yield bool(swapped)
+    finally:
+        for layer, policy in swapped:
+            layer._dtype_policy = policy
 
 
 def _to_global(value, strategy=None):
@@ -40,8 +74,44 @@ def _as_batch(element, strategy=None):
                                            if isinstance(element, (tuple, list)) else "") + ".")
     x, y, *rest = element
     sample_weight = rest[0] if rest else None
-    return tuple(tf.nest.map_structure(lambda t: _to_global(t, strategy), v)
-                 if v is not None else None for v in (x, y, sample_weight))
+    batch = tuple(tf.nest.map_structure(lambda t: _to_global(t, strategy), v)
+                  if v is not None else None for v in (x, y, sample_weight))
+    _check_batch(*batch)
+    return batch
+
+
+def _leading_sizes(value, what: str) -> list:
+    sizes = []
+    for t in tf.nest.flatten(value):
+        shape = getattr(t, "shape", None)
+        if shape is None:
+            t = np.asarray(t)
+            shape = t.shape
+        dtype = getattr(t, "dtype", None)
+        if dtype is not None and (dtype == tf.string or getattr(dtype, "kind", "") in "OSU"):
+            raise ValueError(f"The scoring batch's {what} holds strings ({dtype}); the model "
+                             "needs numbers. Preprocess (tokenize, encode) the data first.")
+        if len(shape) == 0:
+            raise ValueError(f"The scoring batch's {what} is a scalar; expected a batch of examples "
+                             "(the first axis is the batch).")
+        sizes.append(shape[0])
+    return sizes
+
+
+def _check_batch(x, y, sample_weight) -> None:
+    """Every part of a scoring batch holds numbers and the same number of examples (> 0)."""
+    sizes = {}
+    for what, value in (("x", x), ("y", y), ("sample_weight", sample_weight)):
+        if value is not None:
+            sizes[what] = _leading_sizes(value, what)
+    known = {int(n) for part in sizes.values() for n in part if n is not None}
+    if len(known) > 1:
+        detail = ", ".join(f"{k}: {[None if n is None else int(n) for n in v]}"
+                           for k, v in sizes.items())
+        raise ValueError(f"The scoring batch's parts have different batch sizes ({detail}); x, y "
+                         "and sample_weight must hold the same examples.")
+    if known == {0}:
+        raise ValueError("The scoring batch is empty (0 examples); score on at least one example.")
 
 
 def batches_of(data, num_batches: int = 1, strategy=None) -> list:
@@ -121,7 +191,9 @@ class MaskGradient:
     def __init__(self, model, entries: Sequence[masking.PrunableWeight], loss_fn,
                  training: bool = False, transform=None):
         self.variables = [e.variable for e in entries]
-        use_float16 = getattr(model.dtype_policy, "compute_dtype", "float32") == "float16"
+        self.model = model
+        # Only where float32 compute is impossible (float16 variables) is the loss scaled.
+        use_float16 = any(v.dtype == "float16" for v in self.variables)
         self.scales = _FLOAT16_LOSS_SCALES if use_float16 else (1.0,)
         variables = self.variables
 
@@ -179,7 +251,9 @@ class MaskGradient:
         for x, y, sw in batches:
             for scale in self.scales:
                 try:
-                    loss, grads, finite = step(x, y, sw, masks, tf.constant(scale, tf.float32))
+                    with float32_compute(self.model):
+                        loss, grads, finite = step(x, y, sw, masks,
+                                                   tf.constant(scale, tf.float32))
                 except (ValueError, TypeError, tf.errors.InvalidArgumentError) as error:
                     raise ValueError(f"The data does not fit the model: {error}") from error
                 finite = bool(finite)

@@ -73,8 +73,15 @@ def prune_in_rounds(score_round, shapes, keep: int, rounds: int) -> list:
     sizes = [int(np.prod(shape)) for shape in shapes]
     mask = np.ones(sum(sizes), bool)
     scores = None
-    for count in exponential_schedule(mask.size, keep, rounds):
-        scores = np.where(mask, score_round(mask), np.float32(-1.0)).astype(np.float32)
+    for t, count in enumerate(exponential_schedule(mask.size, keep, rounds)):
+        raw = score_round(mask)
+        if t == 0 and not np.any(raw):
+            # Ranking by tie order would prune arbitrary connections and collapse layers.
+            raise ValueError(
+                "Every score of the first round is zero: the loss does not depend on the prunable "
+                "weights for this data (all-zero sample weights, dead units, a constant output). "
+                "The model was not changed.")
+        scores = np.where(mask, raw, np.float32(-1.0)).astype(np.float32)
         mask = selection.top_k_masks([scores], count)[0]
     scores = np.where(mask, scores, np.float32(-1.0))
     return [part.reshape(shape) for part, shape in
