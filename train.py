@@ -25,6 +25,21 @@ sys.argv = [sys.argv[0]] + [a for a in sys.argv[1:] if a != "--tune"]
 sys.argv = [a.replace("--tune.", "--config.tune.", 1) if a.startswith("--tune.") else a
             for a in sys.argv]
 
+
+def _check_overrides(argv):
+    """Unknown --config.FIELD names fail here with the list of fields, not in a traceback."""
+    from snip_tf.config import check_override
+
+    for arg in argv[1:]:
+        if arg.startswith("--config."):
+            try:
+                check_override(arg[len("--config."):].split("=", 1)[0])
+            except ValueError as error:
+                sys.exit(f"train.py: {error}")
+
+
+_check_overrides(sys.argv)
+
 _CONFIG = config_flags.DEFINE_config_file(
     "config", os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "default.py"),
     "Config file (a Python file with get_config()); override fields with --config.FIELD=VALUE.")
@@ -39,9 +54,19 @@ _VERBOSE = flags.DEFINE_integer("verbose", 2, "Keras fit verbosity (0, 1 or 2)."
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    from snip_tf import config as snip_config
     from snip_tf import training
 
     config = _CONFIG.value
+    try:   # every value checked before any data is read or anything is trained
+        snip_config.validate(config)
+        if not _TUNE:
+            results_dir = _RESULTS_DIR.value if _RESULTS_DIR.value is not None \
+                else config.results_dir
+            snip_config.check_output_dir(results_dir, "--results_dir")
+            snip_config.check_export_path(_EXPORT_DIR.value or config.export_dir)
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
     if _TUNE:
         from snip_tf import tuning
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 from absl import logging
 
 from snip_tf import pruning, saving, selection
@@ -45,8 +46,10 @@ class SNIPCallback(keras.callbacks.Callback):
         if unknown:
             raise ValueError(f"SNIPCallback got unknown options {unknown}; it accepts "
                              f"{list(self._OPTIONS)}.")
-        if not isinstance(num_batches, int) or isinstance(num_batches, bool) or num_batches < 1:
+        if not isinstance(num_batches, (int, np.integer)) or isinstance(num_batches, bool) \
+                or num_batches < 1:
             raise ValueError(f"num_batches must be a positive integer; got {num_batches!r}.")
+        num_batches = int(num_batches)
         self.data = data
         self.num_batches = num_batches
         self.options = options
@@ -92,6 +95,12 @@ class SNIPCallback(keras.callbacks.Callback):
             # `fit` built its train function before this hook; rebuild it with the constraints.
             self.model.make_train_function(force=True)
             return
+        steps = (self.params or {}).get("steps")
+        if steps and self.num_batches > steps:
+            raise ValueError(
+                f"SNIPCallback(num_batches={self.num_batches}) scores on the first "
+                f"{self.num_batches} training batches, but an epoch has only {steps}. Lower "
+                "num_batches, or pass data= to score on other data. The model was not changed.")
         self._wrap_train_function()
 
     def _wrap_train_function(self):
@@ -99,29 +108,58 @@ class SNIPCallback(keras.callbacks.Callback):
         model.make_train_function()
         original = model.train_function
         callback = self
+        steps = max(int(getattr(model, "steps_per_execution", 1) or 1), 1)
+        queue, state = [], {}
 
-        def prune_then_train(iterator):
-            # The first batches are drawn here, scored on, then trained on by the rebuilt train
-            # function, which also accepts a plain Python iterator of batches (as `train_on_batch`
-            # uses it) and runs up to `steps_per_execution` of them per call.
-            batches = [_next_batch(iterator) for _ in range(callback.num_batches)]
-            model.train_function = original
-            if not (model.built and callback._adopt_existing()):
-                from snip_tf import scoring
+        def train_function(iterator):
+            # The first call draws the scoring batches, prunes, and queues them: the following
+            # calls train them one execution at a time (steps_per_execution batches each), before
+            # drawing from fit's iterator again. Every batch is trained once, in order, with one
+            # on_train_batch_end and one optimizer step per batch, as without the callback.
+            if "train" not in state:
+                batches = _draw(iterator, callback.num_batches)
+                if len(batches) < callback.num_batches:
+                    raise ValueError(
+                        f"SNIPCallback(num_batches={callback.num_batches}) scores on the first "
+                        f"{callback.num_batches} training batches, but the epoch has only "
+                        f"{len(batches)}. Lower num_batches, or pass data= to score on other "
+                        "data. The model was not changed.")
+                model.train_function = original
+                if not (model.built and callback._adopt_existing()):
+                    from snip_tf import scoring
 
-                # Under tf.distribute these are per-replica; score on the global batch.
-                callback.scoring_batches = scoring.batches_of(
-                    iter(batches), callback.num_batches, model.distribute_strategy)
-                callback._prune(iter(callback.scoring_batches), callback.num_batches)
-            model.make_train_function(force=True)
-            train = model.train_function
-            steps = max(int(getattr(model, "steps_per_execution", 1) or 1), 1)
-            logs = None
-            for start in range(0, len(batches), steps):
-                logs = train(iter(batches[start:start + steps]))
-            return logs
+                    # Under tf.distribute these are per-replica; score on the global batch.
+                    callback.scoring_batches = scoring.batches_of(
+                        iter(batches), callback.num_batches, model.distribute_strategy)
+                    callback._prune(iter(callback.scoring_batches), callback.num_batches)
+                model.make_train_function(force=True)
+                state["train"] = model.train_function
+                model.train_function = train_function
+                queue.extend(batches)
+            take = queue[:steps]
+            del queue[:steps]
+            if len(take) < steps:
+                take += _draw(iterator, steps - len(take))
+            if not queue:
+                model.train_function = state["train"]
+            if not take:
+                raise StopIteration
+            return state["train"](iter(take))
 
-        model.train_function = prune_then_train
+        model.train_function = train_function
+
+
+def _draw(iterator, count: int) -> list:
+    """Up to ``count`` batches from ``iterator`` (fewer at the end of the data)."""
+    import tensorflow as tf
+
+    out = []
+    for _ in range(count):
+        try:
+            out.append(_next_batch(iterator))
+        except (StopIteration, tf.errors.OutOfRangeError):
+            break
+    return out
 
 
 def _next_batch(iterator):

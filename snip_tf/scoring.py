@@ -88,7 +88,8 @@ def _leading_sizes(value, what: str) -> list:
             t = np.asarray(t)
             shape = t.shape
         dtype = getattr(t, "dtype", None)
-        if dtype is not None and (dtype == tf.string or getattr(dtype, "kind", "") in "OSU"):
+        kind = getattr(dtype, "kind", None) if isinstance(dtype, np.dtype) else None
+        if dtype is not None and (dtype == tf.string or kind in ("O", "S", "U")):
             raise ValueError(f"The scoring batch's {what} holds strings ({dtype}); the model "
                              "needs numbers. Preprocess (tokenize, encode) the data first.")
         if len(shape) == 0:

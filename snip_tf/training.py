@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform
@@ -17,7 +16,9 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from snip_tf import atomic
 from snip_tf import callbacks as snip_callbacks
+from snip_tf import config as snip_config
 from snip_tf import criteria as snip_criteria
 from snip_tf import data as snip_data
 from snip_tf import models, pruning
@@ -55,6 +56,11 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
     error, train loss), the number of iterations and the wall time (what is written to the JSON),
     plus the trained ``model``, its ``masks`` and the ``datasets`` (not written).
     """
+    snip_config.validate(config)
+    results_dir = results_dir if results_dir is not None else config.results_dir
+    export_dir = export_dir or config.export_dir
+    snip_config.check_output_dir(results_dir, "results_dir")
+    snip_config.check_export_path(export_dir, "export_dir")
     start = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
     scoring_size = config.snip.batch_size or None
@@ -137,15 +143,11 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
         "hardware": hardware(),
         "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
     }
-    results_dir = results_dir if results_dir is not None else config.results_dir
     if results_dir:
-        os.makedirs(results_dir, exist_ok=True)
         path = os.path.join(results_dir, f"{config.name}_s{config.sparsity}_seed{config.seed}.json")
-        with open(path, "w") as f:
-            json.dump(result, f, indent=2, default=_jsonable)
+        atomic.write_json(path, result, default=_jsonable)
         result["results_path"] = path
         logging.info("Wrote %s", path)
-    export_dir = export_dir or config.export_dir
     if export_dir:
         from snip_tf.export import export
         result["export_path"] = export(model, export_dir, overwrite=True)

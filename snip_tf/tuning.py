@@ -104,9 +104,9 @@ def make_tuner(hypermodel: SparsityHyperModel, tuner: str = "random", max_trials
 def tune(config, *, data_dir=None, verbose: int = 0) -> dict:
     """Train the dense reference of ``config``, then search ``config.tune``; returns a summary
     (dense error, every trial, the best one) and writes it next to the tuner's trials."""
-    import json
     import os
 
+    from snip_tf import atomic
     from snip_tf import data as snip_data
 
     t = config.tune
@@ -132,7 +132,7 @@ def tune(config, *, data_dir=None, verbose: int = 0) -> dict:
     hypermodel = SparsityHyperModel(config, datasets.input_shape, datasets.num_classes,
                                     dense_error, t.max_error_increase)
     tuner = make_tuner(hypermodel, t.tuner, t.max_trials, t.directory, config.name,
-                       config.seed, overwrite=True, max_epochs=epochs)
+                       config.seed, overwrite=bool(t.overwrite), max_epochs=epochs)
     tuner.search(datasets.train, validation_data=datasets.validation, epochs=epochs,
                  verbose=verbose, shuffle=False)
     trials = []
@@ -148,8 +148,6 @@ def tune(config, *, data_dir=None, verbose: int = 0) -> dict:
                "best": {"hyperparameters": best.hyperparameters.values,
                         OBJECTIVE: best.score}}
     folder = os.path.join(t.directory, config.name)
-    os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2, default=str)
+    atomic.write_json(os.path.join(folder, "summary.json"), summary, default=str)
     summary["path"] = folder
     return summary

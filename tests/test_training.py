@@ -251,3 +251,43 @@ def test_memorization_callback_detects_fitting_random_labels():
     assert len(memo_tiny.curve["accuracy"]) == 6
     with pytest.raises(ValueError, match="threshold"):
         snip_tf.MemorizationCallback((x, y_random), threshold=2)
+
+
+def test_callback_scoring_several_batches_trains_every_batch_once_in_order():
+    x, y = classification_data(n=64)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)       # 8 batches an epoch
+    model = mlp()
+    twin = mlp()
+    twin.set_weights(model.get_weights())
+    ends = []
+
+    class Count(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            ends.append(batch)
+
+    callback = snip_tf.SNIPCallback(0.9, num_batches=np.int64(3))
+    model.fit(ds, epochs=2, verbose=0, callbacks=[callback, Count()])
+    assert ends == list(range(8)) * 2                       # one end per batch, as without SNIP
+    assert model.optimizer.iterations.numpy() == 16
+    expected = snip_tf.snip(twin, ds, 0.9, num_batches=3)   # the same 3 batches scored
+    assert all((a == b).all() for a, b in zip(callback.masks.values(), expected.values()))
+    twin.fit(ds, epochs=2, verbose=0)                       # then trained as usual
+    for a, b in zip(model.get_weights(), twin.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_callback_num_batches_beyond_an_epoch_is_a_clear_error():
+    x, y = classification_data(n=32)
+    model = mlp()
+    before = [w.copy() for w in model.get_weights()]
+    with pytest.raises(ValueError, match="an epoch has only 4"):
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0,
+                  callbacks=[snip_tf.SNIPCallback(0.9, num_batches=5)])
+    assert not snip_tf.is_pruned(model) and model.optimizer.iterations.numpy() == 0
+    for a, b in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(a, b)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8).filter(lambda a, b: True)
+    assert ds.cardinality() == tf.data.UNKNOWN_CARDINALITY
+    with pytest.raises(ValueError, match="the epoch has only 4"):   # length unknown in advance
+        model.fit(ds, epochs=1, verbose=0, callbacks=[snip_tf.SNIPCallback(0.9, num_batches=5)])
+    assert not snip_tf.is_pruned(model)

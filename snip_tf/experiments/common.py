@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import statistics
+import sys
 import time
 from typing import Iterable, Optional
 
@@ -34,6 +35,18 @@ LENET = dict(batch_size=100, optimizer="sgd", learning_rate=0.1, momentum=0.9,
 # Sequential MNIST for the recurrent models (Adam; the paper gives no further detail).
 RNN = dict(batch_size=100, optimizer="adam", learning_rate=1e-3, l2=0.0, clipnorm=5.0,
            sequential=True, lr_decay_fractions=(0.5, 0.75))
+
+
+def run_app(main) -> None:
+    """``absl.app.run(main)`` for an experiment command: its ``--help`` shows the command's
+    docstring as written (absl %-formats it) and the flags shared from this module beside its own."""
+    module = sys.modules["__main__"]
+    if module.__doc__:
+        module.__doc__ = module.__doc__.replace("%", "%%")
+    for name in ("data_dir", "results_dir", "seeds", "epochs", "train_limit", "protocol",
+                 "models"):
+        FLAGS.register_key_flag_for_module(sys.argv[0], FLAGS[name])
+    app.run(main)
 
 
 def config(model: str, sparsity: float, *, dataset: str = "mnist", seed: int = 0,

@@ -15,7 +15,7 @@ import json
 import os
 import warnings
 
-from absl import app, flags
+from absl import flags
 
 from snip_tf import criteria as snip_criteria
 from snip_tf import data as snip_data
@@ -166,4 +166,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run_app(main)

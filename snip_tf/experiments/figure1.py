@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import os
 
-from absl import app
-
 from snip_tf.experiments import common
 
 SPARSITIES = tuple(round(0.1 * i, 1) for i in range(10))
@@ -54,4 +52,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run_app(main)

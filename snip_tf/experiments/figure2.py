@@ -14,8 +14,6 @@ import os
 
 import keras
 import numpy as np
-from absl import app
-
 from snip_tf import data, models, plot, scoring, selection
 from snip_tf.experiments import common
 
@@ -83,4 +81,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run_app(main)

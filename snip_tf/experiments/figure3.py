@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 
-from absl import app
-
 from snip_tf import plot
 from snip_tf.experiments import common
 
@@ -63,4 +61,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run_app(main)

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import os
 
-from absl import app
-
 from snip_tf.callbacks import MemorizationCallback
 from snip_tf.experiments import common
 
@@ -78,4 +76,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run_app(main)

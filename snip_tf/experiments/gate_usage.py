@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 
 import keras
-from absl import app, flags
+from absl import flags
 
 from snip_tf import data, models, pruning
 from snip_tf.experiments import common
@@ -69,4 +69,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run_app(main)

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 
-from absl import app
-
 from snip_tf.experiments import common
 
 # Paper's Table 1 (test error %, SNIP column; dense reference in the text).
@@ -102,4 +100,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run_app(main)

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 
-from absl import app
-
 from snip_tf.experiments import common
 
 # Paper's Table 3 (test error %), columns RN, TN, VS-X, VS-H.
@@ -73,4 +71,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run_app(main)
