@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 import numpy as np
 from absl import logging
@@ -67,6 +69,15 @@ class SNIPCallback(keras.callbacks.Callback):
         model = self.model
         if pruning.is_pruned(model):
             self.masks = {p: m for p, m in _installed_masks(model).items()}
+            kept = sum(int(m.sum()) for m in self.masks.values())
+            total = sum(m.size for m in self.masks.values())
+            current = 1.0 - kept / total if total else 0.0
+            if abs(current - self.sparsity) > max(1.0 / max(total, 1), 1e-6):
+                warnings.warn(
+                    f"SNIPCallback({self.sparsity:g}): the model is already pruned to sparsity "
+                    f"{current:.4f}; keeping its mask, not pruning to {self.sparsity:g}. Call "
+                    "snip_tf.remove_hooks(model) (and restore unpruned weights) to prune afresh.",
+                    UserWarning, stacklevel=2)
             logging.info("SNIPCallback: the model is already pruned; keeping its mask.")
             return True
         include_bias = self.options.get("include_bias", False)

@@ -188,6 +188,20 @@ def unranked_variables(model, ranked) -> list:
     return out
 
 
+def check_hooks(model) -> None:
+    """Every installed mask has its weight's shape (a corrupt or mismatched saved model fails here,
+    at load, and not at the first training step)."""
+    for variable in model.variables:
+        constraint = getattr(variable, "constraint", None)
+        if isinstance(constraint, PruningMask):
+            mask = constraint.mask_for(variable)
+            if tuple(mask.shape) != tuple(variable.shape):
+                raise ValueError(
+                    f"The mask stored for {variable.path!r} has shape {tuple(mask.shape)}; the "
+                    f"weight has shape {tuple(variable.shape)}. The saved model's masks do not "
+                    "match its weights.")
+
+
 def hooked_variables(model) -> list:
     """``[(index in model.variables, variable, mask)]`` for every variable with a pruning hook."""
     out = []
@@ -221,16 +235,62 @@ def prunable_weights(model, include_bias: bool = False) -> list:
     return [e.variable for e in prunable_entries(model, include_bias)]
 
 
-def _encode_mask(mask: np.ndarray) -> dict:
+def encode_mask(mask: np.ndarray) -> dict:
+    """``{shape, bits}``: a boolean mask bit-packed, zlib-compressed and base64-encoded."""
     packed = np.packbits(np.asarray(mask, dtype=bool).ravel())
     return {"shape": list(mask.shape),
             "bits": base64.b64encode(zlib.compress(packed.tobytes(), 9)).decode("ascii")}
 
 
+def _bounded_inflate(data: bytes, limit: int, what: str) -> bytes:
+    """zlib-decompress at most ``limit`` bytes; a stream that inflates beyond it is refused."""
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(data, limit)
+    except zlib.error as error:
+        raise ValueError(f"{what}: the mask bits are not valid zlib data ({error}).") from error
+    if inflater.unconsumed_tail or not inflater.eof:
+        raise ValueError(f"{what}: the mask bits inflate to more than the {limit} bytes its "
+                              "shape allows (or are truncated).")
+    return out
+
+
+def decode_mask(bits: str, shape: tuple, what: str) -> np.ndarray:
+    """A mask of ``shape`` from base64 zlib-compressed packed bits, with every size checked first."""
+    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    expected = (count + 7) // 8
+    if not isinstance(bits, str) or len(bits) > 4 * expected + 1024:
+        raise ValueError(f"{what}: the mask bits are not a string of plausible size for "
+                              f"shape {list(shape)}.")
+    try:
+        raw = base64.b64decode(bits, validate=True)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{what}: the mask bits are not valid base64.") from error
+    packed = _bounded_inflate(raw, expected, what)
+    if len(packed) != expected:
+        raise ValueError(f"{what}: the mask holds {len(packed) * 8} bits; shape {list(shape)} "
+                              f"needs {count}.")
+    return np.unpackbits(np.frombuffer(packed, np.uint8), count=count).astype(bool).reshape(shape)
+
+
+# A mask in a config is for one weight; no weight a Keras layer holds in memory is this large.
+_MAX_MASK_ENTRIES = 1 << 34
+
+
 def _decode_mask(encoded: dict) -> np.ndarray:
+    """A mask from a config: the declared shape is checked, and the bits are inflated only up to
+    the size that shape allows (a zlib bomb is refused, not expanded)."""
+    if not isinstance(encoded, dict) or not isinstance(encoded.get("shape"), list) \
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                       for d in encoded["shape"]):
+        raise ValueError("PruningMask config: a mask needs a 'shape' list of non-negative "
+                         f"integers; got {encoded.get('shape') if isinstance(encoded, dict) else encoded!r}.")
     shape = tuple(encoded["shape"])
-    raw = np.frombuffer(zlib.decompress(base64.b64decode(encoded["bits"])), dtype=np.uint8)
-    return np.unpackbits(raw, count=int(np.prod(shape))).astype(bool).reshape(shape)
+    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    if count > _MAX_MASK_ENTRIES:
+        raise ValueError(f"PruningMask config: a mask of shape {list(shape)} is larger than any "
+                         "weight; the config is corrupt.")
+    return decode_mask(encoded.get("bits"), shape, "PruningMask config")
 
 
 @keras.saving.register_keras_serializable(package="snip_tf")
@@ -283,6 +343,11 @@ class PruningMask(keras.constraints.Constraint):
 
     def __call__(self, w):
         mask = self._tensor(w)
+        if tuple(mask.shape) != tuple(w.shape):
+            raise ValueError(
+                f"PruningMask: the mask for {getattr(w, 'path', getattr(w, 'name', 'a weight'))!r} "
+                f"has shape {tuple(mask.shape)}; the weight has shape {tuple(w.shape)}. The saved "
+                "model does not match its layer configs.")
         if self.inner is not None:
             w = self.inner(w)
         return tf.where(mask, w, tf.zeros_like(w))
@@ -296,9 +361,9 @@ class PruningMask(keras.constraints.Constraint):
     def get_config(self):
         config = {"inner": keras.constraints.serialize(self.inner) if self.inner else None}
         if "" in self.masks:
-            config["mask"] = _encode_mask(self.masks[""])
+            config["mask"] = encode_mask(self.masks[""])
         else:
-            config["masks"] = {k: _encode_mask(v) for k, v in self.masks.items()}
+            config["masks"] = {k: encode_mask(v) for k, v in self.masks.items()}
         return config
 
     @classmethod

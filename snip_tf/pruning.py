@@ -92,11 +92,30 @@ def prune(model, data, sparsity, criterion="snip", loss=None, num_batches: int =
         raise ValueError(f"Every {crit.name} score is zero: the loss does not depend on the "
                          "prunable weights for this data. The model was not changed.")
     masks = selection.select(scores, keep, scope, min_per_layer)
+    _warn_revived(entries, masks)
     _install(model, entries, masks)
     out = {e.path: m for e, m in zip(entries, masks)}
     if return_scores:
         return out, {e.path: s for e, s in zip(entries, scores)}
     return out
+
+
+class RepruneWarning(UserWarning):
+    """A pruned model was pruned again and the new mask keeps weights the old one had pruned."""
+
+
+def _warn_revived(entries, masks) -> None:
+    revived = 0
+    for entry, mask in zip(entries, masks):
+        old = masking.current_mask(entry)
+        if old is not None:
+            revived += int(np.count_nonzero(mask & ~old))
+    if revived:
+        warnings.warn(
+            f"The model was already pruned; the new mask keeps {revived:,} weights the old mask had "
+            "pruned. They are zero now (their scores at c = 1 were zero) and start training from "
+            "zero. To prune a pruned model afresh, start from its unpruned weights.",
+            RepruneWarning, stacklevel=3)
 
 
 def _select(model, weights) -> list:

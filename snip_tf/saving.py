@@ -22,14 +22,12 @@ variables before anything is decompressed). Use:
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import os
 import warnings
 import weakref
 import zipfile
-import zlib
 
 import keras
 import numpy as np
@@ -50,41 +48,6 @@ _MAX_RECORD_BYTES = 1 << 30
 
 class MaskRecordError(ValueError):
     """A saved mask record does not fit the model it is loaded into."""
-
-
-def _encode(mask: np.ndarray) -> str:
-    return base64.b64encode(zlib.compress(np.packbits(mask.ravel()).tobytes(), 9)).decode("ascii")
-
-
-def _bounded_inflate(data: bytes, limit: int, what: str) -> bytes:
-    """zlib-decompress at most ``limit`` bytes; a stream that inflates beyond it is refused."""
-    inflater = zlib.decompressobj()
-    try:
-        out = inflater.decompress(data, limit)
-    except zlib.error as error:
-        raise MaskRecordError(f"{what}: the mask bits are not valid zlib data ({error}).") from error
-    if inflater.unconsumed_tail or not inflater.eof:
-        raise MaskRecordError(f"{what}: the mask bits inflate to more than the {limit} bytes its "
-                              "shape allows (or are truncated).")
-    return out
-
-
-def decode_mask(bits: str, shape: tuple, what: str) -> np.ndarray:
-    """A mask of ``shape`` from base64 zlib-compressed packed bits, with every size checked first."""
-    count = int(np.prod(shape, dtype=np.int64))
-    expected = (count + 7) // 8
-    if not isinstance(bits, str) or len(bits) > 4 * expected + 1024:
-        raise MaskRecordError(f"{what}: the mask bits are not a string of plausible size for "
-                              f"shape {list(shape)}.")
-    try:
-        raw = base64.b64decode(bits, validate=True)
-    except (ValueError, TypeError) as error:
-        raise MaskRecordError(f"{what}: the mask bits are not valid base64.") from error
-    packed = _bounded_inflate(raw, expected, what)
-    if len(packed) != expected:
-        raise MaskRecordError(f"{what}: the mask holds {len(packed) * 8} bits; shape {list(shape)} "
-                              f"needs {count}.")
-    return np.unpackbits(np.frombuffer(packed, np.uint8), count=count).astype(bool).reshape(shape)
 
 
 class _KeyCollector(H5IOStore):
@@ -119,7 +82,7 @@ def record_payload(model) -> bytes:
     """The JSON record of every installed mask of ``model``."""
     keys = variable_keys(model)
     entries = [{"key": keys.get(id(v)), "index": i, "path": v.path,
-                "shape": [int(d) for d in v.shape], "bits": _encode(mask)}
+                "shape": [int(d) for d in v.shape], "bits": masking.encode_mask(mask)["bits"]}
                for i, v, mask in masking.hooked_variables(model)]
     return json.dumps({"format": _FORMAT, "version": _VERSION, "masks": entries}).encode()
 
@@ -173,7 +136,7 @@ def parse_payload(payload: bytes, model) -> list:
             raise MaskRecordError(
                 f"The mask record's mask for {m.get('path')!r} has shape {m['shape']}; the model's "
                 f"variable {variable.path!r} has shape {list(shape)}.")
-        out.append((variable, decode_mask(m.get("bits"), shape, f"mask of {variable.path!r}")))
+        out.append((variable, masking.decode_mask(m.get("bits"), shape, f"mask of {variable.path!r}")))
     return out
 
 
@@ -340,6 +303,7 @@ def load_model(path, *, custom_objects=None, compile: bool = True, safe_mode: bo
                                         safe_mode=safe_mode)
     except TypeError as error:
         model = _load_argumentless(os.fspath(path), custom_objects, compile, error)
+    masking.check_hooks(model)
     if payload is not None:
         install_record(model, parse_payload(payload, model))
         track(model)

@@ -183,6 +183,9 @@ def wrap(model, layers: Optional[Union[Iterable[str], Callable]] = None,
     >>> type(wrapped.layers[0]).__name__
     'Masked'
     """
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"wrap expects a Sequential or Functional keras.Model; got "
+                         f"{type(model).__name__}.")
     if layers is None:
         def chosen(layer):
             return not isinstance(layer, keras.layers.MultiHeadAttention)

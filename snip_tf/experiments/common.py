@@ -49,6 +49,17 @@ def run_app(main) -> None:
     app.run(main)
 
 
+def chosen_models(known) -> tuple:
+    """The ``--models`` the user named (default: all of ``known``); an unknown name is a usage
+    error that lists the experiment's models."""
+    known = tuple(known)
+    unknown = [m for m in FLAGS.models if m not in known]
+    if unknown:
+        raise app.UsageError(f"--models names {unknown}, which this experiment does not run; its "
+                             f"models are {list(known)}.")
+    return tuple(FLAGS.models) or known
+
+
 def config(model: str, sparsity: float, *, dataset: str = "mnist", seed: int = 0,
            epochs: int = 20, train_limit: int = 0, protocol: str = "paper", **overrides):
     """A run config for ``model`` with the paper's protocol for its family."""

@@ -161,7 +161,7 @@ def main(argv):
              sorted({r["sparsity"] for r in rows}), os.path.join(out, "comparison.png"))
         return
     run(F.data_dir, F.results_dir, common.seeds(), F.epochs or 5, F.train_limit,
-        tuple(F.models) or MODELS, F.criteria or None,
+        common.chosen_models(MODELS), F.criteria or None,
         tuple(float(s) for s in F.sparsities) or SPARSITIES)
 
 

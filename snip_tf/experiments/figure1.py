@@ -48,7 +48,7 @@ def main(argv):
     del argv
     F = common.FLAGS
     run(F.data_dir, F.results_dir, common.seeds(), F.epochs or 10, F.train_limit,
-        F.protocol, models=tuple(F.models) or MODELS)
+        F.protocol, models=common.chosen_models(MODELS))
 
 
 if __name__ == "__main__":

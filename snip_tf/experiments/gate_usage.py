@@ -64,7 +64,7 @@ def run(data_dir=None, results_dir=None, models_=("lstm-s", "gru-s"), sparsity=0
 def main(argv):
     del argv
     F = common.FLAGS
-    run(F.data_dir, F.results_dir, tuple(F.models) or ("lstm-s", "gru-s"), F.sparsity,
+    run(F.data_dir, F.results_dir, common.chosen_models(("lstm-s", "gru-s")), F.sparsity,
         common.one_seed("gate_usage"))
 
 

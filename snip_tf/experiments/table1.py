@@ -96,7 +96,7 @@ def main(argv):
     del argv
     F = common.FLAGS
     run(F.data_dir, F.results_dir, common.seeds(), F.epochs or 30, F.train_limit,
-        F.protocol, models=tuple(F.models) or tuple(SETTINGS))
+        F.protocol, models=common.chosen_models(SETTINGS))
 
 
 if __name__ == "__main__":

@@ -94,7 +94,7 @@ def main(argv):
     del argv
     F = common.FLAGS
     run(F.data_dir, F.results_dir, common.seeds(), F.epochs or 10, F.train_limit,
-        F.include_cifar, F.models)
+        F.include_cifar, common.chosen_models(dict.fromkeys(r[0] for r in ROWS)))
 
 
 if __name__ == "__main__":

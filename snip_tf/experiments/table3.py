@@ -67,7 +67,7 @@ def main(argv):
     del argv
     F = common.FLAGS
     run(F.data_dir, F.results_dir, common.seeds(), F.epochs or 10, F.train_limit,
-        F.protocol, models=tuple(F.models) or tuple(PAPER))
+        F.protocol, models=common.chosen_models(PAPER))
 
 
 if __name__ == "__main__":
