@@ -49,6 +49,9 @@ _DATA_DIR = flags.DEFINE_string(
 _RESULTS_DIR = flags.DEFINE_string("results_dir", None, "Where to write the results JSON.")
 _EXPORT_DIR = flags.DEFINE_string("export_dir", None, "Write a SavedModel of the pruned model here.")
 _VERBOSE = flags.DEFINE_integer("verbose", 2, "Keras fit verbosity (0, 1 or 2).")
+_RESUME = flags.DEFINE_bool(
+    "resume", False, "Back the run up after every epoch and, if a killed run with this config left "
+    "a backup, continue it from its last finished epoch with its exact mask.")
 
 
 def main(argv):
@@ -82,9 +85,12 @@ def main(argv):
         print(f"trials: {summary['path']}")
         return
     result = training.run(config, data_dir=_DATA_DIR.value, results_dir=_RESULTS_DIR.value,
-                          export_dir=_EXPORT_DIR.value, verbose=_VERBOSE.value)
+                          export_dir=_EXPORT_DIR.value, verbose=_VERBOSE.value,
+                          resume=_RESUME.value)
     report = result["sparsity"]
     metrics = result["metrics"]
+    if result["resumed"]:
+        print("\nresumed from the backup of a run that was stopped")
     print(f"\n{config.name}: {config.model} on {result['dataset_source']}, "
           f"{result['iterations']} iterations in {result['wall_time_s']:.1f} s")
     print(f"sparsity reached: {100 * report['sparsity']:.2f}% "

@@ -157,6 +157,7 @@ class SNIPCallback(keras.callbacks.Callback):
                 raise StopIteration
             return state["train"](iter(take))
 
+        train_function.snip_tf_wrapper = True
         model.train_function = train_function
 
 

@@ -437,7 +437,15 @@ def remove_mask(entry: PrunableWeight) -> None:
 
 
 def invalidate_traced_functions(model) -> None:
-    """Constraints are read when the train step is traced: a step traced before pruning must go."""
-    for attr in ("train_function", "test_function", "predict_function"):
+    """Constraints are read when the train step is traced: a step traced before pruning must go.
+
+    The train function is rebuilt in place rather than dropped: masks can be installed inside
+    ``fit`` (a ``BackupAndRestore`` restoring a mask record in ``on_train_begin``), where ``fit``
+    calls ``model.train_function`` without making it again. ``SNIPCallback``'s own wrapper, which
+    rebuilds the function itself once it has pruned, is left in place."""
+    train = getattr(model, "train_function", None)
+    if train is not None and not getattr(train, "snip_tf_wrapper", False):
+        model.make_train_function(force=True)
+    for attr in ("test_function", "predict_function"):
         if getattr(model, attr, None) is not None:
             setattr(model, attr, None)

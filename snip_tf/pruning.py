@@ -75,6 +75,17 @@ def prune(model, data, sparsity, criterion="snip", loss=None, num_batches: int =
     """
     sparsity = selection.validate_sparsity(sparsity)
     crit = criteria.get(criterion)
+    build_state = scoring.BuildState(model)
+    try:
+        return _prune(model, data, sparsity, crit, loss, num_batches, include_bias, training,
+                      seed, weights, scope, min_per_layer, return_scores)
+    except BaseException:
+        build_state.restore()      # a failed call leaves an unbuilt model unbuilt
+        raise
+
+
+def _prune(model, data, sparsity, crit, loss, num_batches, include_bias, training, seed, weights,
+           scope, min_per_layer, return_scores):
     entries, batches, loss_fn = scoring.prepare(model, data, loss, num_batches,
                                                 include_bias=include_bias,
                                                 needs_data=crit.needs_data)

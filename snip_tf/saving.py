@@ -78,9 +78,10 @@ def variable_keys(model) -> dict:
     return collector.keys
 
 
-def record_payload(model) -> bytes:
-    """The JSON record of every installed mask of ``model``."""
-    keys = variable_keys(model)
+def record_payload(model, with_keys: bool = True) -> bytes:
+    """The JSON record of every installed mask of ``model`` (``with_keys=False``: identified by
+    path and position only, without walking the model as Keras's saving does)."""
+    keys = variable_keys(model) if with_keys else {}
     entries = [{"key": keys.get(id(v)), "index": i, "path": v.path,
                 "shape": [int(d) for d in v.shape], "bits": masking.encode_mask(mask)["bits"]}
                for i, v, mask in masking.hooked_variables(model)]
@@ -173,8 +174,8 @@ class MaskRecord(KerasSaveable, Trackable):
     def _obj_type(self):
         return "Loss"       # any Keras saveable type with no children; see saving_lib
 
-    def _payload(self) -> bytes:
-        return record_payload(self._model())
+    def _payload(self, with_keys: bool = True) -> bytes:
+        return record_payload(self._model(), with_keys)
 
     def _load(self, payload: bytes) -> None:
         model = self._model()
@@ -192,10 +193,18 @@ class MaskRecord(KerasSaveable, Trackable):
 
     # TensorFlow checkpoints (tf.train.Checkpoint, tf.train.CheckpointManager).
     def _serialize_to_tensors(self):
-        return {"masks": tf.constant(self._payload())}
+        # Saving a SavedModel traces this inside a graph; the masks are read eagerly (init_scope)
+        # and the record is the masks at the time of saving.
+        eager = tf.executing_eagerly()
+        with tf.init_scope():
+            payload = self._payload(with_keys=eager)
+        return {"masks": tf.constant(payload)}
 
     def _restore_from_tensors(self, restored_tensors):
-        self._load(restored_tensors["masks"].numpy())
+        value = restored_tensors["masks"]
+        if isinstance(value, tf.Tensor) and not tf.executing_eagerly():
+            return tf.no_op()       # a graph-mode restore (a loaded SavedModel) serves, not trains
+        self._load(value.numpy())
         return tf.no_op()
 
 

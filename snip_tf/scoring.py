@@ -172,6 +172,55 @@ def resolve_loss(model, loss=None) -> Callable:
     return loss_fn
 
 
+class BuildState:
+    """What building a model changes, captured before it is built, so that a failed call can leave
+    an unbuilt model unbuilt (a model built for the wrong data would refuse the right data).
+
+    >>> model = keras.Sequential([keras.layers.Dense(2)])
+    >>> state = BuildState(model)
+    >>> _ = model(np.ones((1, 3)))
+    >>> state.restore()
+    >>> model.built, len(model.weights)
+    (False, 0)
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self.layers = []
+        # Sequential.build puts an InputLayer of the data's shape in front of its layers.
+        self.sequential_layers = list(model._layers) if isinstance(model, keras.Sequential) \
+            else None
+        if model.built:
+            return
+        for layer in model._flatten_layers(include_self=True):
+            if not layer.built:
+                self.layers.append((layer, layer.input_spec, len(layer._trainable_variables),
+                                    len(layer._non_trainable_variables),
+                                    getattr(layer, "_build_shapes_dict", None),
+                                    getattr(layer, "_functional", None)))
+
+    def restore(self) -> None:
+        for layer, spec, trainable, non_trainable, shapes, functional in self.layers:
+            if not layer.built:
+                continue
+            del layer._trainable_variables[trainable:]
+            del layer._non_trainable_variables[non_trainable:]
+            layer._build_shapes_dict = shapes
+            if hasattr(layer, "_functional"):
+                layer._functional = functional
+            try:
+                layer.input_spec = spec
+            except Exception:  # noqa: BLE001 - a layer whose input_spec is read-only keeps its own
+                pass
+            layer.built = False
+            tracker = getattr(layer, "_tracker", None)
+            if tracker is not None and hasattr(tracker, "unlock"):
+                tracker.unlock()         # build() locked it; the next build adds state again
+        if self.layers and self.sequential_layers is not None:
+            self.model._layers = list(self.sequential_layers)
+        masking.invalidate_traced_functions(self.model)
+
+
 def _ensure_built(model, x) -> None:
     if not model.built:
         try:

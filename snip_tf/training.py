@@ -21,7 +21,7 @@ from snip_tf import callbacks as snip_callbacks
 from snip_tf import config as snip_config
 from snip_tf import criteria as snip_criteria
 from snip_tf import data as snip_data
-from snip_tf import models, pruning
+from snip_tf import masking, models, pruning, saving
 
 
 def _optimizer(config, total_iterations: int):
@@ -49,8 +49,14 @@ def hardware() -> dict:
 
 
 def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = None,
-        export_dir: Optional[str] = None, verbose: int = 0, extra_callbacks=None) -> dict:
+        export_dir: Optional[str] = None, verbose: int = 0, extra_callbacks=None,
+        resume: bool = False) -> dict:
     """Train ``config`` once and return (and write) its results.
+
+    With ``resume=True`` the run backs itself up after every epoch (weights, optimizer state and
+    the exact mask, in ``<results_dir>/<run name>.backup``) and a run started again with the same
+    config continues from the last finished epoch of a run that was killed. The backup is deleted
+    when the run finishes.
 
     Returns a dict with the config, the per-layer sparsity report, final metrics (test/validation
     error, train loss), the number of iterations and the wall time (what is written to the JSON),
@@ -116,6 +122,14 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
             config.sparsity, num_batches=config.snip.num_batches, **options)
         callbacks.append(snip_callback)
 
+    resumed = False
+    if resume:
+        backup = os.path.join(results_dir or "results/runs", f"{_run_name(config)}.backup")
+        resumed = os.path.isdir(backup) and bool(os.listdir(backup))
+        # SNIPCallback (if any) tracks the model before this restores it, so the mask comes back
+        # exactly; with explicit scoring the model above was pruned the same way again.
+        saving.track(model)
+        callbacks.append(keras.callbacks.BackupAndRestore(backup, save_freq="epoch"))
     history = model.fit(datasets.train, validation_data=datasets.validation, epochs=config.epochs,
                         callbacks=callbacks, verbose=verbose, shuffle=False)  # tf.data shuffles
     if snip_callback is not None:
@@ -129,6 +143,8 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
         "dataset_source": datasets.source,
         "train_size": datasets.train_size,
         "iterations": int(model.optimizer.iterations.numpy()),
+        "resumed": resumed,
+        "mask_sha256": mask_digest(model),
         "epochs": config.epochs,
         "metrics": {
             "test_accuracy": float(test["accuracy"]),
@@ -144,7 +160,7 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
         "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
     }
     if results_dir:
-        path = os.path.join(results_dir, f"{config.name}_s{config.sparsity}_seed{config.seed}.json")
+        path = os.path.join(results_dir, f"{_run_name(config)}.json")
         atomic.write_json(path, result, default=_jsonable)
         result["results_path"] = path
         logging.info("Wrote %s", path)
@@ -155,6 +171,21 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
     result["masks"] = masks
     result["datasets"] = datasets
     return result
+
+
+def _run_name(config) -> str:
+    return f"{config.name}_s{config.sparsity}_seed{config.seed}"
+
+
+def mask_digest(model) -> str:
+    """SHA-256 of the model's installed masks (in variable order): equal digests, equal masks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for _, variable, mask in masking.hooked_variables(model):
+        digest.update(f"{tuple(variable.shape)}".encode())
+        digest.update(np.packbits(mask.ravel()).tobytes())
+    return digest.hexdigest()
 
 
 def _jsonable(value):

@@ -237,3 +237,31 @@ def test_experiment_help_lists_shared_flags_and_prints_percent():
                            "--models=lenet-9000"], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode != 0 and "lenet-9000" in proc.stdout + proc.stderr
+
+
+class _Net(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.hidden = keras.layers.Dense(8, activation="relu")
+        self.out = keras.layers.Dense(3)
+
+    def call(self, x):
+        return self.out(self.hidden(x))
+
+
+@pytest.mark.parametrize("kind", ["sequential", "subclassed"])
+def test_a_failed_snip_leaves_an_unbuilt_model_unbuilt(kind):
+    if kind == "sequential":
+        model = keras.Sequential([keras.layers.Dense(8, activation="relu"), keras.layers.Dense(3)])
+    else:
+        model = _Net()
+    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(0)
+    wrong = rng.normal(size=(16, 5)).astype("float32")          # 5 features; the data has 8
+    with pytest.raises(ValueError):
+        snip_tf.snip(model, (wrong, np.full(16, np.nan)), 0.5)   # builds, then fails on the loss
+    assert not model.built and not model.weights
+    x, y = rng.normal(size=(16, 8)).astype("float32"), np.arange(16) % 3
+    snip_tf.snip(model, (x, y), 0.5)                             # the right data works
+    assert snip_tf.sparsity(model) == pytest.approx(0.5, abs=0.01)
+    model.fit(x, y, epochs=1, verbose=0)

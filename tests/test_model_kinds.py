@@ -350,3 +350,48 @@ def test_keras_applications_save_load_strip(name, tmp_path):
     plain = snip_tf.strip(model)
     assert not snip_tf.is_pruned(plain)
     assert_unchanged(model, before)
+
+
+class _Uncloneable(L.Layer):
+    """A layer whose config cannot rebuild it (its required argument is not in get_config)."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = L.Dense(units)
+
+    def call(self, x):
+        return self.dense(x)
+
+
+@pytest.mark.parametrize("kind", ["sequential", "plain_subclassed", "bert_task"])
+def test_keras_own_export_and_saved_model_save_work_on_a_pruned_model(kind, tmp_path):
+    model, _, data = _pruned(kind)            # carries its mask record, a TF trackable
+    model.export(str(tmp_path / "keras_export"), verbose=False)
+    tf.saved_model.save(model, str(tmp_path / "tf_saved"))
+    served = tf.saved_model.load(str(tmp_path / "keras_export"))
+    x = data[0]
+    inputs = {k: tf.constant(v) for k, v in x.items()} if isinstance(x, dict) else tf.constant(x)
+    np.testing.assert_allclose(np.asarray(served.serve(inputs)), _predict(model, x),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_export_succeeds_where_no_copy_can_be_made(tmp_path):
+    inputs = keras.Input((6,))
+    model = keras.Model(inputs, L.Dense(3)(_Uncloneable(8)(inputs)))
+    model.compile(loss=LOSS)
+    x, y = np.random.default_rng(0).normal(size=(8, 6)).astype("float32"), np.arange(8) % 3
+    snip_tf.snip(model, (x, y), 0.5)
+    before = _snapshot(model)
+    with pytest.raises(ValueError, match="the model was not changed"):
+        snip_tf.strip(model)
+    path = snip_tf.export(model, str(tmp_path / "saved"))
+    assert_unchanged(model, before)
+    np.testing.assert_allclose(np.asarray(tf.saved_model.load(path).serve(tf.constant(x))),
+                               _predict(model, x), rtol=1e-5, atol=1e-6)
+    tflite = snip_tf.export(model, str(tmp_path / "m.tflite"), format="tflite")
+    assert os.path.getsize(tflite) > 0
+    assert_unchanged(model, before)
+    with pytest.raises(ValueError, match="compact"):
+        snip_tf.export(model, str(tmp_path / "m.snip"), format="compact")
+    assert not (tmp_path / "m.snip").exists()
+    assert_unchanged(model, before)

@@ -91,3 +91,50 @@ def test_train_py_end_to_end(tmp_path):
     served = tf.saved_model.load(str(export))
     out = served.serve(tf.zeros((2, 8, 8, 1)))
     assert out.shape == (2, 10)
+
+
+def test_train_py_resume_continues_a_killed_run_with_its_exact_mask(tmp_path):
+    import signal
+    import time
+
+    def command(results, epochs):
+        return [sys.executable, os.path.join(REPO, "train.py"), f"--config.epochs={epochs}",
+                f"--results_dir={results}", "--verbose=0", "--resume"]
+
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    reference = subprocess.run(command(tmp_path / "reference", 1), capture_output=True, text=True,
+                               timeout=300, env=env)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    (path,) = (tmp_path / "reference").glob("*.json")
+    expected_mask = json.loads(path.read_text())["mask_sha256"]
+
+    results = tmp_path / "results"
+    backup = results / "default_s0.9_seed0.backup"
+    proc = subprocess.Popen(command(results, 60), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        metadata = backup / "training_metadata.json"
+        if metadata.exists() and json.loads(metadata.read_text() or "{}").get("epoch", 0) >= 2:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    time.sleep(0.1)                                      # somewhere inside an epoch
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not list(results.glob("*.json"))              # killed: no results yet
+    assert backup.is_dir()
+
+    resumed = subprocess.run(command(results, 60), capture_output=True, text=True, timeout=300,
+                             env=env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumed" in resumed.stdout
+    (path,) = results.glob("*.json")
+    result = json.loads(path.read_text())
+    assert result["resumed"] is True
+    assert result["mask_sha256"] == expected_mask        # the exact mask, not re-scored
+    steps = -(-result["train_size"] // result["config"]["batch_size"])
+    assert result["iterations"] == 60 * steps           # optimizer state continued, no epoch lost
+    assert len(result["history"]["loss"]) < 60          # it did not start over
+    assert result["sparsity"]["sparsity"] == pytest.approx(0.9, abs=1e-4)
+    assert not backup.exists()                           # cleaned up after a finished run
