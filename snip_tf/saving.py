@@ -300,8 +300,10 @@ def load_model(path, *, custom_objects=None, compile: bool = True, safe_mode: bo
 
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8), keras.layers.Dense(2)])
     >>> snip_tf.apply_masks(model, [np.arange(32).reshape(4, 8) % 2 == 0, np.ones((8, 2), bool)])
-    >>> model.save("/tmp/snip_tf_doctest.keras")
-    >>> loaded = snip_tf.load_model("/tmp/snip_tf_doctest.keras")
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "pruned.keras")
+    >>> model.save(path)
+    >>> loaded = snip_tf.load_model(path)
     >>> round(snip_tf.sparsity(loaded), 4)      # 16 of 48 prunable weights pruned
     0.3333
     """

@@ -239,7 +239,7 @@ def test_experiment_help_lists_shared_flags_and_prints_percent():
     assert proc.returncode != 0 and "lenet-9000" in proc.stdout + proc.stderr
 
 
-class _Net(keras.Model):
+class SmallNet(keras.Model):
     def __init__(self):
         super().__init__()
         self.hidden = keras.layers.Dense(8, activation="relu")
@@ -254,7 +254,7 @@ def test_a_failed_snip_leaves_an_unbuilt_model_unbuilt(kind):
     if kind == "sequential":
         model = keras.Sequential([keras.layers.Dense(8, activation="relu"), keras.layers.Dense(3)])
     else:
-        model = _Net()
+        model = SmallNet()
     model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     rng = np.random.default_rng(0)
     wrong = rng.normal(size=(16, 5)).astype("float32")          # 5 features; the data has 8

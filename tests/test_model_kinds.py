@@ -352,15 +352,17 @@ def test_keras_applications_save_load_strip(name, tmp_path):
     assert_unchanged(model, before)
 
 
-class _Uncloneable(L.Layer):
-    """A layer whose config cannot rebuild it (its required argument is not in get_config)."""
+class Uncloneable(L.Layer):
+    """A layer Keras cannot serialize (a Python function among its arguments), like some keras-hub
+    layers: neither clone_model nor a config round trip can copy it."""
 
-    def __init__(self, units, **kwargs):
+    def __init__(self, units, fn, **kwargs):
         super().__init__(**kwargs)
         self.dense = L.Dense(units)
+        self.fn = fn
 
     def call(self, x):
-        return self.dense(x)
+        return self.fn(self.dense(x))
 
 
 @pytest.mark.parametrize("kind", ["sequential", "plain_subclassed", "bert_task"])
@@ -377,7 +379,7 @@ def test_keras_own_export_and_saved_model_save_work_on_a_pruned_model(kind, tmp_
 
 def test_export_succeeds_where_no_copy_can_be_made(tmp_path):
     inputs = keras.Input((6,))
-    model = keras.Model(inputs, L.Dense(3)(_Uncloneable(8)(inputs)))
+    model = keras.Model(inputs, L.Dense(3)(Uncloneable(8, lambda t: t * 2.0)(inputs)))
     model.compile(loss=LOSS)
     x, y = np.random.default_rng(0).normal(size=(8, 6)).astype("float32"), np.arange(8) % 3
     snip_tf.snip(model, (x, y), 0.5)
@@ -386,8 +388,9 @@ def test_export_succeeds_where_no_copy_can_be_made(tmp_path):
         snip_tf.strip(model)
     path = snip_tf.export(model, str(tmp_path / "saved"))
     assert_unchanged(model, before)
-    np.testing.assert_allclose(np.asarray(tf.saved_model.load(path).serve(tf.constant(x))),
-                               _predict(model, x), rtol=1e-5, atol=1e-6)
+    served = tf.saved_model.load(path)          # kept alive: it owns the variables
+    np.testing.assert_allclose(np.asarray(served.serve(tf.constant(x))), _predict(model, x),
+                               rtol=1e-5, atol=1e-6)
     tflite = snip_tf.export(model, str(tmp_path / "m.tflite"), format="tflite")
     assert os.path.getsize(tflite) > 0
     assert_unchanged(model, before)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import statistics
@@ -13,7 +14,7 @@ from typing import Iterable, Optional
 from absl import app, flags
 
 from snip_tf.config import base_config
-from snip_tf import training
+from snip_tf import atomic, training
 
 flags.DEFINE_string("data_dir", None, "Local data folder (default $SNIP_TF_DATA_DIR, else tfds).")
 flags.DEFINE_string("results_dir", None, "Output folder (default results/<experiment>).")
@@ -129,19 +130,17 @@ def write_rows(path: str, rows: list) -> str:
     if not rows:
         raise ValueError("no rows to write")
     fields = list(dict.fromkeys(k for row in rows for k in row))
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+    return atomic.write_bytes(path, buffer.getvalue().encode("utf-8"))
 
 
 def write_json(path: str, payload: dict) -> str:
     payload = {**payload, "hardware": training.hardware(),
                "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
-    with open(path, "w") as f:
-        json.dump(payload, f, indent=2, default=str)
-    return path
+    return atomic.write_json(path, payload, default=str)
 
 
 def pyplot():

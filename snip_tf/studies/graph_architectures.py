@@ -24,6 +24,7 @@ import networkx as nx
 import numpy as np
 from absl import app, flags
 
+from snip_tf import atomic
 from snip_tf.experiments import common
 from snip_tf.studies import edge_trainer as edge
 from snip_tf.studies import network_bank as nb
@@ -513,8 +514,7 @@ def _check_settings(path, settings, resume):
         # Settings added after a study was recorded take their default there.
         before = {**SETTING_DEFAULTS, "init_seed": before.get("seed"), **before}
         common.require_same_settings(before, settings, os.path.dirname(path))
-    with open(path, "w") as f:
-        json.dump(settings, f, indent=2)
+    atomic.write_json(path, settings)
 
 
 def _read_rows(path) -> list:

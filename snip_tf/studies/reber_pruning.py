@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from snip_tf import masking, models, pruning
+from snip_tf import atomic, masking, models, pruning
 from snip_tf.experiments import common
 from snip_tf.studies import network_bank as nb
 from snip_tf.studies import reber_common as rc
@@ -222,9 +222,8 @@ class StudyProgress:
     def _changed(self) -> None:
         if self.stem:
             path = self._paths()[1]
-            with open(path + ".tmp", "w") as f:
-                json.dump({"base_rows": self.base_rows, "cells": self.cells}, f)
-            os.replace(path + ".tmp", path)  # a study killed while writing keeps the last file
+            # a study killed while writing keeps the last file
+            atomic.write_json(path, {"base_rows": self.base_rows, "cells": self.cells}, indent=None)
         if self.on_change:
             self.on_change(self)
 
