@@ -5,7 +5,7 @@
 """
 
 from snip_tf import criteria, selection
-from snip_tf.callbacks import MemorizationCallback, PruningSummaries, SNIPCallback
+from snip_tf.callbacks import BackupAndRestore, MemorizationCallback, PruningSummaries, SNIPCallback
 from snip_tf import sparse
 from snip_tf.export import export, load_compact
 from snip_tf.masking import PruningMask, prunable_weights
@@ -19,7 +19,7 @@ from snip_tf.wrappers import Masked, remove_hooks, strip, wrap
 __version__ = "0.1.0"
 
 __all__ = [
-    "SNIPCallback", "MemorizationCallback", "PruningSummaries", "Masked", "PruningMask", "LayerCollapseWarning", "SparsityReport",
+    "BackupAndRestore", "SNIPCallback", "MemorizationCallback", "PruningSummaries", "Masked", "PruningMask", "LayerCollapseWarning", "SparsityReport",
     "RepruneWarning", "UnrankedWeightsWarning",
     "apply_masks", "connection_sensitivity", "export", "load_compact", "load_model", "load_weights", "sparse",
     "is_pruned", "masks_from_zeros", "prunable_weights", "prune", "snip", "sparsity", "sparsity_report", "strip",

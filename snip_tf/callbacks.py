@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import warnings
 
 import keras
@@ -159,6 +161,56 @@ class SNIPCallback(keras.callbacks.Callback):
 
         train_function.snip_tf_wrapper = True
         model.train_function = train_function
+
+
+class BackupAndRestore(keras.callbacks.BackupAndRestore):
+    """``keras.callbacks.BackupAndRestore`` whose backups survive a kill at any moment.
+
+    Keras's callback overwrites ``latest.weights.h5`` in place, so a run killed while it writes
+    leaves a file that cannot be read, and the resumed run fails. Here every backup is a new
+    weights file; the small metadata file that names it (epoch, batch, file) is replaced
+    atomically once the weights are complete, and older weights files are deleted only then. The
+    model's mask record (``snip_tf.track``) is saved with the weights, so a resume restores the
+    exact mask. Same arguments as Keras's callback.
+
+    >>> model.fit(x, y, epochs=50,                                           # doctest: +SKIP
+    ...           callbacks=[snip_tf.SNIPCallback(0.9), BackupAndRestore("backup")])
+    """
+
+    def _state_files(self):
+        return [n for n in os.listdir(self.backup_dir)
+                if n.startswith("state-") and n.endswith(".weights.h5")]
+
+    def _save_model(self):
+        from snip_tf import atomic
+
+        os.makedirs(self.backup_dir, exist_ok=True)
+        self._saves = getattr(self, "_saves", 0) + 1
+        name = f"state-{self._current_epoch}-{self._last_batch_seen}-{self._saves}.weights.h5"
+        self.model.save_weights(os.path.join(self.backup_dir, name), overwrite=True)
+        atomic.write_json(self._training_metadata_path,
+                          {"epoch": self._current_epoch, "batch": self._last_batch_seen,
+                           "weights": name})
+        for old in self._state_files():
+            if old != name:
+                os.remove(os.path.join(self.backup_dir, old))
+
+    def _load_model(self):
+        if not self.model.built:
+            raise ValueError("BackupAndRestore needs a built model; call it on a batch of data "
+                             "before fit().")
+        if not os.path.exists(self._training_metadata_path):
+            return
+        with open(self._training_metadata_path) as f:
+            metadata = json.load(f)
+        weights = os.path.join(self.backup_dir, str(metadata.get("weights", "")))
+        if not metadata.get("weights") or not os.path.isfile(weights):
+            raise ValueError(f"BackupAndRestore: the backup in {self.backup_dir!r} names weights "
+                             f"{metadata.get('weights')!r}, which are not there.")
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(weights)
+        self.model._initial_epoch = int(metadata["epoch"])
 
 
 def _draw(iterator, count: int) -> list:

@@ -223,14 +223,8 @@ def load_compact(path: str, *, install_masks: bool = True):
     """
     from snip_tf import saving
 
-    if not isinstance(path, (str, os.PathLike)):
-        raise ValueError(f"load_compact: expected the path of a compact export; got "
-                         f"{type(path).__name__}.")
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"load_compact: {path!r} does not exist or is not a file.")
-    if not zipfile.is_zipfile(path):
-        raise ValueError(f"load_compact: {path!r} is not a zip archive; it is not a compact export.")
+    path = saving.checked_zip_path(path, "load_compact", "a compact export (a zip written by "
+                                   "snip_tf.export(..., format='compact'))")
     with zipfile.ZipFile(path) as archive:
         config = _read_json(archive, "config.json", path)
         index, version = _weight_index(_read_json(archive, "weights.json", path), path)

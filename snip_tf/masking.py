@@ -194,12 +194,15 @@ def check_hooks(model) -> None:
     for variable in model.variables:
         constraint = getattr(variable, "constraint", None)
         if isinstance(constraint, PruningMask):
-            mask = constraint.mask_for(variable)
-            if tuple(mask.shape) != tuple(variable.shape):
-                raise ValueError(
-                    f"The mask stored for {variable.path!r} has shape {tuple(mask.shape)}; the "
-                    f"weight has shape {tuple(variable.shape)}. The saved model's masks do not "
-                    "match its weights.")
+            _check_mask_shape(constraint.mask_for(variable), variable)
+
+
+def _check_mask_shape(mask, weight) -> None:
+    if tuple(mask.shape) != tuple(weight.shape):
+        name = getattr(weight, "path", getattr(weight, "name", "a weight"))
+        raise ValueError(f"The mask stored for {name!r} has shape {tuple(mask.shape)}; the weight "
+                         f"has shape {tuple(weight.shape)}. The saved model's masks do not match "
+                         "its weights.")
 
 
 def hooked_variables(model) -> list:
@@ -343,11 +346,7 @@ class PruningMask(keras.constraints.Constraint):
 
     def __call__(self, w):
         mask = self._tensor(w)
-        if tuple(mask.shape) != tuple(w.shape):
-            raise ValueError(
-                f"PruningMask: the mask for {getattr(w, 'path', getattr(w, 'name', 'a weight'))!r} "
-                f"has shape {tuple(mask.shape)}; the weight has shape {tuple(w.shape)}. The saved "
-                "model does not match its layer configs.")
+        _check_mask_shape(mask, w)
         if self.inner is not None:
             w = self.inner(w)
         return tf.where(mask, w, tf.zeros_like(w))

@@ -192,6 +192,7 @@ class MaskRecord(KerasSaveable, Trackable):
             self._load(_read_record_dataset(store["0"]))
 
     # TensorFlow checkpoints (tf.train.Checkpoint, tf.train.CheckpointManager).
+    @tf.autograph.experimental.do_not_convert
     def _serialize_to_tensors(self):
         # Saving a SavedModel traces this inside a graph; the masks are read eagerly (init_scope)
         # and the record is the masks at the time of saving.
@@ -229,17 +230,23 @@ def track(model) -> keras.Model:
     return model
 
 
-def _check_keras_archive(path: str) -> None:
+def checked_zip_path(path, caller: str, what: str, hint: str = "") -> str:
+    """``path`` as a string, once it is known to name an existing zip archive; else a clear error
+    that names ``caller`` and the kind of file expected (``what``)."""
     if not isinstance(path, (str, os.PathLike)):
-        raise ValueError(f"load_model: expected the path of a .keras file; got "
-                         f"{type(path).__name__}.")
+        raise ValueError(f"{caller}: expected the path of {what}; got {type(path).__name__}.")
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"load_model: {path!r} does not exist.")
+        raise FileNotFoundError(f"{caller}: {path!r} does not exist.")
     if os.path.isdir(path) or not zipfile.is_zipfile(path):
-        raise ValueError(f"load_model: {path!r} is not a .keras archive (a zip written by "
-                         "model.save('....keras')). A SavedModel or TFLite export is for serving: "
-                         "load it with tf.saved_model.load or the TFLite interpreter.")
+        raise ValueError(f"{caller}: {path!r} is not {what}.{hint}")
+    return path
+
+
+def _check_keras_archive(path: str) -> None:
+    path = checked_zip_path(path, "load_model", "a .keras archive (a zip written by "
+                            "model.save('....keras'))", " A SavedModel or TFLite export is for "
+                            "serving: load it with tf.saved_model.load or the TFLite interpreter.")
     with zipfile.ZipFile(path) as archive:
         names = set(archive.namelist())
     if "config.json" not in names:

@@ -129,7 +129,7 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
         # SNIPCallback (if any) tracks the model before this restores it, so the mask comes back
         # exactly; with explicit scoring the model above was pruned the same way again.
         saving.track(model)
-        callbacks.append(keras.callbacks.BackupAndRestore(backup, save_freq="epoch"))
+        callbacks.append(snip_callbacks.BackupAndRestore(backup, save_freq="epoch"))
     history = model.fit(datasets.train, validation_data=datasets.validation, epochs=config.epochs,
                         callbacks=callbacks, verbose=verbose, shuffle=False)  # tf.data shuffles
     if snip_callback is not None:

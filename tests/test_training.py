@@ -291,3 +291,55 @@ def test_callback_num_batches_beyond_an_epoch_is_a_clear_error():
     with pytest.raises(ValueError, match="the epoch has only 4"):   # length unknown in advance
         model.fit(ds, epochs=1, verbose=0, callbacks=[snip_tf.SNIPCallback(0.9, num_batches=5)])
     assert not snip_tf.is_pruned(model)
+
+
+def test_backup_survives_a_kill_while_it_is_written(tmp_path):
+    x, y = classification_data(n=32)
+    backup = str(tmp_path / "backup")
+    model = mlp()
+    callback = snip_tf.BackupAndRestore(backup)
+    with pytest.raises(_Killed):
+        model.fit(x, y, epochs=3, batch_size=8, verbose=0,
+                  callbacks=[snip_tf.SNIPCallback(0.8), callback, _StopAt(2)])
+    good = [w.copy() for w in model.get_weights()]
+    original = model.save_weights
+
+    def killed_midway(filepath, **kwargs):       # a partial file, then the process dies
+        with open(filepath, "wb") as f:
+            f.write(b"\x89HDF\r\n")
+        raise KeyboardInterrupt
+
+    model.save_weights = killed_midway
+    callback._current_epoch = 3
+    with pytest.raises(KeyboardInterrupt):
+        callback._save_model()
+    model.save_weights = original
+    fresh = mlp()
+    fresh.fit(x, y, epochs=2, batch_size=8, verbose=0,
+              callbacks=[snip_tf.SNIPCallback(0.8), snip_tf.BackupAndRestore(backup), _Capture()])
+    for a, b in zip(_Capture.first, good):
+        np.testing.assert_array_equal(a, b)          # resumed from the last complete backup
+    assert snip_tf.is_pruned(fresh)
+
+
+class _StopAt(keras.callbacks.Callback):
+    """Ends fit after ``epochs`` epochs without the clean-up of a finished run (a kill)."""
+
+    def __init__(self, epochs):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epochs:
+            raise _Killed()
+
+
+class _Killed(Exception):
+    pass
+
+
+class _Capture(keras.callbacks.Callback):
+    first = None
+
+    def on_train_begin(self, logs=None):
+        _Capture.first = [w.copy() for w in self.model.get_weights()]
