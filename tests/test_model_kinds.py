@@ -398,3 +398,23 @@ def test_export_succeeds_where_no_copy_can_be_made(tmp_path):
         snip_tf.export(model, str(tmp_path / "m.snip"), format="compact")
     assert not (tmp_path / "m.snip").exists()
     assert_unchanged(model, before)
+
+
+@pytest.mark.parametrize("kind", ["plain_subclassed", "registered_subclassed", "bert_task"])
+@pytest.mark.parametrize("weights_only", [True, False])
+def test_model_checkpoint_then_load_keeps_the_exact_mask(kind, weights_only, tmp_path):
+    model, build, data = _pruned(kind)
+    path = str(tmp_path / ("ckpt.weights.h5" if weights_only else "ckpt.keras"))
+    class ZeroOneKept(keras.callbacks.Callback):      # runs before the checkpoint is written
+        def on_epoch_end(self, epoch, logs=None):
+            _zero_one_kept_weight(self.model)
+
+    model.fit(*data, epochs=1, verbose=0, callbacks=[
+        ZeroOneKept(), keras.callbacks.ModelCheckpoint(path, save_weights_only=weights_only)])
+    if weights_only:
+        restored = snip_tf.load_weights(build(), path)
+    else:
+        restored = snip_tf.load_model(path, custom_objects={"PlainNet": PlainNet})
+    assert_same_masks(model, restored)
+    _train_one_step(restored, data)
+    assert_zeros_hold(restored)
