@@ -10,11 +10,11 @@ from snip_tf import sparse
 from snip_tf.export import export, load_compact
 from snip_tf.masking import PruningMask, prunable_weights
 from snip_tf.pruning import (LayerCollapseWarning, RepruneWarning, SparsityReport, UnrankedWeightsWarning,
-                             apply_masks, is_pruned,
+                             apply_masks, is_pruned, remove_hooks,
                              masks_from_zeros, prune, snip, sparsity, sparsity_report)
 from snip_tf.saving import load_model, load_weights, track
 from snip_tf.scoring import connection_sensitivity
-from snip_tf.wrappers import Masked, remove_hooks, strip, wrap
+from snip_tf.wrappers import Masked, strip, wrap
 
 __version__ = "0.1.0"
 

@@ -86,10 +86,14 @@ class PrunableWeight:
         return int(np.prod(self.variable.shape))
 
 
-def _walk(layer, parent=None, wrapper=None) -> Iterator[tuple]:
-    from snip_tf.wrappers import Masked  # wrappers imports this module
+def is_mask_wrapper(layer) -> bool:
+    """True for a :class:`snip_tf.Masked` wrapper (marked by its class; this module sits below
+    ``wrappers`` and does not import it)."""
+    return bool(getattr(type(layer), "snip_tf_mask_wrapper", False))
 
-    if isinstance(layer, Masked):
+
+def _walk(layer, parent=None, wrapper=None) -> Iterator[tuple]:
+    if is_mask_wrapper(layer):
         wrapper = layer
     yield layer, parent, wrapper
     for sub in layer._flatten_layers(include_self=False, recursive=False):

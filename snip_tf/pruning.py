@@ -363,3 +363,21 @@ def sparsity_report(model, *, include_bias: bool = False) -> SparsityReport:
 def sparsity(model, *, include_bias: bool = False) -> float:
     """Global fraction of exact zeros among the prunable weights."""
     return sparsity_report(model, include_bias=include_bias).sparsity
+
+
+def remove_hooks(model) -> None:
+    """Remove every pruning hook from ``model`` in place: the pruned weights stay zero but are free to
+    move in later training (like ``torch.nn.utils.prune.remove``). ``Masked`` wrappers stay, with
+    their masks reset to ones.
+
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    >>> snip_tf.apply_masks(model, [np.eye(4, 2, dtype=bool)])
+    >>> snip_tf.remove_hooks(model)
+    >>> snip_tf.is_pruned(model)
+    False
+    """
+    saving.install_record(model, [])
+    for layer in model._flatten_layers():
+        if masking.is_mask_wrapper(layer):
+            for mask in layer.mask_weights:
+                mask.assign(np.ones(mask.shape, mask.dtype))

@@ -37,7 +37,7 @@ from keras.src.saving.keras_saveable import KerasSaveable
 from keras.src.saving.saving_lib import H5IOStore
 from tensorflow.python.trackable.base import Trackable
 
-from snip_tf import masking
+from snip_tf import masking, wrappers
 
 RECORD_ATTR = "_snip_tf_mask_record"
 _FORMAT = "snip_tf.masks"
@@ -351,7 +351,7 @@ def _load_argumentless(path, custom_objects, compile, error):
                 or inspect.signature(cls).parameters:
             raise error
         model = cls()
-        build_model_like(model, config.get("build_config"))
+        wrappers.build_like(model, config.get("build_config"))
         with tempfile.TemporaryDirectory() as folder:
             weights = os.path.join(folder, "model.weights.h5")
             with archive.open("model.weights.h5") as src, open(weights, "wb") as dst:
@@ -360,18 +360,6 @@ def _load_argumentless(path, custom_objects, compile, error):
     if compile and config.get("compile_config"):
         model.compile_from_config(config["compile_config"])
     return model
-
-
-def build_model_like(model, build_config) -> None:
-    """Build a subclassed model from a build config ``{"input_shape": ...}`` by calling it on zeros
-    (``build_from_config`` creates the weights of such a model but may leave it unbuilt)."""
-    shape = (build_config or {}).get("input_shape")
-    if shape is None:
-        return
-    if all(isinstance(d, (int, type(None))) for d in shape):
-        model(np.zeros([1 if d is None else int(d) for d in shape], model.dtype or "float32"))
-    else:
-        model.build_from_config(build_config)
 
 
 def load_weights(model, path, *, from_zeros: bool = True, **kwargs):

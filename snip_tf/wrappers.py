@@ -35,6 +35,8 @@ class Masked(keras.layers.Wrapper):
     ['net/masked/hidden/kernel']
     """
 
+    snip_tf_mask_wrapper = True     # how snip_tf.masking recognizes it without importing it
+
     def __init__(self, layer, include_bias: bool = False, **kwargs):
         if not isinstance(layer, keras.layers.Layer):
             raise ValueError(f"Masked expects a keras.layers.Layer, got {type(layer).__name__}.")
@@ -159,9 +161,7 @@ def _copy_from_config(model) -> keras.Model:
             raise
         copy = type(model)()
     if not _is_graph_model(copy):
-        from snip_tf.saving import build_model_like
-
-        build_model_like(copy, model.get_build_config())   # called once, as export needs
+        build_like(copy, model.get_build_config())   # called once, as export needs
     source, target = model.weights, copy.weights
     if [tuple(w.shape) for w in source] != [tuple(w.shape) for w in target]:
         raise ValueError(f"the copy built from its config has {len(target)} weights of other shapes "
@@ -256,21 +256,15 @@ def strip(model) -> keras.Model:
         "the hooks in place.")
 
 
-def remove_hooks(model) -> None:
-    """Remove every pruning hook from ``model`` in place: the pruned weights stay zero but are free to
-    move in later training (like ``torch.nn.utils.prune.remove``). ``Masked`` wrappers stay, with
-    their masks reset to ones.
+def build_like(model, build_config) -> None:
+    """Build a subclassed model from a build config ``{"input_shape": ...}`` by calling it on zeros
+    (``build_from_config`` creates the weights of such a model but may leave it unbuilt)."""
+    import numpy as np
 
-    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
-    >>> snip_tf.apply_masks(model, [np.eye(4, 2, dtype=bool)])
-    >>> snip_tf.remove_hooks(model)
-    >>> snip_tf.is_pruned(model)
-    False
-    """
-    from snip_tf import saving
-
-    saving.install_record(model, [])
-    for layer in model._flatten_layers():
-        if isinstance(layer, Masked):
-            for mask in layer.mask_weights:
-                mask.assign(keras.ops.ones_like(mask))
+    shape = (build_config or {}).get("input_shape")
+    if shape is None:
+        return
+    if all(isinstance(d, (int, type(None))) for d in shape):
+        model(np.zeros([1 if d is None else int(d) for d in shape], model.dtype or "float32"))
+    else:
+        model.build_from_config(build_config)
