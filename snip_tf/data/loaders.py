@@ -77,7 +77,8 @@ def _from_tfds(name: str) -> ArraySplits:
     except Exception as error:  # noqa: BLE001 - tfds raises many kinds when offline
         raise DataError(
             f"No local copy of {name!r} and tensorflow-datasets could not provide it ({error}). "
-            f"Set --data_dir or ${ENV_VAR} to a folder with {name}/ files (see docs/experiments.md, section Data).") from error
+            f"Set --data_dir or ${ENV_VAR} to a folder with {name}/ files (docs/experiments.md, "
+            "section Data).") from error
     x_train, y_train = train
     x_test, y_test = test
     if name != "cifar10" and x_train.ndim == 4:
