@@ -32,3 +32,13 @@ def test_readme_links_point_to_existing_files():
     for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", text):
         if not target.startswith("http"):
             assert os.path.exists(os.path.join(REPO, target)), target
+
+
+def test_results_page_is_short_and_its_detail_pages_exist():
+    results = os.path.join(REPO, "RESULTS.md")
+    text = open(results, encoding="utf-8").read()
+    assert len(text.splitlines()) <= 400
+    for target in re.findall(r"\]\((docs/results/[^)#]+)", text):
+        assert os.path.exists(os.path.join(REPO, target)), target
+    for page in ("thesis-study1.md", "thesis-study2.md", "beyond-the-paper.md"):
+        assert f"docs/results/{page}" in text
