@@ -14,6 +14,18 @@ import shutil
 import tempfile
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _usual_mode(path: str, folder: bool = False) -> None:
+    """Give a temporary the mode an ordinary open()/mkdir would have (mkstemp/mkdtemp make it
+    private to the owner, and the rename would keep that)."""
+    os.chmod(path, (0o777 if folder else 0o666) & ~_umask())
+
+
 def _temporary_beside(path: str, suffix: str = "") -> str:
     folder = os.path.dirname(os.path.abspath(path)) or "."
     os.makedirs(folder, exist_ok=True)
@@ -31,6 +43,7 @@ def write_bytes(path: str, data: bytes) -> str:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        _usual_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -73,11 +86,16 @@ def directory(path: str, *, overwrite: bool = False):
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=parent)
     try:
         yield tmp
+        _usual_mode(tmp, folder=True)
         if os.path.exists(path):
             old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".old", dir=parent)
             os.rmdir(old)
             os.replace(path, old)
-            os.replace(tmp, path)
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                os.replace(old, path)         # put the earlier one back
+                raise
             shutil.rmtree(old, ignore_errors=True) if os.path.isdir(old) else os.remove(old)
         else:
             os.replace(tmp, path)

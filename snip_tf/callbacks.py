@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import time
+import uuid
 import warnings
 
 import keras
@@ -161,6 +163,15 @@ class SNIPCallback(keras.callbacks.Callback):
 
         train_function.snip_tf_wrapper = True
         model.train_function = train_function
+        self._unwrap = lambda: _unwrap(model, original, state, queue)
+
+    def on_train_end(self, logs=None):
+        # A fit that ran no step, or stopped with scoring batches still queued, must not leave
+        # the wrapper behind for the next fit.
+        unwrap = getattr(self, "_unwrap", None)
+        if unwrap is not None:
+            unwrap()
+            self._unwrap = None
 
 
 class BackupAndRestore(keras.callbacks.BackupAndRestore):
@@ -185,8 +196,10 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         from snip_tf import atomic
 
         os.makedirs(self.backup_dir, exist_ok=True)
-        self._saves = getattr(self, "_saves", 0) + 1
-        name = f"state-{self._current_epoch}-{self._last_batch_seen}-{self._saves}.weights.h5"
+        # A name no earlier backup has, in this process or any other: the file the metadata
+        # names is never written to again.
+        name = (f"state-{self._current_epoch}-{self._last_batch_seen}-{time.time_ns()}-"
+                f"{uuid.uuid4().hex[:8]}.weights.h5")
         self.model.save_weights(os.path.join(self.backup_dir, name), overwrite=True)
         atomic.write_json(self._training_metadata_path,
                           {"epoch": self._current_epoch, "batch": self._last_batch_seen,
@@ -203,14 +216,23 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
             return
         with open(self._training_metadata_path) as f:
             metadata = json.load(f)
-        weights = os.path.join(self.backup_dir, str(metadata.get("weights", "")))
-        if not metadata.get("weights") or not os.path.isfile(weights):
+        if "weights" not in metadata:             # a backup Keras's own callback wrote
+            return super()._load_model()
+        weights = os.path.join(self.backup_dir, str(metadata["weights"]))
+        if not os.path.isfile(weights):
             raise ValueError(f"BackupAndRestore: the backup in {self.backup_dir!r} names weights "
-                             f"{metadata.get('weights')!r}, which are not there.")
+                             f"{metadata['weights']!r}, which are not there.")
         if self.model.optimizer is not None and not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
         self.model.load_weights(weights)
         self.model._initial_epoch = int(metadata["epoch"])
+        self._current_epoch = int(metadata["epoch"])
+
+
+def _unwrap(model, original, state, queue) -> None:
+    if getattr(model.train_function, "snip_tf_wrapper", False):
+        model.train_function = state.get("train", original)
+    queue.clear()
 
 
 def _draw(iterator, count: int) -> list:
@@ -233,12 +255,7 @@ def _next_batch(iterator):
 def _installed_masks(model) -> dict:
     from snip_tf import masking
 
-    out = {}
-    for entry in masking.prunable_entries(model, include_bias=True):
-        mask = masking.current_mask(entry)
-        if mask is not None:
-            out[entry.path] = mask
-    return out
+    return {variable.path: mask for _, variable, mask in masking.hooked_variables(model)}
 
 
 class MemorizationCallback(keras.callbacks.Callback):

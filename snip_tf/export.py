@@ -17,6 +17,7 @@ import numpy as np
 from absl import logging
 
 from snip_tf import atomic, masking
+from snip_tf import wrappers
 from snip_tf.wrappers import Masked, strip
 
 FORMATS = ("saved_model", "tflite", "compact")
@@ -103,10 +104,8 @@ def _tflite_bytes(model) -> bytes:
 
 
 def _compact_config(model) -> dict:
-    from snip_tf.wrappers import _strip_config
-
     try:
-        config = _strip_config(keras.saving.serialize_keras_object(model))
+        config = wrappers.strip_config(keras.saving.serialize_keras_object(model))
         json.dumps(config)
     except Exception as error:  # noqa: BLE001 - reported with the cause
         raise ValueError(
@@ -163,15 +162,22 @@ def _read_json(archive, name: str, path: str):
 
 
 class _CheckedArrays:
-    """The arrays of an .npz, each read only after its declared shape and dtype are checked."""
+    """The arrays of an .npz, each read only after its declared shape and dtype are checked (and
+    read as a stream: the .npz is never inflated whole)."""
 
-    def __init__(self, data: bytes, path: str):
+    def __init__(self, member, path: str):
         self.path = path
         try:
-            self.zip = zipfile.ZipFile(io.BytesIO(data))
+            self.zip = zipfile.ZipFile(member)
         except zipfile.BadZipFile as error:
             raise ValueError(f"load_compact: {path!r}'s arrays.npz is not an npz archive.") from error
         self.names = set(self.zip.namelist())
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.zip.close()
 
     def get(self, name: str, shape: tuple, dtype) -> np.ndarray:
         member = name + ".npy"
@@ -241,37 +247,42 @@ def load_compact(path: str, *, install_masks: bool = True):
             raise ValueError(f"load_compact: {path!r} holds {len(index)} weights; its model has "
                              f"{len(weights)}.")
         for entry, weight in zip(index, weights):
+            declared = entry.get("shape") if isinstance(entry, dict) else entry
             if not isinstance(entry, dict) or list(entry.get("shape", [])) != list(weight.shape):
-                raise ValueError(
-                    f"load_compact: {path!r} declares shape {entry.get('shape') if isinstance(entry, dict) else entry} "
-                    f"for {weight.path!r}; the model built from its config has "
-                    f"{list(weight.shape)}.")
-        info = archive.getinfo("arrays.npz") if "arrays.npz" in archive.namelist() else None
-        if info is None:
+                raise ValueError(f"load_compact: {path!r} declares shape {declared} for "
+                                 f"{weight.path!r}; the model built from its config has "
+                                 f"{list(weight.shape)}.")
+            if np.dtype(entry.get("dtype", weight.dtype)) != np.dtype(weight.dtype):
+                raise ValueError(f"load_compact: {path!r} declares dtype {entry.get('dtype')!r} "
+                                 f"for {weight.path!r}; the model's weight is {weight.dtype}.")
+            if entry.get("kind") not in ("sparse", "bits", "dense"):
+                raise ValueError(f"load_compact: {path!r} has weight kind {entry.get('kind')!r}; "
+                                 "expected 'sparse', 'bits' or 'dense'.")
+        if "arrays.npz" not in archive.namelist():
             raise ValueError(f"load_compact: {path!r} has no arrays.npz.")
-        arrays = _CheckedArrays(archive.read("arrays.npz"), path)
         values, masks = [], {}
-        for i, (entry, weight) in enumerate(zip(index, weights)):
-            shape, dtype = tuple(weight.shape), np.dtype(entry.get("dtype", weight.dtype))
-            count = int(np.prod(shape, dtype=np.int64))
-            if entry["kind"] in ("sparse", "bits"):
-                bits = arrays.get(f"w{i}_bits", ((count + 7) // 8,), np.uint8)
-                mask = np.unpackbits(bits, count=count).astype(bool).reshape(shape)
-                if entry["kind"] == "bits":
-                    values.append(mask.astype(dtype))
-                    continue
-                kept = int(mask.sum())
-                value = np.zeros(shape, dtype=dtype)
-                value[mask] = arrays.get(f"w{i}_values", (kept,), dtype)
-                if not (entry.get("v1") and mask.all()):
-                    masks[i] = mask
-            elif entry["kind"] == "dense":
-                value = arrays.get(f"w{i}", shape, dtype)
-            else:
-                raise ValueError(f"load_compact: {path!r} has weight kind {entry['kind']!r}.")
-            values.append(value)
+        with archive.open("arrays.npz") as member, _CheckedArrays(member, path) as arrays:
+            for i, (entry, weight) in enumerate(zip(index, weights)):
+                values.append(_read_weight(arrays, i, entry, weight, masks))
     model.set_weights(values)
     if install_masks and masks:
         saving.install_record(model, [(weights[i], m) for i, m in masks.items()])
         saving.track(model)
     return model
+
+
+def _read_weight(arrays, i, entry, weight, masks):
+    """One weight's values from a compact archive (its mask into ``masks`` where it was pruned)."""
+    shape, dtype = tuple(weight.shape), np.dtype(weight.dtype)
+    count = int(np.prod(shape, dtype=np.int64))
+    if entry["kind"] in ("sparse", "bits"):
+        bits = arrays.get(f"w{i}_bits", ((count + 7) // 8,), np.uint8)
+        mask = np.unpackbits(bits, count=count).astype(bool).reshape(shape)
+        if entry["kind"] == "bits":
+            return mask.astype(dtype)
+        value = np.zeros(shape, dtype=dtype)
+        value[mask] = arrays.get(f"w{i}_values", (int(mask.sum()),), dtype)
+        if not (entry.get("v1") and mask.all()):
+            masks[i] = mask
+        return value
+    return arrays.get(f"w{i}", shape, dtype)

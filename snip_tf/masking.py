@@ -159,15 +159,30 @@ def entries_for(model, variables) -> list[PrunableWeight]:
             variable = by_path[item]
         else:
             variable = item
-        if id(variable) in known:
-            out.append(known[id(variable)])
-            continue
-        if not any(v is variable for v in model.trainable_variables):
+        if id(variable) not in known and \
+                not any(v is variable for v in model.trainable_variables):
             raise ValueError(f"weights= names {getattr(variable, 'path', variable)!r}, which is "
                              f"not a trainable variable of {model.name!r}.")
-        layer, wrapper = owner_of(model, variable)
-        out.append(PrunableWeight(layer, variable, None, "", "", wrapper))
+        out.append(entry_of(model, variable, known))
     return out
+
+
+def entry_of(model, variable, known=None) -> PrunableWeight:
+    """The entry of any variable of ``model``: its ``prunable_entries`` entry where it has one;
+    else, for a kernel of a supported layer that is frozen or outside the Masked wrappers, an entry
+    with the layer's constraint attribute (so installing and removing a hook keep the config in
+    step); else an entry that hooks the variable only."""
+    if known is None:
+        known = {id(e.variable): e for e in prunable_entries(model, include_bias=True)}
+    if id(variable) in known:
+        return known[id(variable)]
+    layer, wrapper = owner_of(model, variable)
+    attr = prunable_variable_names(layer, include_bias=True).get(variable.name) if layer else None
+    parent_is_mha = any(isinstance(p, L.MultiHeadAttention) and l is layer
+                        for l, p, _ in _walk(model))
+    if attr and not parent_is_mha:
+        return PrunableWeight(layer, variable, layer, attr, "", wrapper)
+    return PrunableWeight(layer, variable, None, "", "", wrapper)
 
 
 def unranked_variables(model, ranked) -> list:

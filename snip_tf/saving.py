@@ -22,9 +22,9 @@ variables before anything is decompressed). Use:
 
 from __future__ import annotations
 
-import io
 import json
 import os
+import shutil
 import warnings
 import weakref
 import zipfile
@@ -34,7 +34,6 @@ import numpy as np
 import tensorflow as tf
 from keras.src.saving import saving_lib
 from keras.src.saving.keras_saveable import KerasSaveable
-from keras.src.saving.saving_lib import H5IOStore
 from tensorflow.python.trackable.base import Trackable
 
 from snip_tf import masking, wrappers
@@ -50,32 +49,31 @@ class MaskRecordError(ValueError):
     """A saved mask record does not fit the model it is loaded into."""
 
 
-class _KeyCollector(H5IOStore):
-    """A stand-in weights store that records where Keras's saving would put each variable."""
-
-    def __init__(self):   # noqa: D107 - deliberately not H5IOStore's: no file
-        self.keys = {}
-        self._entry = ""
-
-    def __bool__(self):
-        return True
-
-    def make(self, path, metadata=None):
-        self._entry = path
-        return self
-
-    def __setitem__(self, key, value):
-        self.keys.setdefault(id(value), f"{self._entry}/{key}")
-
-
 def variable_keys(model) -> dict:
-    """``{id(variable): key}``: each variable's place in Keras's weights files (the attribute path
-    of its owner and its number there), which does not depend on layer names, so it identifies the
-    same variable in the same architecture built in another process."""
-    collector = _KeyCollector()
-    saving_lib._save_state(model, weights_store=collector, assets_store=None, inner_path="",
-                           visited_saveables=set())
-    return collector.keys
+    """``{id(variable): key}``: each layer variable's place in the model's structure (the attribute
+    path to its layer, as Keras's saving walks it, and its number there). Keys do not depend on
+    layer names, so they identify the same variable in the same architecture built in another
+    process. Optimizers and metrics are not walked (nothing of theirs is masked)."""
+    keys, visited = {}, set()
+
+    def visit(layer, path):
+        if id(layer) in visited:
+            return
+        visited.add(id(layer))
+        for i, variable in enumerate(layer._trainable_variables + layer._non_trainable_variables):
+            keys.setdefault(id(variable), f"{path}/{i}")
+        for attr, child in saving_lib._walk_saveable(layer):
+            child_path = f"{path}/{attr}" if path else attr
+            if isinstance(child, keras.layers.Layer):
+                visit(child, child_path)
+            elif isinstance(child, (list, tuple, dict)):
+                items = child.values() if isinstance(child, dict) else child
+                for j, item in enumerate(items):
+                    if isinstance(item, keras.layers.Layer):
+                        visit(item, f"{child_path}/{j}")
+
+    visit(model, "")
+    return keys
 
 
 def record_payload(model, with_keys: bool = True) -> bytes:
@@ -107,7 +105,10 @@ def parse_payload(payload: bytes, model) -> list:
     masks = record.get("masks")
     if not isinstance(masks, list):
         raise MaskRecordError("The mask record has no list of masks.")
-    # A variable is identified by its place in Keras's weights files (independent of layer names,
+    if masks and not variables:
+        raise MaskRecordError(f"The model {model.name!r} is not built, so the saved masks have no "
+                              "weights to go on. Build it (call it on a batch) before restoring.")
+    # A variable is identified by its place in the model's structure (independent of layer names,
     # which Keras numbers differently in another process), else by its path, else by its position
     # in model.variables. Shapes are checked either way.
     if not all(isinstance(m, dict) and isinstance(m.get("shape"), list) for m in masks):
@@ -146,18 +147,11 @@ def install_record(model, pairs) -> None:
     remove the hooks of variables the record does not list."""
     listed = {id(v) for v, _ in pairs}
     known = {id(e.variable): e for e in masking.prunable_entries(model, include_bias=True)}
-
-    def entry_of(variable):
-        if id(variable) in known:
-            return known[id(variable)]
-        layer, wrapper = masking.owner_of(model, variable)
-        return masking.PrunableWeight(layer, variable, None, "", "", wrapper)
-
     for variable, mask in pairs:
-        masking.install_mask(entry_of(variable), mask)
+        masking.install_mask(masking.entry_of(model, variable, known), mask)
     for _, variable, _ in masking.hooked_variables(model):
         if id(variable) not in listed:
-            masking.remove_mask(entry_of(variable))
+            masking.remove_mask(masking.entry_of(model, variable, known))
     masking.invalidate_traced_functions(model)
 
 
@@ -183,8 +177,6 @@ class MaskRecord(KerasSaveable, Trackable):
 
     # Keras weights files (.keras, .weights.h5; BackupAndRestore, ModelCheckpoint).
     def save_own_variables(self, store):
-        if isinstance(store, _KeyCollector):
-            return
         store["0"] = np.frombuffer(self._payload(), dtype=np.uint8)
 
     def load_own_variables(self, store):
@@ -260,16 +252,12 @@ def _record_in_archive(path: str):
     with zipfile.ZipFile(path) as archive:
         if "model.weights.h5" not in archive.namelist():
             return None
-        info = archive.getinfo("model.weights.h5")
-        if info.file_size > 64 * _MAX_RECORD_BYTES:
-            raise MaskRecordError(f"{path!r}: its weights file declares {info.file_size} bytes.")
-        with archive.open("model.weights.h5") as member:
-            data = io.BytesIO(member.read())
-    with h5py.File(data, "r") as weights:
-        key = f"{RECORD_ATTR}/vars/0"
-        if key not in weights:
-            return None
-        return _read_record_dataset(weights[key])
+        # Read in place, as Keras does: only the record's few bytes leave the archive.
+        with archive.open("model.weights.h5") as member, h5py.File(member, "r") as weights:
+            key = f"{RECORD_ATTR}/vars/0"
+            if key not in weights:
+                return None
+            return _read_record_dataset(weights[key])
 
 
 def restore_from_zeros(model, what: str) -> bool:
@@ -355,7 +343,7 @@ def _load_argumentless(path, custom_objects, compile, error):
         with tempfile.TemporaryDirectory() as folder:
             weights = os.path.join(folder, "model.weights.h5")
             with archive.open("model.weights.h5") as src, open(weights, "wb") as dst:
-                dst.write(src.read())
+                shutil.copyfileobj(src, dst)
             model.load_weights(weights)
     if compile and config.get("compile_config"):
         model.compile_from_config(config["compile_config"])

@@ -187,24 +187,24 @@ class BuildState:
     def __init__(self, model):
         self.model = model
         self.layers = []
-        # Sequential.build puts an InputLayer of the data's shape in front of its layers.
-        self.sequential_layers = list(model._layers) if isinstance(model, keras.Sequential) \
-            else None
         if model.built:
             return
         for layer in model._flatten_layers(include_self=True):
             if not layer.built:
+                # _layers: sublayers a build() creates (MultiHeadAttention's projections, ...);
+                # for Sequential also the InputLayer its build() puts in front.
                 self.layers.append((layer, layer.input_spec, len(layer._trainable_variables),
                                     len(layer._non_trainable_variables),
                                     getattr(layer, "_build_shapes_dict", None),
-                                    getattr(layer, "_functional", None)))
+                                    getattr(layer, "_functional", None), list(layer._layers)))
 
     def restore(self) -> None:
-        for layer, spec, trainable, non_trainable, shapes, functional in self.layers:
+        for layer, spec, trainable, non_trainable, shapes, functional, sublayers in self.layers:
             if not layer.built:
                 continue
             del layer._trainable_variables[trainable:]
             del layer._non_trainable_variables[non_trainable:]
+            layer._layers[:] = sublayers
             layer._build_shapes_dict = shapes
             if hasattr(layer, "_functional"):
                 layer._functional = functional
@@ -216,8 +216,6 @@ class BuildState:
             tracker = getattr(layer, "_tracker", None)
             if tracker is not None and hasattr(tracker, "unlock"):
                 tracker.unlock()         # build() locked it; the next build adds state again
-        if self.layers and self.sequential_layers is not None:
-            self.model._layers = list(self.sequential_layers)
         masking.invalidate_traced_functions(self.model)
 
 

@@ -150,7 +150,9 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
             "test_accuracy": float(test["accuracy"]),
             "test_error": 1.0 - float(test["accuracy"]),
             "test_loss": float(test["loss"]),
-            "train_loss": float(history.history["loss"][-1]),
+            # None when a resumed run had no epoch left to train.
+            "train_loss": (float(history.history["loss"][-1]) if history.history.get("loss")
+                           else None),
             "validation_error": (1.0 - float(history.history["val_accuracy"][-1])
                                  if "val_accuracy" in history.history else None),
         },

@@ -93,19 +93,19 @@ class Masked(keras.layers.Wrapper):
         return {**super().get_config(), "include_bias": self.include_bias}
 
 
-def _strip_config(config):
+def strip_config(config):
     """The config with every PruningMask replaced by the constraint it wrapped."""
     if isinstance(config, dict):
         if config.get("registered_name") == _MASK_REGISTERED_NAME:
-            return _strip_config(config["config"].get("inner"))
-        return {k: _strip_config(v) for k, v in config.items()}
+            return strip_config(config["config"].get("inner"))
+        return {k: strip_config(v) for k, v in config.items()}
     if isinstance(config, list):
-        return [_strip_config(v) for v in config]
+        return [strip_config(v) for v in config]
     return config
 
 
 def _plain_clone(layer):
-    return layer.__class__.from_config(_strip_config(layer.get_config()))
+    return layer.__class__.from_config(strip_config(layer.get_config()))
 
 
 def _non_input_layers(model):
@@ -149,7 +149,7 @@ def _contains_masked(model) -> bool:
 def _copy_from_config(model) -> keras.Model:
     """A new instance of ``model``'s class from its config (pruning constraints removed), built
     like it and holding its weights. The input model is not touched."""
-    config = _strip_config(keras.saving.serialize_keras_object(model))
+    config = strip_config(keras.saving.serialize_keras_object(model))
     # The model's own classes, registered or not: this process has them.
     classes = {type(layer).__name__: type(layer) for layer in model._flatten_layers()}
     try:

@@ -249,19 +249,65 @@ class SmallNet(keras.Model):
         return self.out(self.hidden(x))
 
 
-@pytest.mark.parametrize("kind", ["sequential", "subclassed"])
+class AttentionNet(keras.Model):
+    """MultiHeadAttention creates its projection layers in build()."""
+
+    def __init__(self):
+        super().__init__()
+        self.attention = keras.layers.MultiHeadAttention(2, 4)
+        self.out = keras.layers.Dense(3)
+
+    def call(self, x):
+        return self.out(keras.ops.mean(self.attention(x, x), axis=1))
+
+
+@pytest.mark.parametrize("kind", ["sequential", "subclassed", "attention"])
 def test_a_failed_snip_leaves_an_unbuilt_model_unbuilt(kind):
-    if kind == "sequential":
+    if kind == "attention":
+        model = AttentionNet()
+        reference = AttentionNet()
+        reference(np.zeros((2, 3, 8), "float32"))
+    elif kind == "sequential":
         model = keras.Sequential([keras.layers.Dense(8, activation="relu"), keras.layers.Dense(3)])
     else:
         model = SmallNet()
     model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     rng = np.random.default_rng(0)
-    wrong = rng.normal(size=(16, 5)).astype("float32")          # 5 features; the data has 8
+    shape = (16, 3) if kind == "attention" else (16,)
+    wrong = rng.normal(size=shape + (5,)).astype("float32")     # 5 features; the data has 8
     with pytest.raises(ValueError):
         snip_tf.snip(model, (wrong, np.full(16, np.nan)), 0.5)   # builds, then fails on the loss
     assert not model.built and not model.weights
-    x, y = rng.normal(size=(16, 8)).astype("float32"), np.arange(16) % 3
+    x, y = rng.normal(size=shape + (8,)).astype("float32"), np.arange(16) % 3
     snip_tf.snip(model, (x, y), 0.5)                             # the right data works
+    if kind == "attention":                                      # as many weights as a fresh one
+        assert [tuple(w.shape) for w in model.weights] == \
+            [tuple(w.shape) for w in reference.weights]
     assert snip_tf.sparsity(model) == pytest.approx(0.5, abs=0.01)
     model.fit(x, y, epochs=1, verbose=0)
+
+
+def test_exports_get_the_usual_file_modes(tmp_path):
+    x, y = classification_data()
+    model = mlp()
+    snip_tf.snip(model, (x, y), 0.5)
+    umask = os.umask(0o022)
+    try:
+        compact = snip_tf.export(model, str(tmp_path / "m.snip"), format="compact")
+        saved = snip_tf.export(model, str(tmp_path / "saved"))
+    finally:
+        os.umask(umask)
+    assert os.stat(compact).st_mode & 0o777 == 0o644
+    assert os.stat(saved).st_mode & 0o777 == 0o755
+
+
+def test_remove_hooks_also_clears_a_frozen_layers_config(tmp_path):
+    x, y = classification_data()
+    model = mlp()
+    snip_tf.snip(model, (x, y), 0.5)
+    model.layers[1].trainable = False                   # frozen after pruning
+    snip_tf.remove_hooks(model)
+    assert not snip_tf.is_pruned(model)
+    assert "PruningMask" not in str(model.get_config())
+    model.save(str(tmp_path / "m.keras"))
+    assert not snip_tf.is_pruned(keras.models.load_model(str(tmp_path / "m.keras")))

@@ -343,3 +343,12 @@ class _Capture(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         _Capture.first = [w.copy() for w in self.model.get_weights()]
+
+
+def test_a_fit_that_runs_no_step_leaves_no_scoring_wrapper_behind():
+    x, y = classification_data(n=32)
+    model = mlp()
+    model.fit(x, y, epochs=0, verbose=0, callbacks=[snip_tf.SNIPCallback(0.5)])
+    assert not getattr(model.train_function, "snip_tf_wrapper", False)
+    model.fit(x, y, epochs=1, verbose=0)                 # a later fit without the callback
+    assert not snip_tf.is_pruned(model)
