@@ -69,27 +69,6 @@ def epoch_sample(data, steps, rng, bucket_width=8):
     return len(epoch), [epoch[i] for i in rng.choice(len(epoch), steps, replace=False)]
 
 
-def middle_bank_arguments(parser):
-    """The flags of a benchmark that times the middle bank: ``--variants``, ``--networks``,
-    ``--pool``, ``--steps``, ``--rounds`` and ``--data_dir``."""
-    parser.add_argument("--variants", default="gru")
-    parser.add_argument("--networks", type=int, default=50)
-    parser.add_argument("--pool", type=int, default=300)
-    parser.add_argument("--steps", type=int, default=10, help="batches timed per round")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--data_dir", default=os.environ.get("SNIP_TF_DATA_DIR"))
-    return parser
-
-
-def middle_bank_setup(args):
-    """For those flags: the middle bank's architectures, the thesis's data and the batches to
-    time (``epoch_sample``, buckets of 8), all drawn from seed 0."""
-    rng = np.random.default_rng(0)
-    archs = middle_bank(sorted_pool(args.pool, rng), args.networks)
-    data = rc.load("thesis", args.data_dir)
-    return archs, data, epoch_sample(data, args.steps, rng)[1]
-
-
 def print_padding(pool, variant, networks_per_slot):
     """The arithmetic and the units of the padded bank layout over those of each network alone
     (``network_bank.padding_factor``), for banks of several sizes cut from the sorted pool, one

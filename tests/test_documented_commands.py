@@ -72,6 +72,17 @@ def _argparse_flags(relative):
 
 
 COMMANDS = _commands()
+# Benchmarks listed under "Retired benchmarks" in docs/performance.md (kept in git history).
+_PERFORMANCE = _source("docs/performance.md")
+RETIRED = set(re.findall(r"^\| `(benchmarks/\w+\.py)` \|", _PERFORMANCE.split("## Retired")[-1],
+                         flags=re.M)) if "## Retired" in _PERFORMANCE else set()
+
+
+def test_retired_benchmarks_name_the_commit_that_has_them():
+    retired = _PERFORMANCE.split("## Retired")[-1]
+    commit = re.search(r"commit `([0-9a-f]{7,40})`", retired)
+    assert RETIRED and commit, "the retired benchmarks section names the commit that has them"
+    assert re.fullmatch(r"[0-9a-f]+", commit.group(1))
 
 
 def test_the_docs_document_commands():
@@ -99,6 +110,9 @@ def test_documented_command_exists_and_takes_its_flags(where, command):
         for flag in flags:
             ok = flag in defined or (flag.startswith("no") and flag[2:] in bools)
             assert ok, f"{where}: {command!r}: {target} has no flag --{flag}"
+        return
+    if target in RETIRED:                    # reported figures keep their commands
+        assert not os.path.exists(os.path.join(REPO, target)), f"{target} is listed as retired"
         return
     assert os.path.exists(os.path.join(REPO, target)), f"{where}: no script {target}"
     defined = _argparse_flags(target)

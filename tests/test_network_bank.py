@@ -145,7 +145,7 @@ def test_hand_written_backward_pass_equals_autodiff(variant):
 @pytest.mark.parametrize("variant", ["lstm", "gru"])
 def test_the_recurrence_runs_in_the_dtype_of_its_inputs(variant):
     """bfloat16 inputs give a bfloat16 state sequence, within bfloat16's rounding of float32's
-    (``benchmarks/graph_recurrence.py --dtypes`` times the two)."""
+    (the retired ``benchmarks/graph_recurrence.py --dtypes`` timed the two)."""
     rng = np.random.default_rng(2)
     gates, k, batch, units, time = gn.GATES[variant], 2, 3, 4, 5
     x = rng.normal(size=(time, k, batch, gates * units))

@@ -3,7 +3,8 @@
 A graph network of the study has 10-50 units and a few hundred connections. As a batched
 TensorFlow computation (:mod:`snip_tf.studies.network_bank`) it pays for the padding of a shared
 layout and for dense masked kernels: in a packed bank only 3.6 % of the input kernels' entries
-are connections (``benchmarks/graph_step_parts.py``). Here each network is a list of its
+are connections (measured by the retired ``benchmarks/graph_step_parts.py``,
+docs/results/thesis-study2.md). Here each network is a list of its
 connections, and one Numba-compiled function runs a whole training batch on it, forward and
 backward through time, with the examples of the batch as the innermost, vectorized loop:
 
