@@ -9,7 +9,7 @@ on the thesis's Reber data (batch 128, trailing padding trimmed for the bank, th
 width for Keras as ``fit`` sees it). Measures, in interleaved rounds, the median training-step
 time per network: Keras one model at a time (a sample of the networks), and the bank
 XLA-compiled with TensorFlow's gradient of the recurrence, with the hand-written backward pass,
-with the hand-written pass on length-bucketed batches (``network_bank.batches``), and the same
+with the hand-written pass on length-bucketed batches (``reber_batches.batches``), and the same
 with ``--networks_per_slot`` networks packed side by side in each slot (``network_bank.pack``),
 and the same networks one by one as ``EdgeNetwork``s (``edge_trainer``: compiled loops over each
 network's own connections, one network per CPU at a time, timed as the wall time of all of
@@ -33,6 +33,7 @@ import numpy as np  # noqa: E402
 from snip_tf.studies import edge_trainer as edge  # noqa: E402
 from snip_tf.studies import graph_networks as gn  # noqa: E402
 from snip_tf.studies import network_bank as nb  # noqa: E402
+from snip_tf.studies import reber_batches as rb  # noqa: E402
 from snip_tf.studies import reber_common as rc  # noqa: E402
 
 EPOCHS = 15  # the thesis's budget per network
@@ -65,7 +66,7 @@ def epoch_sample(data, steps, rng, bucket_width=8):
     ``bucket_width``; 0: uniform batches): its number of batches and ``steps`` of them drawn at
     random, the batches a benchmark times (their mean step time times the number of batches
     estimates the epoch's time)."""
-    epoch = list(nb.batches(data.x_train, data.y_train, 128, 0, bucket_width))
+    epoch = list(rb.batches(data.x_train, data.y_train, 128, 0, bucket_width))
     return len(epoch), [epoch[i] for i in rng.choice(len(epoch), steps, replace=False)]
 
 

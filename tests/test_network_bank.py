@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from snip_tf.studies import graph_networks as gn
 from snip_tf.studies import network_bank as nb
+from snip_tf.studies import reber_batches as rb
 
 GRAPHS = [nx.Graph([(0, 1), (0, 2), (1, 3), (2, 3), (0, 3), (3, 4)]),
           gn.random_graph("barabasi_albert", 14, 1), gn.random_graph("watts_strogatz", 11, 2)]
@@ -109,7 +110,7 @@ def test_trailing_padding_does_not_change_the_outputs():
     bank = nb.NetworkBank([gn.architecture(g) for g in GRAPHS], "lstm", 8, [0, 1, 2])
     padded = np.pad(TOKENS, [(0, 0), (0, 5)])
     np.testing.assert_allclose(bank(padded).numpy(), bank(TOKENS).numpy(), atol=1e-6)
-    assert nb.trim(tf.constant(padded)).shape == (3, 8)
+    assert rb.trim(tf.constant(padded)).shape == (3, 8)
 
 
 @pytest.mark.parametrize("variant", ["rnn-tanh", "rnn-relu", "lstm", "gru"])
@@ -194,7 +195,7 @@ def test_length_buckets_keep_every_example_once_and_cut_padding():
     epochs = {}
     for width in (0, 4):
         seen, padded = [], 0
-        for tokens, ids in nb.batches(x, y, batch_size=16, seed=3, bucket_width=width):
+        for tokens, ids in rb.batches(x, y, batch_size=16, seed=3, bucket_width=width):
             tokens = tokens.numpy()
             np.testing.assert_array_equal(tokens, x[ids.numpy(), :tokens.shape[1]])
             assert (x[ids.numpy(), tokens.shape[1]:] == 0).all()  # only padding was cut
@@ -206,7 +207,7 @@ def test_length_buckets_keep_every_example_once_and_cut_padding():
         assert sorted(seen) == list(range(300))
         epochs[width] = (seen, padded)
     assert epochs[4][1] < epochs[0][1] / 3  # far less padding in buckets
-    again = [i for _, ids in nb.batches(x, y, 16, seed=3, bucket_width=4) for i in ids.numpy()]
+    again = [i for _, ids in rb.batches(x, y, 16, seed=3, bucket_width=4) for i in ids.numpy()]
     assert again == epochs[4][0]  # deterministic from the seed
 
 
@@ -216,8 +217,8 @@ def test_full_batches_fill_partial_batches_with_rows_no_loss_counts():
     lengths[:10] = 32  # a bucket of 10 strings (lengths 29-32): too few for a full batch
     x = np.where(np.arange(32) < lengths[:, None], rng.integers(1, 8, (150, 32)), 0)
     y = np.arange(150)  # labels as example ids
-    plain = list(nb.batches(x, y, batch_size=16, seed=3, bucket_width=4))
-    full = list(nb.batches(x, y, batch_size=16, seed=3, bucket_width=4, full_batches=True))
+    plain = list(rb.batches(x, y, batch_size=16, seed=3, bucket_width=4))
+    full = list(rb.batches(x, y, batch_size=16, seed=3, bucket_width=4, full_batches=True))
     full_lengths = {t.shape[1] for t, ids in plain if len(ids) == 16}
     assert len(full) == len(plain)
     filled, kept = 0, set()
@@ -238,7 +239,7 @@ def test_full_batches_fill_partial_batches_with_rows_no_loss_counts():
     # a filler row changes no network's loss
     logits = tf.constant(rng.normal(size=(3, 2, 2)), tf.float32)
     np.testing.assert_allclose(
-        nb.per_network_loss(logits, tf.constant([1, 0, nb.NO_EXAMPLE])),
+        nb.per_network_loss(logits, tf.constant([1, 0, rb.NO_EXAMPLE])),
         nb.per_network_loss(logits[:2], tf.constant([1, 0])), rtol=1e-6)
 
 
@@ -428,7 +429,7 @@ def test_repacking_away_stopped_networks_changes_no_result():
     # test accuracy recorded at that epoch is the result
     full = run(0, test_every_epoch=True)
     np.testing.assert_array_equal(
-        nb.EarlyStopping(4, 1, 0.05).stop_epochs(full["train_loss"]), stops)
+        rb.EarlyStopping(4, 1, 0.05).stop_epochs(full["train_loss"]), stops)
     np.testing.assert_allclose(full["test_acc_history"][stops - 1, np.arange(4)],
                                outs[1]["test_acc"], atol=1e-6)
 

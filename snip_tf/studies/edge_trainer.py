@@ -48,6 +48,7 @@ import time
 import numba
 import numpy as np
 
+from snip_tf.studies import reber_batches as rb
 from snip_tf.studies.graph_networks import GATES
 
 KINDS = {"rnn-tanh": 0, "rnn-relu": 1, "lstm": 2, "gru": 3}
@@ -583,19 +584,15 @@ class EdgeNetwork:
 def epoch_batches(x, y, epochs: int, batch_size: int = 128, seed: int = 0,
                   bucket_width: int = 0, full_batches: bool = False) -> list:
     """The training batches of ``epochs`` epochs, one ``Batches`` each: those
-    ``network_bank.train`` draws with the same arguments (``network_bank.batches``, reshuffled
+    ``network_bank.train`` draws with the same arguments (``reber_batches.batches``, reshuffled
     every epoch), so that both trainers see the same batches in the same order."""
-    from snip_tf.studies import network_bank as nb
-
-    dataset = nb.batches(x, y, batch_size, seed, bucket_width, full_batches)
+    dataset = rb.batches(x, y, batch_size, seed, bucket_width, full_batches)
     return [Batches.stack(dataset.as_numpy_iterator()) for _ in range(epochs)]
 
 
 def evaluation_batches(x, y, batch_size: int = 128) -> Batches:
     """``x`` in order, in batches each cut to its longest string (rounded up to 8)."""
-    from snip_tf.studies import network_bank as nb
-
-    return Batches.stack((nb.trim(x[i:i + batch_size]).numpy(), y[i:i + batch_size])
+    return Batches.stack((rb.trim(x[i:i + batch_size]).numpy(), y[i:i + batch_size])
                          for i in range(0, len(x), batch_size))
 
 
@@ -618,7 +615,7 @@ def train(networks, epochs: list, test: Batches, learning_rate: float = 1e-3,
     the epoch it stopped. Returns one dict per network: ``test_acc``, ``test_loss``,
     ``epochs_trained``, ``train_loss`` (per epoch) and ``train_time_s`` (its own training and
     testing); ``on_done(index, result)`` is called, in the calling thread, as each finishes."""
-    from snip_tf.studies.network_bank import EarlyStopping
+    from snip_tf.studies.reber_batches import EarlyStopping
 
     def one(net):
         start = time.perf_counter()

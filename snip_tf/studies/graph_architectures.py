@@ -281,7 +281,7 @@ def train_networks(graphs, variant, data, epochs, seed, layout="block", patience
     ``trainer="bank"`` trains ``bank_size`` networks at a time as one batched computation
     (:class:`NetworkBank`), grouping networks of similar depth and size so that little is
     padded. Both draw length-bucketed batches if ``bucket_width``, partial batches filled to
-    full size if ``full_batches`` (see ``network_bank.batches``); for the bank,
+    full size if ``full_batches`` (see ``reber_batches.batches``); for the bank,
     ``networks_per_slot`` side by side in each slot of a bank (``network_bank.pack``),
     ``workers`` banks at a time in as many processes (each with an equal share of the CPU's
     threads; with ``jit_compile`` each bank in a fresh process, even with one worker, see

@@ -14,7 +14,7 @@ from absl import flags
 
 from snip_tf import models
 from snip_tf.data import reber
-from snip_tf.studies import network_bank as nb
+from snip_tf.studies import reber_batches as rb
 
 VARIANTS = ("rnn-tanh", "rnn-relu", "lstm", "gru")
 
@@ -89,7 +89,7 @@ def _batches(x, y, seed: Optional[int], batch_size: int, padding: str):
     # state after that padding: so the padding a string runs through depends on its batch.
     multiple, width = (1 if padding == "unmasked" else 8), x.shape[1]
     data = data.batch(batch_size).map(
-        lambda tokens, labels: (nb.trim(tokens, multiple)[:, :width], labels))
+        lambda tokens, labels: (rb.trim(tokens, multiple)[:, :width], labels))
     return data.prefetch(tf.data.AUTOTUNE)
 
 

@@ -29,7 +29,7 @@ from absl import app, flags
 
 from snip_tf import atomic, masking, models, pruning
 from snip_tf.experiments import common
-from snip_tf.studies import network_bank as nb
+from snip_tf.studies import reber_batches as rb
 from snip_tf.studies import reber_common as rc
 
 flags.DEFINE_list("variants", list(rc.VARIANTS), "Variants to study.")
@@ -113,7 +113,7 @@ def _prune_subset(model, paths, percent, criterion, data=None, seed=0, padding="
     if data is not None:
         tokens = data.x_train[:32]
         if padding == "unmasked":  # as a training batch: cut to its longest string
-            tokens = nb.trim(tf.constant(tokens), 1).numpy()
+            tokens = rb.trim(tf.constant(tokens), 1).numpy()
         batch = (tokens, data.y_train[:32])
     pruning.prune(model, batch, percent / 100, criterion=criterion, weights=paths, seed=seed)
 
