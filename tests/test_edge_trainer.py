@@ -9,6 +9,7 @@ import tensorflow as tf
 from snip_tf.studies import edge_trainer as edge
 from snip_tf.studies import graph_architectures as ga
 from snip_tf.studies import network_bank as nb
+from snip_tf.studies import graph_networks as gn
 from snip_tf.studies import reber_common
 from snip_tf.studies.graph_networks import architecture, random_graph
 
@@ -154,3 +155,26 @@ def test_bad_tokens_and_labels_are_refused_before_any_update():
         net.logits([1, 2])
     np.testing.assert_array_equal(net.theta, before)
     assert net.step == 0
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_logits_and_training_steps_are_keras(variant):
+    # Against the Keras model of the network itself, no bank in between: the same logits, and
+    # five steps of Keras's Adam. The clip norm is set where it does not act: the Keras model
+    # holds its absent connections at zero by constraints, so their gradients count in its
+    # global norm, while the edge trainer (like the thesis's masking by multiplication) has no
+    # gradient for them; with clipping active the two scale their steps differently.
+    CLIP = 1e3  # noqa: N806
+    arch = architecture(GRAPHS[0])
+    model = gn.build_model(arch, variant, vocab_size=8, seed=0)
+    net = edge.EdgeNetwork.from_weights(variant, gn.network_weights(model, arch))
+    rng = np.random.default_rng(0)
+    tokens, _ = _strings(rng, 6, 9)
+    np.testing.assert_allclose(net.logits(tokens), model(tokens).numpy(), atol=2e-6)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3, global_clipnorm=CLIP),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    data = [_strings(rng, 16, 9) for _ in range(5)]
+    keras_losses = [float(model.train_on_batch(x, y)) for x, y in data]
+    losses = net.train_epoch(edge.Batches.stack(data), clipnorm=CLIP)
+    np.testing.assert_allclose(losses, keras_losses, atol=1e-5)
+    assert _max_difference(net.weights(), gn.network_weights(model, arch)) < 1e-5

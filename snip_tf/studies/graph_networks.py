@@ -44,7 +44,7 @@ import keras
 import networkx as nx
 import numpy as np
 
-from snip_tf import models, pruning
+from snip_tf import masking, models, pruning
 
 L = keras.layers
 GATES = {"rnn-tanh": 1, "rnn-relu": 1, "lstm": 4, "gru": 3}
@@ -199,6 +199,33 @@ def build_model(arch: Architecture, variant: str, vocab_size: int, seed: int,
         warnings.simplefilter("ignore", pruning.LayerCollapseWarning)
         pruning.apply_masks(model, masks)
     return model
+
+
+def network_weights(model, arch: Architecture, skips: str = "input") -> dict:
+    """The weights of a model from :func:`build_model` in the layout the trainers share
+    (``EdgeNetwork.from_weights``): ``embedding``; ``cells``, one list per layer of one dict per
+    cell with ``kernel`` (masked), its 0/1 ``kernel_mask``, ``recurrent_kernel`` and ``bias``;
+    ``head`` (masked), ``head_mask`` and ``head_bias``. The masks are the installed ones."""
+    def masked(variable):
+        value = variable.numpy()
+        mask = masking.mask_of(variable)
+        mask = np.ones(value.shape, bool) if mask is None else mask
+        return value * mask, mask.astype(value.dtype)
+
+    cells_out = []
+    for l in range(len(arch.layers)):
+        layer = []
+        for spec in cells(arch, l, skips):
+            cell = model.get_layer(spec.name).cell
+            kernel, kernel_mask = masked(cell.kernel)
+            layer.append({"kernel": kernel, "kernel_mask": kernel_mask,
+                          "recurrent_kernel": cell.recurrent_kernel.numpy(),
+                          "bias": cell.bias.numpy()})
+        cells_out.append(layer)
+    classifier = model.get_layer("classifier")
+    head, head_mask = masked(classifier.kernel)
+    return {"embedding": model.get_layer("embedding").embeddings.numpy(), "cells": cells_out,
+            "head": head, "head_mask": head_mask, "head_bias": classifier.bias.numpy()}
 
 
 def _stats(values, prefix) -> dict:
