@@ -130,12 +130,12 @@ def prunable_entries(model, include_bias: bool = False) -> list[PrunableWeight]:
     return entries
 
 
-def owner_of(model, variable):
-    """``(layer, enclosing Masked or None)`` of the layer that owns ``variable``."""
-    for layer, _, wrapper in _walk(model):
+def _owner_of(model, variable):
+    """``(layer, parent layer, enclosing Masked or None)`` of the layer that owns ``variable``."""
+    for layer, parent, wrapper in _walk(model):
         if any(v is variable for v in layer._trainable_variables + layer._non_trainable_variables):
-            return layer, wrapper
-    return None, None
+            return layer, parent, wrapper
+    return None, None, None
 
 
 def entries_for(model, variables) -> list[PrunableWeight]:
@@ -176,11 +176,10 @@ def entry_of(model, variable, known=None) -> PrunableWeight:
         known = {id(e.variable): e for e in prunable_entries(model, include_bias=True)}
     if id(variable) in known:
         return known[id(variable)]
-    layer, wrapper = owner_of(model, variable)
+    layer, parent, wrapper = _owner_of(model, variable)
     attr = prunable_variable_names(layer, include_bias=True).get(variable.name) if layer else None
-    parent_is_mha = any(isinstance(p, L.MultiHeadAttention) and l is layer
-                        for l, p, _ in _walk(model))
-    if attr and not parent_is_mha:
+    # MultiHeadAttention keeps one constraint for its projections (see prunable_entries).
+    if attr and not isinstance(parent, L.MultiHeadAttention):
         return PrunableWeight(layer, variable, layer, attr, "", wrapper)
     return PrunableWeight(layer, variable, None, "", "", wrapper)
 
@@ -273,7 +272,7 @@ def _bounded_inflate(data: bytes, limit: int, what: str) -> bytes:
         raise ValueError(f"{what}: the mask bits are not valid zlib data ({error}).") from error
     if inflater.unconsumed_tail or not inflater.eof:
         raise ValueError(f"{what}: the mask bits inflate to more than the {limit} bytes its "
-                              "shape allows (or are truncated).")
+                         "shape allows (or are truncated).")
     return out
 
 
@@ -283,7 +282,7 @@ def decode_mask(bits: str, shape: tuple, what: str) -> np.ndarray:
     expected = (count + 7) // 8
     if not isinstance(bits, str) or len(bits) > 4 * expected + 1024:
         raise ValueError(f"{what}: the mask bits are not a string of plausible size for "
-                              f"shape {list(shape)}.")
+                         f"shape {list(shape)}.")
     try:
         raw = base64.b64decode(bits, validate=True)
     except (ValueError, TypeError) as error:
@@ -291,7 +290,7 @@ def decode_mask(bits: str, shape: tuple, what: str) -> np.ndarray:
     packed = _bounded_inflate(raw, expected, what)
     if len(packed) != expected:
         raise ValueError(f"{what}: the mask holds {len(packed) * 8} bits; shape {list(shape)} "
-                              f"needs {count}.")
+                         f"needs {count}.")
     return np.unpackbits(np.frombuffer(packed, np.uint8), count=count).astype(bool).reshape(shape)
 
 
@@ -410,11 +409,6 @@ class VariableMask(keras.constraints.Constraint):
 
 def _inner_of(constraint):
     return constraint.inner if isinstance(constraint, (PruningMask, VariableMask)) else constraint
-
-
-def current_mask(entry: PrunableWeight) -> Optional[np.ndarray]:
-    """The installed mask of a weight, or None where it was never pruned."""
-    return mask_of(entry.variable)
 
 
 def install_mask(entry: PrunableWeight, mask: np.ndarray) -> None:

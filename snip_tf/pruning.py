@@ -118,7 +118,7 @@ class RepruneWarning(UserWarning):
 def _warn_revived(entries, masks) -> None:
     revived = 0
     for entry, mask in zip(entries, masks):
-        old = masking.current_mask(entry)
+        old = masking.mask_of(entry.variable)
         if old is not None:
             revived += int(np.count_nonzero(mask & ~old))
     if revived:
@@ -244,7 +244,8 @@ def _install(model, entries, masks) -> None:
 
 def is_pruned(model) -> bool:
     """True when pruning hooks are installed on the model's prunable weights."""
-    masks = (masking.current_mask(e) for e in masking.prunable_entries(model, include_bias=True))
+    masks = (masking.mask_of(e.variable)
+             for e in masking.prunable_entries(model, include_bias=True))
     return any(mask is not None and not mask.all() for mask in masks)
 
 

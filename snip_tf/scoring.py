@@ -240,6 +240,8 @@ class MaskGradient:
                  training: bool = False, transform=None):
         self.variables = [e.variable for e in entries]
         self.model = model
+        self.mixed = any(_mixed_policy(getattr(l, "_dtype_policy", None))
+                         for l in model._flatten_layers(include_self=True))
         # Only where float32 compute is impossible (float16 variables) is the loss scaled.
         use_float16 = any(v.dtype == "float16" for v in self.variables)
         self.scales = _FLOAT16_LOSS_SCALES if use_float16 else (1.0,)
@@ -295,13 +297,17 @@ class MaskGradient:
         return self._sum(self._flat_step, batches, mask).numpy()
 
     def _sum(self, step, batches, masks):
+        # The policies are read when ``step`` is traced; swapping them once per call (and only
+        # for a mixed-precision model) keeps the swap off the iterative criteria's rounds.
+        with float32_compute(self.model) if self.mixed else contextlib.nullcontext():
+            return self._sum_batches(step, batches, masks)
+
+    def _sum_batches(self, step, batches, masks):
         total = None
         for x, y, sw in batches:
             for scale in self.scales:
                 try:
-                    with float32_compute(self.model):
-                        loss, grads, finite = step(x, y, sw, masks,
-                                                   tf.constant(scale, tf.float32))
+                    loss, grads, finite = step(x, y, sw, masks, tf.constant(scale, tf.float32))
                 except (ValueError, TypeError, tf.errors.InvalidArgumentError) as error:
                     raise ValueError(f"The data does not fit the model: {error}") from error
                 finite = bool(finite)
