@@ -1,7 +1,6 @@
 import csv
 import json
 import os
-import sys
 
 import keras
 import numpy as np
@@ -441,12 +440,12 @@ def test_sink_nodes_is_the_last_layer_width_as_in_the_thesis():
 
 # The Keras trainer (one model at a time, about 40 s here) is the slow reference: -m slow.
 @pytest.mark.parametrize("trainer,bucket_width", [
-    ("edge", 0), ("bank", 4), pytest.param("keras", 0, marks=pytest.mark.slow)])
+    ("edge", 0), ("edge", 4), pytest.param("keras", 0, marks=pytest.mark.slow)])
 def test_graph_study_on_a_tiny_setting(tmp_path, trainer, bucket_width):
     report = ga.run(results_dir=str(tmp_path), variants=("rnn-tanh",),
                     generators=("barabasi_albert", "watts_strogatz"), num_graphs=3, epochs=1,
                     source="generated", train_limit=60, min_nodes=10, max_nodes=12,
-                    trainer=trainer, bank_size=4, jit_compile=False, bucket_width=bucket_width)
+                    trainer=trainer, bucket_width=bucket_width)
     regs = report["rnn-tanh"]["regressors"]
     accuracy = report["rnn-tanh"]["test_acc"]
     assert accuracy["min"] <= report["rnn-tanh"]["mean_test_acc"] <= accuracy["max"]
@@ -474,7 +473,7 @@ def test_graph_study_on_a_tiny_setting(tmp_path, trainer, bucket_width):
 def test_graph_study_csv_has_the_thesis_layout_and_refit_upgrades_the_earlier_one(tmp_path):
     ga.run(results_dir=str(tmp_path), variants=("rnn-relu",), generators=("watts_strogatz",),
            num_graphs=5, epochs=1, source="generated", train_limit=60, min_nodes=10,
-           max_nodes=12, bank_size=5, jit_compile=False)
+           max_nodes=12)
     path = tmp_path / "rnn_relu.csv"
     header = path.read_text().splitlines()[0].split(",")
     assert header == ["mode", "graph", "graph_nr", *gn.FEATURES, "test_acc", "test_loss", "time",
@@ -499,7 +498,7 @@ def test_graph_study_csv_has_the_thesis_layout_and_refit_upgrades_the_earlier_on
 def test_graph_study_resumes_an_interrupted_run(tmp_path, capsys):
     settings = dict(results_dir=str(tmp_path), variants=("gru",), generators=("erdos_renyi",),
                     num_graphs=4, epochs=1, source="generated", train_limit=60, min_nodes=10,
-                    max_nodes=12, bank_size=2, jit_compile=False)
+                    max_nodes=12)
     ga.run(**settings)
     path = tmp_path / "gru.csv"
     lines = path.read_text().splitlines()
@@ -510,7 +509,7 @@ def test_graph_study_resumes_an_interrupted_run(tmp_path, capsys):
     assert "(2 trained now)" in capsys.readouterr().out
     again = path.read_text().splitlines()
     assert len(again) == 5
-    for line in again[1:]:  # the same accuracies, whichever networks shared a bank
+    for line in again[1:]:  # the same accuracies, whichever networks trained in this run
         name = tuple(line.split(",")[1:3])
         header = lines[0].split(",")
         a, b = dict(zip(header, line.split(","))), dict(zip(header, full[name].split(",")))
@@ -531,8 +530,7 @@ def test_graph_study_resumes_an_interrupted_run(tmp_path, capsys):
 
 def test_graph_study_init_seed_changes_the_initial_weights_only(tmp_path):
     settings = dict(variants=("rnn-tanh",), generators=("erdos_renyi",), num_graphs=3, epochs=1,
-                    source="generated", train_limit=60, min_nodes=10, max_nodes=12, bank_size=3,
-                    jit_compile=False)
+                    source="generated", train_limit=60, min_nodes=10, max_nodes=12)
     runs = {name: tmp_path / name for name in ("default", "seed0", "seed1")}
     ga.run(results_dir=str(runs["default"]), **settings)
     ga.run(results_dir=str(runs["seed0"]), init_seed=0, **settings)
@@ -564,8 +562,7 @@ def test_graph_study_init_seed_changes_the_initial_weights_only(tmp_path):
 
 def test_graph_study_on_full_batches_trains_the_same_networks(tmp_path):
     settings = dict(variants=("rnn-tanh",), generators=("erdos_renyi",), num_graphs=3, epochs=1,
-                    source="generated", train_limit=60, min_nodes=10, max_nodes=12, bank_size=3,
-                    jit_compile=False, bucket_width=4)
+                    source="generated", train_limit=60, min_nodes=10, max_nodes=12, bucket_width=4)
     plain, full = tmp_path / "plain", tmp_path / "full"
     ga.run(results_dir=str(plain), **settings)
     ga.run(results_dir=str(full), full_batches=True, **settings)
@@ -589,7 +586,7 @@ def test_graph_study_on_full_batches_trains_the_same_networks(tmp_path):
 def test_graph_study_stops_networks_early_by_its_min_delta(tmp_path):
     ga.run(results_dir=str(tmp_path), variants=("rnn-tanh",), generators=("erdos_renyi",),
            num_graphs=3, epochs=4, source="generated", train_limit=60, min_nodes=10,
-           max_nodes=12, bank_size=3, jit_compile=False, patience=1, min_delta=10.0)
+           max_nodes=12, patience=1, min_delta=10.0)
     lines = (tmp_path / "rnn_tanh.csv").read_text().splitlines()
     header = lines[0].split(",")
     # no decrease of the loss reaches 10: each network stops after its first patient epoch
@@ -599,10 +596,12 @@ def test_graph_study_stops_networks_early_by_its_min_delta(tmp_path):
 
 def test_graph_study_with_the_thesis_network_on_a_tiny_setting(tmp_path):
     network = dict(io="thesis", skips="separate", padding="unmasked", init="torch")
-    report = ga.run(results_dir=str(tmp_path), variants=("gru",),
-                    generators=("barabasi_albert",), num_graphs=3, epochs=1, source="generated",
-                    train_limit=60, min_nodes=20, max_nodes=24, bank_size=3, jit_compile=False,
-                    trainer="bank", **network)
+    settings = dict(variants=("gru",), generators=("barabasi_albert",), num_graphs=3,
+                    epochs=1, source="generated", train_limit=60, min_nodes=20, max_nodes=24,
+                    **network)
+    with pytest.raises(ValueError, match="trainer='edge' supports skips='input' only"):
+        ga.run(results_dir=str(tmp_path / "edge"), **settings)
+    report = ga.run(results_dir=str(tmp_path), trainer="keras", **settings)
     assert 0 <= report["gru"]["mean_test_acc"] <= 1
     assert len((tmp_path / "gru.csv").read_text().splitlines()) == 4
     study = json.loads((tmp_path / "study.json").read_text())
@@ -611,59 +610,6 @@ def test_graph_study_with_the_thesis_network_on_a_tiny_setting(tmp_path):
     graphs = [nx.read_graphml(p, node_type=int) for p in (tmp_path / "graphs").glob("*.graphml")]
     assert any(len(gn.cells(gn.architecture(g), l, "separate")) > 1
                for g in graphs for l in range(len(gn.architecture(g).layers)))
-    with pytest.raises(ValueError, match="need trainer='bank'"):
-        ga.train_one(graphs[0], "gru", None, 1, 0, init="torch")
-
-
-@pytest.mark.slow  # about 30 s: bank trainer processes (the study's default trains in threads)
-def test_banks_trained_in_worker_processes_give_the_same_results():
-    data = reber_common.load("generated", n=200, train_limit=60)
-    graphs = [gn.random_graph("watts_strogatz", 10 + i, i) for i in range(4)]
-    settings = dict(variant="rnn-tanh", data=data, epochs=1, seed=0, bank_size=2,
-                    jit_compile=False, log=None, trainer="bank")
-    alone = ga.train_networks(graphs, **settings)
-    finished = {}
-    parallel = ga.train_networks(graphs, workers=2, on_done=finished.update, **settings)
-    assert sorted(finished) == [0, 1, 2, 3]
-    for a, b in zip(alone, parallel):
-        assert b["test_acc"] == pytest.approx(a["test_acc"], abs=1e-6)
-        assert b["test_loss"] == pytest.approx(a["test_loss"], rel=1e-4)
-    with pytest.raises(ValueError, match="workers must be at least 1"):
-        ga.train_networks(graphs, workers=-1, **settings)
-
-
-@pytest.mark.parametrize("crashes, retries", [(1, 2), (3, 2)])
-def test_tasks_of_a_crashed_worker_run_again(tmp_path, crashes, retries):
-    from process_helpers import crash_on  # tests/ is on the path, also in spawned workers
-
-    marker = str(tmp_path / "crashes")
-    results, logged = {}, []
-    tasks = [(value, 3, marker, crashes) for value in range(6)]
-
-    def run():
-        ga.run_in_processes(crash_on, tasks, results.__setitem__, workers=2, retries=retries,
-                            log=logged.append)
-
-    if crashes <= retries:
-        run()
-        assert results == {i: 2 * i for i in range(6)}
-        assert len(logged) == crashes and "unfinished" in logged[0]
-    else:
-        with pytest.raises(RuntimeError, match="died 3 times.*--resume"):
-            run()
-        assert 3 not in results  # and every task that finished was handed over
-        assert all(results[i] == 2 * i for i in results) and len(results) >= 1
-    assert open(marker).read() == str(min(crashes, retries + 1))
-
-
-@pytest.mark.skipif(sys.version_info < (3, 11), reason="max_tasks_per_child is Python 3.11+")
-def test_every_task_gets_a_fresh_process():
-    """XLA never frees the code it compiles: a process must not train bank after bank."""
-    from process_helpers import process_id
-
-    pids = {}
-    ga.run_in_processes(process_id, [(i,) for i in range(3)], pids.__setitem__, workers=1)
-    assert len(set(pids.values())) == 3 and os.getpid() not in pids.values()
 
 
 def test_compare_pairs_two_runs_network_by_network(tmp_path):

@@ -1,9 +1,9 @@
 """Graph networks trained one at a time as compiled loops over their own connections (Numba).
 
 A graph network of the study has 10-50 units and a few hundred connections. As a batched
-TensorFlow computation (:mod:`snip_tf.studies.network_bank`) it pays for the padding of a shared
-layout and for dense masked kernels: in a packed bank only 3.6 % of the input kernels' entries
-are connections (measured by the retired ``benchmarks/graph_step_parts.py``,
+TensorFlow computation (the retired ``NetworkBank``, commit 8ae92d8) it paid for the padding of
+a shared layout and for dense masked kernels: in a packed bank only 3.6 % of the input kernels'
+entries were connections (measured by the retired ``benchmarks/graph_step_parts.py``,
 docs/results/thesis-study2.md). Here each network is a list of its
 connections, and one Numba-compiled function runs a whole training batch on it, forward and
 backward through time, with the examples of the batch as the innermost, vectorized loop:
@@ -20,20 +20,20 @@ backward through time, with the examples of the batch as the innermost, vectoriz
 * networks train in parallel threads (the compiled functions release the GIL), each on the same
   batches.
 
-It is the same model as the bank's and Keras's: the tests check that its logits, its gradients
-and its weights after training steps agree with a :class:`~snip_tf.studies.network_bank.NetworkBank`
-to float rounding. It covers ``skips="input"`` and ``padding="masked"`` (the study's defaults);
+It is the same model as the network's Keras model (``graph_networks.build_model``): the tests
+check that its logits, and its losses and weights after training steps, agree with Keras's to
+float rounding. It covers ``skips="input"`` and ``padding="masked"`` (the study's defaults);
 the gate layout, ``io`` and the initialization come with the weights it is built from.
 
 Example:
 
 >>> import networkx as nx
->>> from snip_tf.studies.graph_networks import architecture
->>> from snip_tf.studies.network_bank import NetworkBank
->>> bank = NetworkBank([architecture(nx.path_graph(4))], "gru", vocab_size=8, seeds=[0])
->>> net = EdgeNetwork.from_bank(bank, 0)
+>>> from snip_tf.studies import graph_networks as gn
+>>> arch = gn.architecture(nx.path_graph(4))
+>>> model = gn.build_model(arch, "gru", vocab_size=8, seed=0)
+>>> net = EdgeNetwork.from_weights("gru", gn.network_weights(model, arch))
 >>> tokens = np.array([[1, 2, 3, 0]])
->>> np.allclose(net.logits(tokens), bank(tokens)[:, 0], atol=1e-5)
+>>> np.allclose(net.logits(tokens), model(tokens), atol=1e-5)
 True
 """
 
@@ -56,8 +56,13 @@ KINDS = {"rnn-tanh": 0, "rnn-relu": 1, "lstm": 2, "gru": 3}
 # recurrent biases (GRU), classifier kernel (readout units x 2), classifier bias.
 PARTS = ("embedding", "input", "recurrent", "bias", "recurrent_bias", "head", "head_bias")
 
-_jit = numba.njit(nogil=True, fastmath=True, error_model="numpy", cache=True)
-_inline = numba.njit(inline="always", fastmath=True, error_model="numpy", cache=True)
+# No cache=True: code loaded from Numba's cache rounded differently from the same functions
+# compiled afresh (measured: a 3-network study gave other accuracies on every network, e.g.
+# 0.9624 against 0.9589, once a first run had filled the cache), so a study's results would
+# depend on whether one ran before. Compiled afresh, every run gives the same results; it costs
+# about 10 s per process.
+_jit = numba.njit(nogil=True, fastmath=True, error_model="numpy")
+_inline = numba.njit(inline="always", fastmath=True, error_model="numpy")
 
 _F = np.float32
 _ONE, _HALF, _CLAMP = _F(1.0), _F(0.5), _F(7.90531110763549805)
@@ -394,8 +399,9 @@ class EdgeNetwork:
     Units are numbered layer by layer; a pre-activation by ``gate * units + unit``. A
     connection reads a source row (``< embedding_dim``: an embedding column; else
     ``embedding_dim + unit``) into a pre-activation; recurrent ones read a unit of the same layer
-    at the previous step. Build one from Keras-layout weights with :meth:`from_weights` (or
-    from a bank with :meth:`from_bank`); :meth:`weights` gives them back in that layout."""
+    at the previous step. Build one from Keras-layout weights with :meth:`from_weights`
+    (``graph_networks.network_weights`` or ``initial_weights``); :meth:`weights` gives them back
+    in that layout."""
 
     def __init__(self, variant: str, vocab_size: int, embedding_dim: int, widths,
                  input_edges, recurrent_edges, head_units, input_weights=None,
@@ -448,13 +454,13 @@ class EdgeNetwork:
 
     @classmethod
     def from_weights(cls, variant: str, weights: dict) -> "EdgeNetwork":
-        """From one network's weights as ``NetworkBank.network_weights`` gives them: every
+        """From one network's weights as ``graph_networks.network_weights`` gives them: every
         unmasked kernel entry becomes a connection, and so does every recurrent entry
         (hidden-to-hidden is dense within a layer); the classifier keeps its unmasked rows."""
         cells = weights["cells"]
         if any(len(layer) != 1 for layer in cells):
             raise ValueError("EdgeNetwork needs one cell per layer (skips='input'); use the "
-                             "bank trainer for skips='separate'.")
+                             "Keras trainer for skips='separate'.")
         vocab, embedding_dim = np.shape(weights["embedding"])
         widths = [np.shape(layer[0]["recurrent_kernel"])[0] for layer in cells]
         starts = np.concatenate([[0], np.cumsum(widths)])
@@ -485,16 +491,8 @@ class EdgeNetwork:
         net.part("head_bias")[:] = weights["head_bias"]
         return net
 
-    @classmethod
-    def from_bank(cls, bank, k: int) -> "EdgeNetwork":
-        """Network ``k`` of a ``NetworkBank``, with its current weights."""
-        if bank.padding != "masked":
-            raise ValueError("EdgeNetwork runs padding='masked' only; use the bank trainer "
-                             "for padding='unmasked'.")
-        return cls.from_weights(bank.variant, bank.network_weights(k))
-
     def weights(self) -> dict:
-        """The parameters in the layout of ``NetworkBank.network_weights``."""
+        """The parameters in the layout of ``graph_networks.network_weights``."""
         E, gates = self.embedding_dim, self.gates
         layer_of = {name: np.repeat(np.arange(len(self.widths)), np.diff(ptr))
                     for name, ptr in (("input", self.in_ptr), ("recurrent", self.rec_ptr))}
@@ -583,9 +581,10 @@ class EdgeNetwork:
 
 def epoch_batches(x, y, epochs: int, batch_size: int = 128, seed: int = 0,
                   bucket_width: int = 0, full_batches: bool = False) -> list:
-    """The training batches of ``epochs`` epochs, one ``Batches`` each: those
-    ``network_bank.train`` draws with the same arguments (``reber_batches.batches``, reshuffled
-    every epoch), so that both trainers see the same batches in the same order."""
+    """The training batches of ``epochs`` epochs, one ``Batches`` each: those the Keras trainer
+    (``graph_architectures.train_one``) draws with the same arguments
+    (``reber_batches.batches``, reshuffled every epoch), so that both see the same batches in
+    the same order."""
     dataset = rb.batches(x, y, batch_size, seed, bucket_width, full_batches)
     return [Batches.stack(dataset.as_numpy_iterator()) for _ in range(epochs)]
 
@@ -609,7 +608,7 @@ def train(networks, epochs: list, test: Batches, learning_rate: float = 1e-3,
     ``Batches`` per epoch, see :func:`epoch_batches`), ``threads`` networks at a time (default:
     one per CPU core), costliest first; then test each on ``test``.
 
-    As ``network_bank.train``: Adam, the gradient clipped by each network's global norm, and
+    As the Keras trainer: Adam, the gradient clipped by each network's global norm, and
     with ``patience > 0`` Keras's ``EarlyStopping(monitor="loss")`` rule on each network's
     epoch training loss (the mean of its batches' losses), its result then its test metrics at
     the epoch it stopped. Returns one dict per network: ``test_acc``, ``test_loss``,

@@ -5,18 +5,16 @@ properties predict their accuracy.
     python -m snip_tf.studies.graph_architectures --data_dir=$D --num_graphs=100
 
 Each network trains as compiled loops over its own connections
-(:mod:`snip_tf.studies.edge_trainer`), one per CPU core at a time; ``--trainer=bank`` trains
-them in batched TensorFlow banks (:mod:`snip_tf.studies.network_bank`) instead.
+(:mod:`snip_tf.studies.edge_trainer`), one per CPU core at a time; ``--trainer=keras`` trains
+each as its Keras model instead (the reference, slower; it also runs the thesis's own network:
+``--skips=separate``, ``--padding=unmasked``).
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
-import multiprocessing
 import os
 import statistics
-import sys
 import time
 
 import keras
@@ -27,10 +25,11 @@ from absl import app, flags
 from snip_tf import atomic
 from snip_tf.experiments import common
 from snip_tf.studies import edge_trainer as edge
-from snip_tf.studies import network_bank as nb
-from snip_tf.studies.graph_networks import (FEATURES, GENERATORS, IO, SKIPS,
-                                            architecture, build_model, graph_properties,
+from snip_tf.studies.graph_networks import (FEATURES, GENERATORS, INITS, IO, SKIPS,
+                                            StructureAdam, architecture, assign_weights,
+                                            build_model, graph_properties, initial_weights,
                                             random_graph)
+from snip_tf.studies.reber_batches import NO_EXAMPLE, EarlyStopping, batches, trim
 from snip_tf.studies import reber_common as rc
 
 # The thesis's Random Forest R^2 in its results files, per variant.
@@ -128,120 +127,101 @@ def _variant_report(variant: str, rows: list, seed: int) -> dict:
 
 def network_seed(seed: int, index: int) -> int:
     """Initialization seed of the study's network ``index`` (its place among all of a variant's
-    graphs), the same whichever bank or run trains it."""
+    graphs), the same whichever run trains it."""
     return seed * 100003 + index
 
 
+def _initial(arch, variant, vocab_size, init_seed, layout, network) -> dict:
+    """A network's initial weights (the same for every trainer)."""
+    return initial_weights(arch, variant, vocab_size, init_seed, layout,
+                           **{k: v for k, v in network.items() if k != "padding"})
+
+
 def train_one(graph, variant, data, epochs, seed, layout="block", patience=0,
-              init_seed=None, io="full", skips="input", padding="masked",
-              init="keras", min_delta=1e-4) -> dict:
-    """Train the network of ``graph`` alone, as a Keras model (the reference path; the study
-    trains in banks, see ``train_networks``). ``seed`` shuffles the data; ``init_seed``
-    (default ``seed``) initializes the weights."""
-    if init != "keras" or padding != "masked":
-        raise ValueError(f"init={init!r} and padding={padding!r} need trainer='bank' (the "
-                         f"Keras trainer has Keras's initialization and masked padding).")
+              init_seed=None, min_delta=1e-4, bucket_width=0, full_batches=False,
+              learning_rate=1e-3, clipnorm=5.0, **network) -> dict:
+    """Train the network of ``graph`` alone, as its Keras model (the reference trainer, any
+    ``network`` option: ``io``, ``skips``, ``padding``, ``init``): from the initial weights every
+    trainer draws (``graph_networks.initial_weights``, from ``init_seed``, default ``seed``), on
+    the batches the edge trainer draws (``reber_batches.batches``, shuffled by ``seed``), with
+    Adam and the gradient of the network's connections clipped by its global norm
+    (``StructureAdam``), and the per-network early-stopping rule; tested in chunks of 128 cut
+    to their longest string, as the edge trainer tests."""
     arch = architecture(graph)
-    model = build_model(arch, variant, data.vocab_size,
-                        seed if init_seed is None else init_seed, layout, io=io, skips=skips)
-    # The thesis clips the global gradient norm (torch's clip_grad_norm_), as the bank does.
-    model.compile(optimizer=keras.optimizers.Adam(1e-3, global_clipnorm=5.0), loss=rc.LOSS,
-                  metrics=["accuracy"])
+    init_seed = seed if init_seed is None else init_seed
+    model = build_model(arch, variant, data.vocab_size, init_seed, layout,
+                        **{k: v for k, v in network.items() if k != "init"})
+    assign_weights(model, arch, _initial(arch, variant, data.vocab_size, init_seed, layout,
+                                         network), network.get("skips", "input"))
+    model.compile(optimizer=StructureAdam(learning_rate, global_clipnorm=clipnorm),
+                  loss=rc.LOSS)
     start = time.perf_counter()
-    callbacks = [keras.callbacks.EarlyStopping(monitor="loss", patience=patience,
-                                               min_delta=min_delta)] if patience else []
-    history = model.fit(rc.train_dataset(data, seed, batch_size=128), epochs=epochs, verbose=0,
-                        callbacks=callbacks, shuffle=False)
-    test = model.evaluate(data.x_test, data.y_test, batch_size=512, verbose=0, return_dict=True)
-    return {"test_acc": float(test["accuracy"]), "test_loss": float(test["loss"]),
-            "time": time.perf_counter() - start,
-            "epochs_trained": len(history.history["loss"])}
+    stopper, history = EarlyStopping(1, patience, min_delta), []
+    dataset = batches(data.x_train, data.y_train, 128, seed, bucket_width, full_batches)
+    for _ in range(epochs):
+        losses = []
+        for tokens, labels in dataset.as_numpy_iterator():
+            real = labels != NO_EXAMPLE  # filler rows count in no loss
+            losses.append(float(model.train_on_batch(tokens[real], labels[real])))
+        history.append(float(np.mean(losses)))
+        if stopper.update(np.array(history[-1:]))[0]:
+            break
+    loss, correct = 0.0, 0
+    for i in range(0, len(data.x_test), 128):
+        labels = data.y_test[i:i + 128]
+        logits = model(trim(data.x_test[i:i + 128]), training=False)
+        loss += float(keras.ops.sum(keras.losses.sparse_categorical_crossentropy(
+            labels, logits, from_logits=True)))
+        correct += int(np.sum(np.argmax(keras.ops.convert_to_numpy(logits), 1) == labels))
+    return {"test_acc": correct / len(data.x_test), "test_loss": loss / len(data.x_test),
+            "time": time.perf_counter() - start, "epochs_trained": len(history)}
 
 
-def use_threads(threads: int):
-    """Limit this process's TensorFlow to ``threads`` CPU threads (a worker's initializer: it
-    must run before TensorFlow does anything)."""
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
+TRAINERS = ("edge", "keras")
 
 
-def run_in_processes(fn, tasks: list, on_result, workers: int, initializer=None,
-                     initargs=(), retries: int = 2, log=print):
-    """Call ``fn(*task)`` for every task in ``workers`` processes, in order of ``tasks``, and
-    ``on_result(index, result)`` in this process as each one finishes.
-
-    Every task gets a fresh process (Python 3.11+): XLA never unmaps the code it compiles, so
-    a process that compiles bank after bank runs into the kernel's limit on memory mappings
-    (``vm.max_map_count``, 65,530 by default; one deep GRU bank leaves about 17,000), and
-    LLVM's next compilation fails with "Cannot allocate memory" and kills the process. A worker
-    that dies all the same breaks the whole pool; the tasks it left unfinished run again in a
-    new pool, up to ``retries`` times. Tasks must be deterministic for that to change no result
-    (a bank's training is: the same seed gives the same batches and weights). An exception
-    raised by ``fn`` itself is not retried. Processes are "spawn"ed: a forked TensorFlow is not
-    safe.
-    """
-    fresh = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}
-    pending = list(range(len(tasks)))
-    for attempt in range(retries + 1):
-        broken = None
-        with concurrent.futures.ProcessPoolExecutor(
-                workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=initializer, initargs=initargs, **fresh) as pool:
-            running = {pool.submit(fn, *tasks[i]): i for i in pending}
-            for future in concurrent.futures.as_completed(running):
-                try:
-                    result = future.result()
-                except concurrent.futures.process.BrokenProcessPool as error:
-                    broken = error
-                    continue
-                on_result(running[future], result)
-                pending.remove(running[future])
-        if not pending:
-            return
-        if attempt < retries:
-            log(f"a worker process died ({broken}); running its {len(pending)} unfinished "
-                f"task(s) again in new processes (retry {attempt + 1} of {retries})")
-    raise RuntimeError(f"worker processes died {retries + 1} times; {len(pending)} task(s) "
-                       f"unfinished. Results finished so far are kept; for the study, run "
-                       f"again with --resume.") from broken
-
-
-def _train_bank(archs, variant, data, seeds, epochs, seed, layout, patience, jit_compile,
-                bucket_width, networks_per_slot, network, log, min_delta=1e-4, compact=0.75,
-                full_batches=False):
-    """Train one bank; returns ``network_bank.train``'s results, the bank's padding factor
-    and depth (run in this process or in a worker)."""
-    bank = nb.NetworkBank(archs, variant, data.vocab_size, seeds=seeds, layout=layout,
-                          networks_per_slot=networks_per_slot, **network)
-    out = nb.train(bank, data.x_train, data.y_train, data.x_test, data.y_test,
-                   epochs=epochs, batch_size=128, patience=patience, min_delta=min_delta,
-                   seed=seed, jit_compile=jit_compile, bucket_width=bucket_width,
-                   compact=compact, full_batches=full_batches, log=log)
-    padding = nb.padding_factor([archs], bank.gates, io=bank.io, skips=bank.skips,
-                                networks_per_slot=networks_per_slot)
-    return out, padding, len(bank.widths)
-
-
-def _train_edge(archs, variant, data, epochs, seed, layout, patience, min_delta, bucket_width,
-                full_batches, init_seeds, threads, log, on_done, network) -> list:
-    """``train_networks`` with ``trainer="edge"``: every network as an ``EdgeNetwork``, initialized
-    as the bank trainer initializes it (a ``NetworkBank`` builds the weights), trained on the
-    same batches, ``threads`` networks at a time."""
+def train_networks(graphs, variant, data, epochs, seed, layout="block", patience=0,
+                   trainer="edge", bucket_width=0, log=print, on_done=None, init_seeds=None,
+                   workers=0, min_delta=1e-4, full_batches=False, **network) -> list:
+    """One result dict per graph. ``trainer="edge"`` (the default, the fast path) trains each
+    network as compiled loops over its own connections (:mod:`snip_tf.studies.edge_trainer`),
+    ``workers`` networks at a time in threads (0: one per CPU core); ``skips="input"`` and
+    masked padding only. ``trainer="keras"`` trains them one by one as Keras models
+    (:func:`train_one`, the reference; every ``network`` option). Both start each network from
+    the same initial weights and train it on the same batches: length-bucketed if
+    ``bucket_width``, partial ones filled to full size if ``full_batches`` (see
+    ``reber_batches.batches``), shuffled by ``seed``.
+    ``patience``/``min_delta``: per-network early stopping on the training loss.
+    ``on_done({graph index: result})`` is called as each network finishes.
+    Network ``i`` is initialized from ``init_seeds[i]`` (default ``network_seed(seed, i)``).
+    ``network``: the networks' ``io``, ``skips``, ``padding`` and ``init`` (see
+    ``graph_networks``)."""
+    if trainer not in TRAINERS:
+        raise ValueError(f"trainer must be one of {TRAINERS}; got {trainer!r}.")
+    if workers < 0:
+        raise ValueError(f"workers must be at least 1 (or 0: the default); got {workers}.")
+    if init_seeds is None:
+        init_seeds = [network_seed(seed, i) for i in range(len(graphs))]
+    if trainer == "keras":
+        results = []
+        for i, g in enumerate(graphs):
+            results.append(train_one(g, variant, data, epochs, seed, layout, patience,
+                                     init_seeds[i], min_delta, bucket_width, full_batches,
+                                     **network))
+            if on_done:
+                on_done({i: results[-1]})
+        return results
     for name, supported in (("skips", "input"), ("padding", "masked")):
         if network.get(name, supported) != supported:
             raise ValueError(f"trainer='edge' supports {name}={supported!r} only; got "
-                             f"{name}={network[name]!r}: use trainer='bank'.")
+                             f"{name}={network[name]!r}: use trainer='keras'.")
     start = time.perf_counter()
-    nets = []
-    for first in range(0, len(archs), 50):  # a bank only to draw the initial weights
-        bank = nb.NetworkBank(archs[first:first + 50], variant, data.vocab_size,
-                              seeds=init_seeds[first:first + 50], layout=layout,
-                              networks_per_slot=8, **network)
-        nets += [edge.EdgeNetwork.from_bank(bank, k) for k in range(bank.size)]
-    batches = edge.epoch_batches(data.x_train, data.y_train, epochs, 128, seed, bucket_width,
-                                 full_batches)
+    archs = [architecture(g) for g in graphs]
+    nets = [edge.EdgeNetwork.from_weights(
+        variant, _initial(arch, variant, data.vocab_size, init_seed, layout, network))
+        for arch, init_seed in zip(archs, init_seeds)]
+    epoch_batches = edge.epoch_batches(data.x_train, data.y_train, epochs, 128, seed,
+                                       bucket_width, full_batches)
     test = edge.evaluation_batches(data.x_test, data.y_test)
     if log:
         log(f"{variant}: {len(nets)} networks built and {epochs} epochs of batches drawn in "
@@ -262,102 +242,9 @@ def _train_edge(archs, variant, data, epochs, seed, layout, patience, min_delta,
         if on_done:
             on_done({k: row(result)})
 
-    return [row(r) for r in edge.train(nets, batches, test, patience=patience,
-                                       min_delta=min_delta, threads=threads, on_done=finish)]
-
-
-TRAINERS = ("edge", "bank", "keras")
-
-
-def train_networks(graphs, variant, data, epochs, seed, layout="block", patience=0,
-                   trainer="edge", bank_size=50, jit_compile=True, bucket_width=0,
-                   log=print, on_done=None, init_seeds=None, networks_per_slot=1,
-                   workers=0, min_delta=1e-4, compact=0.75, full_batches=False,
-                   **network) -> list:
-    """One result dict per graph. ``trainer="edge"`` (the default) trains each network as
-    compiled loops over its own connections (:mod:`snip_tf.studies.edge_trainer`), ``workers``
-    networks at a time in threads (0: one per CPU core), on the bank trainer's batches and
-    initial weights (``skips="input"`` and masked padding only).
-    ``trainer="bank"`` trains ``bank_size`` networks at a time as one batched computation
-    (:class:`NetworkBank`), grouping networks of similar depth and size so that little is
-    padded. Both draw length-bucketed batches if ``bucket_width``, partial batches filled to
-    full size if ``full_batches`` (see ``reber_batches.batches``); for the bank,
-    ``networks_per_slot`` side by side in each slot of a bank (``network_bank.pack``),
-    ``workers`` banks at a time in as many processes (each with an equal share of the CPU's
-    threads; with ``jit_compile`` each bank in a fresh process, even with one worker, see
-    ``run_in_processes``; 0: one); ``"keras"`` trains them one by one, on uniform batches.
-    ``patience``/``min_delta``: per-network early stopping on the training loss; a bank is
-    repacked without its stopped networks once that leaves at most ``compact`` of its
-    arithmetic (``network_bank.train``).
-    ``on_done({graph index: result})`` is called as each bank (or Keras network) finishes.
-    Network ``i`` is initialized from ``init_seeds[i]`` (default ``network_seed(seed, i)``); all
-    train on the same batches, shuffled by ``seed``. ``network``: the networks' ``io``,
-    ``skips``, ``padding`` and ``init`` (see ``NetworkBank``)."""
-    if init_seeds is None:
-        init_seeds = [network_seed(seed, i) for i in range(len(graphs))]
-    if trainer == "keras":
-        results = []
-        for i, g in enumerate(graphs):
-            results.append(train_one(g, variant, data, epochs, seed, layout, patience,
-                                     init_seeds[i], min_delta=min_delta, **network))
-            if on_done:
-                on_done({i: results[-1]})
-        return results
-    if trainer not in TRAINERS:
-        raise ValueError(f"trainer must be one of {TRAINERS}; got {trainer!r}.")
-    if workers < 0:
-        raise ValueError(f"workers must be at least 1 (or 0: the default); got {workers}.")
-    archs = [architecture(g) for g in graphs]
-    if trainer == "edge":
-        return _train_edge(archs, variant, data, epochs, seed, layout, patience, min_delta,
-                           bucket_width, full_batches, init_seeds, workers or None, log,
-                           on_done, network)
-    workers = workers or 1
-    order = sorted(range(len(archs)), key=lambda i: nb.padding_key(archs[i]))
-    banks = [order[first:first + bank_size] for first in range(0, len(order), bank_size)]
-    results = [None] * len(archs)
-
-    def task(members, log):
-        return ([archs[i] for i in members], variant, data, [init_seeds[i] for i in members],
-                epochs, seed, layout, patience, jit_compile, bucket_width, networks_per_slot,
-                network, log, min_delta, compact, full_batches)
-
-    def finish(members, out, padding, depth):
-        for j, i in enumerate(members):
-            results[i] = {"test_acc": float(out["test_acc"][j]),
-                          "test_loss": float(out["test_loss"][j]),
-                          "time": out["train_time_s"] / len(members),
-                          "epochs_trained": int(out["epochs_trained"][j])}
-        if on_done:
-            on_done({i: results[i] for i in members})
-        if log:
-            log(f"{variant}: bank of {len(members)} networks (depth <= {depth}, "
-                f"{padding:.1f}x the arithmetic of each alone) in "
-                f"{out['train_time_s']:.0f} s, "
-                f"{60 * len(members) / out['train_time_s']:.2f} networks/min")
-
-    # One XLA-compiled bank after another in this process would exhaust its memory mappings
-    # (see run_in_processes), so then even one worker is a process of its own per bank.
-    if len(banks) == 1 or (workers == 1 and not jit_compile):
-        for members in banks:
-            finish(members, *_train_bank(*task(members, log)))
-        return results
-    # Processes, not threads: a bank's step is one long XLA computation per batch, and two of
-    # them on one thread each keep 2 cores busier than one on two threads.
-    threads = max(1, (os.cpu_count() or 1) // workers)
-
-    def cost(members):
-        return nb.bank_macs([archs[i] for i in members], nb.GATES[variant],
-                            io=network.get("io", "full"), skips=network.get("skips", "input"),
-                            networks_per_slot=networks_per_slot)
-
-    # Costliest bank first (longest-processing-time order), so that the last banks to run are
-    # short and no worker idles long while another finishes a deep bank.
-    ordered = sorted(banks, key=cost, reverse=True)
-    run_in_processes(_train_bank, [task(members, print if log else None) for members in ordered],
-                     lambda b, out: finish(ordered[b], *out), workers,
-                     initializer=use_threads, initargs=(threads,), log=log or print)
-    return results
+    return [row(r) for r in edge.train(nets, epoch_batches, test, patience=patience,
+                                       min_delta=min_delta, threads=workers or None,
+                                       on_done=finish)]
 
 
 flags.DEFINE_integer("num_graphs", 100, "Graphs per generator and variant.")
@@ -366,27 +253,18 @@ flags.DEFINE_integer("graph_patience", 0, "Per-network early stopping on the tra
                      "after this many epochs without improvement; 0 trains every epoch (thesis).")
 flags.DEFINE_float("graph_min_delta", 1e-4, "Early stopping: the least decrease of a network's "
                    "epoch training loss that counts as an improvement.")
-flags.DEFINE_float("compact", 0.75, "Bank trainer with early stopping: repack a bank without "
-                   "its stopped networks once that leaves at most this fraction of its "
-                   "arithmetic; 0 never (no effect on results).")
 flags.DEFINE_enum("trainer", "edge", list(TRAINERS),
                   "Train each network as compiled loops over its connections ('edge', Numba; "
-                  "skips='input' and masked padding), in batched TensorFlow banks ('bank'), or "
-                  "one Keras model at a time ('keras').")
-flags.DEFINE_integer("bank_size", 50, "Networks trained together in one bank.")
-flags.DEFINE_integer("networks_per_slot", 8, "Bank trainer: networks packed side by side in "
-                     "each slot of a bank (fewer padded units; no effect on results).")
-flags.DEFINE_integer("workers", 0, "Networks (edge trainer: threads) or banks (bank trainer: "
-                     "processes with an equal share of the CPU threads) trained at a time; 0: "
-                     "one per CPU core (edge), 1 (bank). No effect on results.")
-flags.DEFINE_bool("jit_compile", True, "XLA-compile the bank's training step.")
+                  "skips='input' and masked padding) or as its Keras model ('keras', the "
+                  "reference; any network).")
+flags.DEFINE_integer("workers", 0, "Edge trainer: networks trained at a time, in threads; 0: "
+                     "one per CPU core. No effect on results.")
 flags.DEFINE_integer("bucket_width", 0, "Draw each batch from strings whose "
                      "lengths fall in one bucket of this width (fewer padded steps); 0 draws "
                      "uniformly, as the thesis.")
 flags.DEFINE_bool("full_batches", False, "Fill a partial batch up to 128 rows with empty "
-                  "strings no loss counts where the epoch has full batches of its length, so "
-                  "that the bank's XLA step compiles for fewer shapes (the same training up to "
-                  "float rounding).")
+                  "strings no loss counts where the epoch has full batches of its length (the "
+                  "same training up to float rounding).")
 flags.DEFINE_list("graph_variants", list(rc.VARIANTS), "Variants to study.")
 flags.DEFINE_list("generators", list(GENERATORS), "Graph families.")
 flags.DEFINE_enum("layout", "block", ["block", "thesis"], "Gate mask layout.")
@@ -396,10 +274,10 @@ flags.DEFINE_enum("io", "full", list(IO), "Network interface: 'full' (a 16-wide 
 flags.DEFINE_enum("skips", "input", list(SKIPS), "Skip edges: 'input' (input connections of "
                   "the target layer's cell) or 'separate' (the thesis's: one cell per source "
                   "layer, summed), see graph_networks.")
-flags.DEFINE_enum("init", "keras", list(nb.INITS), "Initialization: Keras's defaults, "
+flags.DEFINE_enum("init", "keras", list(INITS), "Initialization: Keras's defaults, "
                   "'torch' (the thesis's PyTorch code's), or only its embedding "
                   "('torch-embedding') or its cells and classifier ('torch-cells'), see "
-                  "NetworkBank.")
+                  "graph_networks.initial_weights.")
 flags.DEFINE_integer("init_seed", None, "Initialize the networks from this seed instead of "
                      "--seed, keeping the graphs and the batches: a replicate of a run that "
                      "differs in its initial weights only (compare the two with "
@@ -417,20 +295,18 @@ flags.DEFINE_bool("refit", False, "Train nothing: fit the regressors again on th
 
 def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERATORS,
         num_graphs=100, epochs=15, seed=0, source="thesis", train_limit=0, layout="block",
-        min_nodes=10, max_nodes=50, patience=0, trainer="edge", bank_size=50,
-        jit_compile=True, bucket_width=0, resume=False, io="full", skips="input",
-        padding="masked", init="keras", networks_per_slot=8, workers=0, min_delta=1e-4,
-        compact=0.75, init_seed=None, full_batches=False) -> dict:
+        min_nodes=10, max_nodes=50, patience=0, trainer="edge", bucket_width=0,
+        resume=False, io="full", skips="input", padding="masked", init="keras", workers=0,
+        min_delta=1e-4, init_seed=None, full_batches=False) -> dict:
     """The study; see the module's flags. ``seed`` draws the graphs, orders the batches and, by
     default, initializes the networks; ``init_seed`` initializes them instead, so that two runs
     differ in their networks' initial weights only (a control for any other change).
 
-    Each variant's CSV is rewritten as each bank finishes, and ``resume=True`` trains only the
-    networks not yet in it (same settings required), so a long study can be run in pieces: a
-    network's result does not depend on its bank-mates.
-    Banks are cut from the networks sorted by depth and size, so the CSV of an unfinished
-    variant holds groups of similar networks, not a sample: fit regressors on finished
-    variants only."""
+    Each variant's CSV is rewritten as each network finishes, and ``resume=True`` trains only
+    the networks not yet in it (same settings required), so a long study can be run in pieces:
+    a network's result depends on nothing else trained. The edge trainer takes the costliest
+    networks first, so the CSV of an unfinished variant holds the larger networks, not a
+    sample: fit regressors on finished variants only."""
     out = common.out_dir("graph_architectures", results_dir)
     os.makedirs(_graph_dir(out), exist_ok=True)
     settings = {"seed": seed, "epochs": epochs, "patience": patience, "min_delta": min_delta,
@@ -472,13 +348,10 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
 
         if todo:
             train_networks([graphs[j] for j in todo], variant, data, epochs, seed, layout,
-                           patience, trainer, bank_size, jit_compile, bucket_width,
-                           on_done=save,
+                           patience, trainer, bucket_width, on_done=save,
                            init_seeds=[network_seed(settings["init_seed"], j) for j in todo],
-                           networks_per_slot=networks_per_slot, workers=workers,
-                           min_delta=min_delta, compact=compact,
-                           full_batches=full_batches, io=io,
-                           skips=skips, padding=padding, init=init)
+                           workers=workers, min_delta=min_delta, full_batches=full_batches,
+                           io=io, skips=skips, padding=padding, init=init)
         trained += len(todo)
         minutes = (time.perf_counter() - start) / 60
         print(f"{variant}: {len(rows)} networks ({len(todo)} trained now), mean test acc "
@@ -489,9 +362,7 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
         common.write_json(os.path.join(out, "summary.json"),
                           {"report": report, "networks": trained, "minutes": minutes,
                            "networks_per_minute": trained / minutes if minutes else None,
-                           **settings, "trainer": trainer, "bank_size": bank_size,
-                           "networks_per_slot": networks_per_slot, "workers": workers,
-                           "compact": compact,
+                           **settings, "trainer": trainer, "workers": workers,
                            "source": data.source, "train_size": len(data.x_train)})
         _plot(report, os.path.join(out, "r2.png"))
         finished[variant] = rows
@@ -656,9 +527,8 @@ def main(argv):
         return
     run(F.data_dir, F.results_dir, F.graph_variants, F.generators, F.num_graphs, F.graph_epochs,
         common.one_seed("graph_architectures"), F.graph_source, F.train_limit, F.layout,
-        F.min_nodes, F.max_nodes, F.graph_patience, F.trainer, F.bank_size, F.jit_compile,
-        F.bucket_width, F.resume, F.io, F.skips, F.padding, F.init, F.networks_per_slot,
-        F.workers, F.graph_min_delta, F.compact, F.init_seed, F.full_batches)
+        F.min_nodes, F.max_nodes, F.graph_patience, F.trainer, F.bucket_width, F.resume, F.io,
+        F.skips, F.padding, F.init, F.workers, F.graph_min_delta, F.init_seed, F.full_batches)
 
 
 if __name__ == "__main__":

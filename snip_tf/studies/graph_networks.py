@@ -52,6 +52,7 @@ GENERATORS = ("barabasi_albert", "watts_strogatz", "erdos_renyi")
 IO = ("full", "thesis")
 SKIPS = ("input", "separate")
 PADDINGS = models.REBER_PADDINGS  # one meaning for both studies
+INITS = ("keras", "torch", "torch-embedding", "torch-cells")
 
 
 def random_graph(kind: str, n: int, seed: int) -> nx.Graph:
@@ -226,6 +227,116 @@ def network_weights(model, arch: Architecture, skips: str = "input") -> dict:
     head, head_mask = masked(classifier.kernel)
     return {"embedding": model.get_layer("embedding").embeddings.numpy(), "cells": cells_out,
             "head": head, "head_mask": head_mask, "head_bias": classifier.bias.numpy()}
+
+
+def initial_weights(arch: Architecture, variant: str, vocab_size: int, seed: int,
+                    layout: str = "block", embedding_dim: int = 16, io: str = "full",
+                    skips: str = "input", init: str = "keras") -> dict:
+    """A network's initial weights in the layout of :func:`network_weights`, drawn from
+    ``seed`` alone (each part from its own seed derived from it), so that every trainer starts
+    a network from the same weights.
+
+    ``init``: "keras", Keras's defaults (Glorot kernels, orthogonal recurrent kernels, zero
+    biases with the LSTM's forget bias 1, a uniform(±0.05) embedding); "torch", as the thesis's
+    PyTorch code: every weight and bias of a cell uniform(±1/√units), a standard normal
+    embedding, a ``nn.Linear`` classifier; or one part of PyTorch's with Keras's for the rest,
+    to tell which part matters: "torch-embedding" (the standard normal embedding only) or
+    "torch-cells" (the cells and the classifier). The draws are those the retired
+    ``NetworkBank`` made (commit 8ae92d8), so the study's recorded results stand."""
+    check_option("init", init, INITS)
+    gates, reads = GATES[variant], input_width(arch, io, embedding_dim)
+    torch_embedding = init in ("torch", "torch-embedding")
+    torch_cells = init in ("torch", "torch-cells")
+
+    def draw(initializer, shape, seed):
+        return np.asarray(keras.ops.convert_to_numpy(initializer(seed=seed)(shape)), np.float32)
+
+    def uniform(limit, shape, seed):
+        return draw(lambda seed: keras.initializers.RandomUniform(-limit, limit, seed), shape,
+                    seed)
+
+    embedding = (draw(lambda seed: keras.initializers.RandomNormal(stddev=1.0, seed=seed),
+                      (vocab_size, reads), seed) if torch_embedding else
+                 draw(keras.initializers.RandomUniform, (vocab_size, reads), seed))
+    layers = []
+    for l, nodes in enumerate(arch.layers):
+        w, layer = len(nodes), []
+        for c, cell in enumerate(cells(arch, l, skips)):
+            cell_seed = seed + 1000 * (l + 1) + 100 * c
+            rows = reads if l == 0 else sum(len(arch.layers[j]) for j in cell.sources)
+            mask = (np.ones((rows, gates * w), np.float32) if cell.mask is None else
+                    gate_mask(cell.mask, gates, layout).astype(np.float32))
+            bias = np.zeros((2, gates * w) if variant == "gru" else (gates * w,), np.float32)
+            if torch_cells:
+                limit = 1 / np.sqrt(w)
+                kernel = uniform(limit, (rows, gates * w), cell_seed)
+                recurrent = uniform(limit, (w, gates * w), cell_seed + 1)
+                b_ih = uniform(limit, (gates * w,), cell_seed + 2)
+                b_hh = uniform(limit, (gates * w,), cell_seed + 3)
+                bias = np.stack([b_ih, b_hh]) if variant == "gru" else b_ih + b_hh
+            else:
+                kernel = draw(keras.initializers.GlorotUniform, (rows, gates * w), cell_seed)
+                recurrent = draw(keras.initializers.Orthogonal, (w, gates * w), cell_seed + 1)
+                if variant == "lstm":  # Keras's unit_forget_bias
+                    bias[w:2 * w] = 1.0
+            layer.append({"kernel": kernel * mask, "kernel_mask": mask,
+                          "recurrent_kernel": recurrent, "bias": bias})
+        layers.append(layer)
+    order = [n for layer in arch.layers for n in layer]
+    read_rows = np.isin(order, readout_nodes(arch, io))
+    head_mask = np.repeat(read_rows[:, None], 2, axis=1).astype(np.float32)
+    if torch_cells:  # nn.Linear over the nodes read
+        limit = 1 / np.sqrt(read_rows.sum())
+        head = uniform(limit, (len(order), 2), seed + 7)
+        head_bias = uniform(limit, (2,), seed + 8)
+    else:
+        head = draw(keras.initializers.GlorotUniform, (len(order), 2), seed + 7)
+        head_bias = np.zeros(2, np.float32)
+    return {"embedding": embedding, "cells": layers, "head": head * head_mask,
+            "head_mask": head_mask, "head_bias": head_bias}
+
+
+def assign_weights(model, arch: Architecture, weights: dict, skips: str = "input"):
+    """Set a model of :func:`build_model` to ``weights`` (the layout of :func:`network_weights`;
+    the masks are the model's own, installed by ``build_model``)."""
+    model.get_layer("embedding").embeddings.assign(weights["embedding"])
+    for l, layer in enumerate(weights["cells"]):
+        for spec, values in zip(cells(arch, l, skips), layer):
+            cell = model.get_layer(spec.name).cell
+            cell.kernel.assign(values["kernel"])
+            cell.recurrent_kernel.assign(values["recurrent_kernel"])
+            cell.bias.assign(values["bias"])
+    classifier = model.get_layer("classifier")
+    classifier.kernel.assign(weights["head"])
+    classifier.bias.assign(weights["head_bias"])
+    return model
+
+
+class StructureAdam(keras.optimizers.Adam):
+    """Keras's Adam for a model of :func:`build_model`, clipping by the global norm of the
+    network's true gradient, as the thesis's PyTorch code (``clip_grad_norm_``) and the edge
+    trainer do:
+
+    * its absent connections get no gradient (their masks multiply the gradients first), as
+      with the thesis's masking by multiplication; the pruning hooks alone zero those weights
+      after each step, but their gradients would still count in the norm;
+    * the embedding's sparse gradient (one row per token read, repeats included) is summed
+      into its dense gradient first; Keras's norm of the sparse one counts each repeat apart.
+    """
+
+    def apply(self, grads, trainable_variables=None):
+        import tensorflow as tf
+
+        variables = (self._trainable_variables if trainable_variables is None
+                     else list(trainable_variables))
+        dense = []
+        for grad, variable in zip(grads, variables):
+            if isinstance(grad, tf.IndexedSlices):
+                grad = tf.convert_to_tensor(grad)
+            mask = masking.mask_of(variable)
+            dense.append(grad if grad is None or mask is None else
+                         grad * keras.ops.cast(mask, grad.dtype))
+        return super().apply(dense, trainable_variables)
 
 
 def _stats(values, prefix) -> dict:

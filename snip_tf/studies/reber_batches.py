@@ -1,5 +1,5 @@
 """Batches of Reber strings and the per-network early-stopping rule, shared by the graph study's
-trainers (the edge trainer, the Keras trainer and the NetworkBank) and study 1.
+trainers (the edge trainer and the Keras trainer) and study 1.
 
 >>> import numpy as np
 >>> x = np.array([[1, 2, 0, 0], [1, 0, 0, 0]])
