@@ -11,5 +11,6 @@ def get_config():
     c.model = "lenet-5-caffe"
     c.sparsity = 0.99
     c.epochs = 30
+    c.l2 = 2.5e-4  # the paper's weight decay 0.0005 as a gradient coefficient
     c.lr_decay_fractions = (0.5, 0.75)
     return c

@@ -27,7 +27,7 @@ ROWS = (
     ("gru-s", "mnist", 0.95, 1.87, 2.41), ("gru-b", "mnist", 0.95, 1.71, 1.52),
 )
 CIFAR = dict(batch_size=128, augment=True, optimizer="sgd", learning_rate=0.1, momentum=0.9,
-             l2=5e-4)
+             l2=common.WEIGHT_DECAY_L2)
 
 
 def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0,

@@ -19,10 +19,12 @@ def lenet_300_100(f: Layers, input_shape=(28, 28, 1), num_classes=10):
 
 @register("lenet-5-caffe")
 def lenet_5_caffe(f: Layers, input_shape=(28, 28, 1), num_classes=10):
+    # As Caffe's LeNet and the authors' LeNet5 (snip/network.py): no activation after the
+    # convolutions, only after fc1.
     return keras.Sequential([
         keras.Input(input_shape),
-        f.conv(20, 5, activation="relu"), L.MaxPooling2D(2),
-        f.conv(50, 5, activation="relu"), L.MaxPooling2D(2), L.Flatten(),
+        f.conv(20, 5), L.MaxPooling2D(2),
+        f.conv(50, 5), L.MaxPooling2D(2), L.Flatten(),
         f.dense(500, activation="relu"), f.dense(num_classes),
     ], name="lenet_5_caffe")
 
