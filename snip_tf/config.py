@@ -37,6 +37,7 @@ def base_config() -> ml_collections.ConfigDict:
     # training
     c.batch_size = 100
     c.epochs = 60
+    c.iterations = 0                # train exactly this many iterations instead (0: `epochs`)
     c.optimizer = "sgd"             # sgd | adam
     c.learning_rate = 0.1
     c.momentum = 0.9
@@ -44,6 +45,11 @@ def base_config() -> ml_collections.ConfigDict:
     c.lr_decay_fractions = ()       # or: fractions of the run at which it is (overrides the above)
     c.clipnorm = 0.0
     c.seed = 0
+    # evaluation at checkpoints: validation and test error every `eval_every` iterations over
+    # the last `eval_last` of them (the authors saved every 1000 iterations and kept the last
+    # 10); 0: at the end only
+    c.eval_every = 0
+    c.eval_last = 10
     # hyperparameter search (train.py --tune)
     c.tune = ml_collections.ConfigDict()
     c.tune.max_error_increase = 0.3  # percentage points of validation error above dense
@@ -127,6 +133,9 @@ def validate(config) -> None:
                          f"{', '.join(field_names())}.")
     _number(config, "sparsity", integer=False, low=0.0, high=1.0, high_open=True)
     _number(config, "epochs", integer=True, low=1)
+    _number(config, "iterations", integer=True, low=0)
+    _number(config, "eval_every", integer=True, low=0)
+    _number(config, "eval_last", integer=True, low=1)
     _number(config, "batch_size", integer=True, low=1)
     _number(config, "validation_fraction", integer=False, low=0.0, high=1.0, high_open=True)
     _number(config, "train_limit", integer=True, low=0)

@@ -42,6 +42,111 @@ def _optimizer(config, total_iterations: int):
     raise ValueError(f"optimizer must be 'sgd' or 'adam'; got {config.optimizer!r}.")
 
 
+class StopAtIteration(keras.callbacks.Callback):
+    """Stop ``fit`` once the optimizer has taken ``total`` steps (also mid-epoch, and counting the
+    steps of a run resumed from a backup)."""
+
+    def __init__(self, total: int):
+        super().__init__()
+        self.total = int(total)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations.numpy()) >= self.total:
+            self.model.stop_training = True
+
+
+class CheckpointEvaluation(keras.callbacks.Callback):
+    """The validation and test error at the authors' checkpoints: every ``every`` iterations
+    over the last ``keep`` of them up to ``total`` (their code saved every 1000 iterations and
+    kept the last 10, then reported the best test accuracy among those; ``snip/test.py``).
+
+    ``records`` holds one ``{"iteration", "validation_error", "test_error"}`` per checkpoint
+    reached. With ``path``, they are also written there (atomically) as each is taken and read
+    back when a resumed run starts, so that a run killed and resumed keeps them."""
+
+    def __init__(self, total: int, every: int, keep: int, validation, test, path=None):
+        super().__init__()
+        self.at = {total - k * every for k in range(keep) if total - k * every > 0}
+        self.validation, self.test, self.path = validation, test, path
+        self.records = []
+        if path and os.path.exists(path):
+            import json
+
+            with open(path) as f:
+                self.records = json.load(f)
+
+    def on_train_begin(self, logs=None):
+        done = int(self.model.optimizer.iterations.numpy())
+        self.records = [r for r in self.records if r["iteration"] <= done]
+        model = self.model
+        self._logits = tf.function(lambda x: model(x, training=False))
+
+    def _error(self, data) -> float:
+        correct = count = 0
+        for x, y in data:
+            predicted = tf.argmax(self._logits(x), axis=-1, output_type=tf.int32)
+            correct += int(tf.reduce_sum(tf.cast(predicted == tf.cast(y, tf.int32), tf.int32)))
+            count += int(tf.shape(y)[0])
+        return 1.0 - correct / count
+
+    def on_train_batch_end(self, batch, logs=None):
+        iteration = int(self.model.optimizer.iterations.numpy())
+        if iteration in self.at and all(r["iteration"] != iteration for r in self.records):
+            self.records.append({"iteration": iteration,
+                                 "validation_error": (self._error(self.validation)
+                                                      if self.validation is not None else None),
+                                 "test_error": self._error(self.test)})
+            if self.path:
+                atomic.write_json(self.path, self.records)
+
+    def summary(self) -> dict:
+        """The authors' rule (the best test error among the checkpoints, which selects on the
+        test set) and the honest one (the test error of the checkpoint with the best validation
+        error, the later one on a tie)."""
+        if not self.records:
+            return {"test_error_authors_rule": None, "test_error_validation_selected": None}
+        best = min(self.records, key=lambda r: (r["validation_error"]
+                                                if r["validation_error"] is not None else 0.0,
+                                                -r["iteration"]))
+        return {"test_error_authors_rule": min(r["test_error"] for r in self.records),
+                "test_error_validation_selected": best["test_error"],
+                "validation_selected_iteration": best["iteration"]}
+
+
+class ProgressLine(keras.callbacks.Callback):
+    """One line every ``every`` iterations of a run: its ``label`` (e.g. the model and seed), the
+    iteration, the training loss and error so far this epoch, the last checkpoint's validation
+    error if any (``checkpoints``) and the time left at the current pace."""
+
+    def __init__(self, label: str, total: int, every: int, checkpoints=None, log=None):
+        super().__init__()
+        self.label, self.total, self.every = label, int(total), max(1, int(every))
+        self.checkpoints = checkpoints
+        self.log = log or (lambda line: print(line, flush=True))
+        self._start = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        iteration = int(self.model.optimizer.iterations.numpy())
+        if self._start is None:
+            self._start = (iteration - 1, time.perf_counter())
+        if iteration % self.every and iteration != self.total:
+            return
+        logs = logs or {}
+        done, elapsed = iteration - self._start[0], time.perf_counter() - self._start[1]
+        left = (self.total - iteration) * elapsed / max(done, 1)
+        parts = [f"{self.label}: iteration {iteration}/{self.total}"]
+        if "loss" in logs:
+            parts.append(f"train loss {float(logs['loss']):.4f}")
+        if "accuracy" in logs:
+            parts.append(f"train error {100 * (1 - float(logs['accuracy'])):.2f}%")
+        if self.checkpoints is not None and self.checkpoints.records:
+            last = self.checkpoints.records[-1]
+            if last["validation_error"] is not None:
+                parts.append(f"validation error {100 * last['validation_error']:.2f}%")
+        parts.append(f"{left / 60:.1f} min left")
+        self.log(", ".join(parts))
+
+
 def hardware() -> dict:
     return {"platform": platform.platform(), "cpu_count": os.cpu_count(),
             "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
@@ -50,7 +155,7 @@ def hardware() -> dict:
 
 def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = None,
         export_dir: Optional[str] = None, verbose: int = 0, extra_callbacks=None,
-        resume: bool = False) -> dict:
+        resume: bool = False, progress: int = 0, label: Optional[str] = None) -> dict:
     """Train ``config`` once and return (and write) its results.
 
     With ``resume=True`` the run backs itself up after every epoch (weights, optimizer state and
@@ -58,9 +163,15 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
     config continues from the last finished epoch of a run that was killed. The backup is deleted
     when the run finishes.
 
+    ``config.iterations`` trains exactly that many iterations (else ``config.epochs`` epochs).
+    ``config.eval_every`` adds the validation and test error at the authors' checkpoints
+    (:class:`CheckpointEvaluation`) to the metrics. ``progress`` prints a line every that many
+    iterations (:class:`ProgressLine`, starting with ``label``).
+
     Returns a dict with the config, the per-layer sparsity report, final metrics (test/validation
-    error, train loss), the number of iterations and the wall time (what is written to the JSON),
-    plus the trained ``model``, its ``masks`` and the ``datasets`` (not written).
+    error at the last iteration, train loss, and with checkpoints the authors' rule and the
+    validation-selected test error), the number of iterations and the wall time (what is written
+    to the JSON), plus the trained ``model``, its ``masks`` and the ``datasets`` (not written).
     """
     snip_config.validate(config)
     results_dir = results_dir if results_dir is not None else config.results_dir
@@ -83,7 +194,9 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
                           l2=config.l2, l2_bias=config.l2_bias, seed=seed)
 
     model = new_model(config.seed)
-    total_iterations = config.epochs * math.ceil(datasets.train_size / config.batch_size)
+    steps_per_epoch = math.ceil(datasets.train_size / config.batch_size)
+    total_iterations = config.iterations or config.epochs * steps_per_epoch
+    epochs = math.ceil(total_iterations / steps_per_epoch)
     model.compile(optimizer=_optimizer(config, total_iterations),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
@@ -122,7 +235,7 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
             config.sparsity, num_batches=config.snip.num_batches, **options)
         callbacks.append(snip_callback)
 
-    resumed = False
+    resumed, backup = False, None
     if resume:
         backup = os.path.join(results_dir or "results/runs", f"{_run_name(config)}.backup")
         resumed = os.path.isdir(backup) and bool(os.listdir(backup))
@@ -130,8 +243,21 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
         # exactly; with explicit scoring the model above was pruned the same way again.
         saving.track(model)
         callbacks.append(snip_callbacks.BackupAndRestore(backup, save_freq="epoch"))
-    history = model.fit(datasets.train, validation_data=datasets.validation, epochs=config.epochs,
+    if config.iterations:
+        callbacks.append(StopAtIteration(total_iterations))
+    checkpoints = None
+    if config.eval_every:
+        checkpoints = CheckpointEvaluation(
+            total_iterations, config.eval_every, config.eval_last, datasets.validation,
+            datasets.test, path=backup + ".checkpoints.json" if backup else None)
+        callbacks.append(checkpoints)
+    if progress:
+        callbacks.append(ProgressLine(label or _run_name(config), total_iterations, progress,
+                                      checkpoints))
+    history = model.fit(datasets.train, validation_data=datasets.validation, epochs=epochs,
                         callbacks=callbacks, verbose=verbose, shuffle=False)  # tf.data shuffles
+    if checkpoints is not None and checkpoints.path and os.path.exists(checkpoints.path):
+        os.remove(checkpoints.path)  # finished: the records go into the results
     if snip_callback is not None:
         masks = snip_callback.masks
     test = model.evaluate(datasets.test, return_dict=True, verbose=0)
@@ -145,7 +271,7 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
         "iterations": int(model.optimizer.iterations.numpy()),
         "resumed": resumed,
         "mask_sha256": mask_digest(model),
-        "epochs": config.epochs,
+        "epochs": epochs,
         "metrics": {
             "test_accuracy": float(test["accuracy"]),
             "test_error": 1.0 - float(test["accuracy"]),
@@ -155,7 +281,9 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
                            else None),
             "validation_error": (1.0 - float(history.history["val_accuracy"][-1])
                                  if "val_accuracy" in history.history else None),
+            **(checkpoints.summary() if checkpoints else {}),
         },
+        "checkpoints": checkpoints.records if checkpoints else [],
         "sparsity": report.to_dict(),
         "wall_time_s": wall,
         "hardware": hardware(),

@@ -1,0 +1,74 @@
+"""The training protocol of the experiments: an exact iteration budget, evaluation at the authors'
+checkpoints with its three test errors, progress lines."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from snip_tf import atomic, training
+from snip_tf.config import base_config
+
+
+def _config(**fields):
+    c = base_config()  # the MLP on 8x8 digits: no data files needed
+    c.update({"sparsity": 0.5, "learning_rate": 0.05, **fields})
+    return c
+
+
+def test_iterations_eval_checkpoints_and_progress_lines():
+    result = training.run(_config(iterations=25, eval_every=5, eval_last=3),
+                          progress=10, label="mlp seed 0")
+    # 13 steps per epoch (the digits' training split at batch 100): 25 iterations end mid-epoch
+    assert result["train_size"] // 100 + 1 == 13
+    assert result["iterations"] == 25 and result["epochs"] == 2
+    records = result["checkpoints"]
+    assert [r["iteration"] for r in records] == [15, 20, 25]
+    metrics = result["metrics"]
+    # the last checkpoint is the final network, which the test error at the end measures
+    assert records[-1]["test_error"] == pytest.approx(metrics["test_error"], abs=1e-6)
+    assert metrics["test_error_authors_rule"] == min(r["test_error"] for r in records)
+    best = min(records, key=lambda r: (r["validation_error"], -r["iteration"]))
+    assert metrics["test_error_validation_selected"] == best["test_error"]
+    assert metrics["validation_selected_iteration"] == best["iteration"]
+
+
+def test_progress_lines_name_the_run_its_iteration_and_the_time_left(capsys):
+    training.run(_config(iterations=20), progress=10, label="mlp seed 3")
+    out = [line for line in capsys.readouterr().out.splitlines() if line.startswith("mlp seed 3")]
+    assert len(out) == 2
+    assert out[0].startswith("mlp seed 3: iteration 10/20, train loss ")
+    assert "train error" in out[0] and out[-1].endswith("min left")
+    assert "iteration 20/20" in out[1]
+
+
+def test_without_iterations_the_run_trains_its_epochs():
+    result = training.run(_config(epochs=2))
+    assert result["iterations"] == 26 and result["checkpoints"] == []
+    assert "test_error_authors_rule" not in result["metrics"]
+
+
+def test_checkpoint_records_survive_a_resume_up_to_the_restored_iteration(tmp_path):
+    path = str(tmp_path / "run.backup.checkpoints.json")
+    atomic.write_json(path, [{"iteration": i, "validation_error": 0.1, "test_error": 0.2}
+                             for i in (15, 20, 30)])
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss="mse")
+    model.optimizer.build(model.trainable_variables)
+    model.optimizer.iterations.assign(20)  # as restored from the backup of iteration 20
+    callback = training.CheckpointEvaluation(40, 10, 3, None, [(np.zeros((1, 2)), [0])],
+                                             path=path)
+    callback.set_model(model)
+    callback.on_train_begin()
+    assert [r["iteration"] for r in callback.records] == [15, 20]
+    assert callback.at == {20, 30, 40}
+    with open(path) as f:
+        assert len(json.load(f)) == 3  # rewritten only when the next checkpoint is taken
+
+
+@pytest.mark.parametrize("field, value", [("iterations", -1), ("eval_every", -5),
+                                          ("eval_last", 0)])
+def test_bad_protocol_fields_are_named(field, value):
+    with pytest.raises(ValueError, match=f"config.{field} must be"):
+        training.run(_config(**{field: value}))
