@@ -165,8 +165,9 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
 
     ``config.iterations`` trains exactly that many iterations (else ``config.epochs`` epochs).
     ``config.eval_every`` adds the validation and test error at the authors' checkpoints
-    (:class:`CheckpointEvaluation`) to the metrics. ``progress`` prints a line every that many
-    iterations (:class:`ProgressLine`, starting with ``label``).
+    (:class:`CheckpointEvaluation`) to the metrics. ``progress`` prints lines about the run's
+    iterations (:class:`ProgressLine`, starting with ``label``): ``progress`` lines, evenly
+    spaced over the run.
 
     Returns a dict with the config, the per-layer sparsity report, final metrics (test/validation
     error at the last iteration, train loss, and with checkpoints the authors' rule and the
@@ -237,7 +238,7 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
 
     resumed, backup = False, None
     if resume:
-        backup = os.path.join(results_dir or "results/runs", f"{_run_name(config)}.backup")
+        backup = os.path.join(results_dir or "results/runs", f"{run_name(config)}.backup")
         resumed = os.path.isdir(backup) and bool(os.listdir(backup))
         # SNIPCallback (if any) tracks the model before this restores it, so the mask comes back
         # exactly; with explicit scoring the model above was pruned the same way again.
@@ -252,8 +253,8 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
             datasets.test, path=backup + ".checkpoints.json" if backup else None)
         callbacks.append(checkpoints)
     if progress:
-        callbacks.append(ProgressLine(label or _run_name(config), total_iterations, progress,
-                                      checkpoints))
+        callbacks.append(ProgressLine(label or run_name(config), total_iterations,
+                                      math.ceil(total_iterations / progress), checkpoints))
     history = model.fit(datasets.train, validation_data=datasets.validation, epochs=epochs,
                         callbacks=callbacks, verbose=verbose, shuffle=False)  # tf.data shuffles
     if checkpoints is not None and checkpoints.path and os.path.exists(checkpoints.path):
@@ -290,7 +291,7 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
         "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
     }
     if results_dir:
-        path = os.path.join(results_dir, f"{_run_name(config)}.json")
+        path = os.path.join(results_dir, f"{run_name(config)}.json")
         atomic.write_json(path, result, default=_jsonable)
         result["results_path"] = path
         logging.info("Wrote %s", path)
@@ -303,7 +304,8 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
     return result
 
 
-def _run_name(config) -> str:
+def run_name(config) -> str:
+    """The file name (without extension) of a run's results and backup."""
     return f"{config.name}_s{config.sparsity}_seed{config.seed}"
 
 

@@ -42,6 +42,36 @@ def test_table1(tiny_data, tmp_path):
     assert "| lenet-300-100 | 95 % | snip |" in open(tmp_path / "table1.md").read()
 
 
+def test_table1_is_resumable_run_by_run_and_reports_three_errors(tiny_data, tmp_path, capsys):
+    settings = dict(models=("lenet-300-100",), criteria=("snip",), iterations=4)
+    rows = table1.run(tiny_data, str(tmp_path), **settings)
+    runs = sorted((tmp_path / "runs").glob("*.json"))
+    assert len(rows) == len(runs) == 3  # dense, 95 %, 98 %
+    for row in rows:  # 4 iterations: the checkpoint at the last one only
+        assert row["iterations"] == 4
+        assert row["test_error_authors_rule"] == row["test_error_validation_selected"]
+        assert row["test_error_validation_selected"] == pytest.approx(row["test_error"], abs=1e-6)
+    table = (tmp_path / "table1.md").read_text()
+    assert "last iteration % | authors' rule % | validation-selected %" in table
+    out = capsys.readouterr().out
+    assert "lenet-300-100 snip 95% seed 0: iteration 4/4" in out and "min left" in out
+    # a run whose result is kept is not trained again; a lost one is
+    runs[0].unlink()
+    again = table1.run(tiny_data, str(tmp_path), **settings)
+    assert "2 of 3 runs already in" in capsys.readouterr().out
+    assert [r["test_error"] for r in again] == pytest.approx([r["test_error"] for r in rows])
+    # another budget is another config: its own runs
+    table1.run(tiny_data, str(tmp_path), **{**settings, "iterations": 5})
+    assert len(list((tmp_path / "runs").glob("*.json"))) == 6
+
+
+def test_runs_in_two_worker_processes(tiny_data, tmp_path, capfd):
+    rows = table1.run(tiny_data, str(tmp_path), models=("lenet-300-100",), criteria=("snip",),
+                      iterations=3, workers=2)
+    assert len(rows) == 3 and all(r["iterations"] == 3 for r in rows)
+    assert capfd.readouterr().out.count("iteration 3/3") == 3  # each worker's progress lines
+
+
 def test_table1_authors_protocol(tiny_data, tmp_path):
     rows = table1.run(tiny_data, str(tmp_path), epochs=1, models=("lenet-5-caffe",),
                       protocol="authors")

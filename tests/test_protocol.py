@@ -19,7 +19,7 @@ def _config(**fields):
 
 def test_iterations_eval_checkpoints_and_progress_lines():
     result = training.run(_config(iterations=25, eval_every=5, eval_last=3),
-                          progress=10, label="mlp seed 0")
+                          progress=3, label="mlp seed 0")
     # 13 steps per epoch (the digits' training split at batch 100): 25 iterations end mid-epoch
     assert result["train_size"] // 100 + 1 == 13
     assert result["iterations"] == 25 and result["epochs"] == 2
@@ -35,7 +35,7 @@ def test_iterations_eval_checkpoints_and_progress_lines():
 
 
 def test_progress_lines_name_the_run_its_iteration_and_the_time_left(capsys):
-    training.run(_config(iterations=20), progress=10, label="mlp seed 3")
+    training.run(_config(iterations=20), progress=2, label="mlp seed 3")
     out = [line for line in capsys.readouterr().out.splitlines() if line.startswith("mlp seed 3")]
     assert len(out) == 2
     assert out[0].startswith("mlp seed 3: iteration 10/20, train loss ")

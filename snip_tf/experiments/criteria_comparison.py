@@ -115,8 +115,7 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=5, train_limit=0,
                 cells.append(f"{common.pct(mean)}" + (" (collapse)" if collapsed else ""))
             lines.append(f"| {model} | {100 * sparsity:g} % | " + " | ".join(cells) + " |")
     lines.append(f"\ntest error %, mean over seeds {list(seeds)}; {epochs} epochs per run.\n")
-    with open(os.path.join(out, "comparison.md"), "w") as f:
-        f.write("\n".join(lines))
+    common.write_text(os.path.join(out, "comparison.md"), "\n".join(lines))
     plot(rows, models, criteria, sparsities, os.path.join(out, "comparison.png"))
     return rows
 

@@ -56,8 +56,8 @@ def run(data_dir=None, results_dir=None, models_=("lstm-s", "gru-s"), sparsity=0
             lines.append(f"| {r['weight']} | {r['total_per_gate']:,} | {kept} |")
     common.write_json(os.path.join(out, "gate_usage.json"),
                       {"report": report, "sparsity": sparsity, "seed": seed})
-    with open(os.path.join(out, "gate_usage.md"), "w") as f:
-        f.write("\n".join(lines) + f"\n\nSNIP at {100 * sparsity:g} %, seed {seed}.\n")
+    common.write_text(os.path.join(out, "gate_usage.md"),
+                      "\n".join(lines) + f"\n\nSNIP at {100 * sparsity:g} %, seed {seed}.\n")
     return report
 
 

@@ -1,15 +1,22 @@
 """Table 1: LeNets pruned at initialization — SNIP beside magnitude-at-init and random pruning.
 
-    python -m snip_tf.experiments.table1 --data_dir=../shared/data --seeds=0,1 --epochs=30
+    python -m snip_tf.experiments.table1 --data_dir=../shared/data --seeds=0,1,2 --workers=2
 
 LeNet-300-100 at 95 and 98 %, LeNet-5-Caffe at 98 and 99 %, each beside the dense network and two
-baselines pruned at initialization to the same sparsity. Writes results/table1/{table1.csv,
-table1.json,table1.md,table1.png}.
+baselines pruned at initialization to the same sparsity, on the paper's schedule (100k
+iterations, the learning rate divided by 10 every 25k; --iterations or --epochs for less). Each
+cell is the mean ± std over the seeds of three test errors: at the last iteration, by the authors'
+rule (the best test error among the last 10 checkpoints, 1000 iterations apart: it selects on the
+test set) and at the checkpoint with the best validation error. Every run's result is kept in
+results/table1/runs/ as it finishes, and a command run again trains only what is missing. Writes
+results/table1/{table1.csv,table1.json,table1.md,table1.png}.
 """
 
 from __future__ import annotations
 
 import os
+
+from absl import flags
 
 from snip_tf.experiments import common
 
@@ -18,30 +25,34 @@ PAPER = {("lenet-300-100", 0.0): 1.7, ("lenet-300-100", 0.95): 1.6, ("lenet-300-
          ("lenet-5-caffe", 0.0): 0.9, ("lenet-5-caffe", 0.98): 0.8, ("lenet-5-caffe", 0.99): 1.1}
 SETTINGS = {"lenet-300-100": (0.95, 0.98), "lenet-5-caffe": (0.98, 0.99)}
 CRITERIA = ("snip", "magnitude", "random")
+flags.DEFINE_list("criteria", list(CRITERIA), "The criteria to run beside the dense network.")
+# The three test errors of a run (row keys), as the tables label them.
+ERRORS = {"test_error": "last iteration", "test_error_authors_rule": "authors' rule",
+          "test_error_validation_selected": "validation-selected"}
 
 
-def run(data_dir=None, results_dir=None, seeds=(0,), epochs=30, train_limit=0,
-        protocol="paper", models=tuple(SETTINGS)) -> list:
+def run(data_dir=None, results_dir=None, seeds=(0,), epochs=None, train_limit=0,
+        protocol="paper", models=tuple(SETTINGS), iterations=None, workers=1,
+        criteria=CRITERIA) -> list:
+    """``epochs`` epochs per run if given, else ``iterations`` (default: the paper's 100k)."""
     out = common.out_dir("table1", results_dir)
-    rows = []
+    budget = ({"epochs": epochs} if epochs else
+              {"iterations": iterations or common.PAPER_ITERATIONS})
+    cfgs = []
     for model in models:
-        runs = [(0.0, "snip")] + [(s, c) for s in SETTINGS[model] for c in CRITERIA]
+        runs = [(0.0, "snip")] + [(s, c) for s in SETTINGS[model] for c in criteria]
         for sparsity, criterion in runs:
             for seed in seeds:
-                cfg = common.config(model, sparsity, seed=seed, epochs=epochs,
-                                    train_limit=train_limit, protocol=protocol,
-                                    **{"snip.criterion": criterion})
-                row, _ = common.run(cfg, data_dir)
-                rows.append(row)
-                print(f"{model} sparsity={sparsity} {row['criterion']} seed={seed}: "
-                      f"test error {common.pct(row['test_error'])}%", flush=True)
+                cfgs.append(common.config(model, sparsity, seed=seed, train_limit=train_limit,
+                                          protocol=protocol, **budget,
+                                          **{"snip.criterion": criterion}))
+    rows = common.run_all(cfgs, data_dir, out, workers)
     common.write_rows(os.path.join(out, "table1.csv"), rows)
     summary = summarize(rows)
     common.write_json(os.path.join(out, "table1.json"),
-                      {"rows": rows, "summary": summary, "seeds": list(seeds), "epochs": epochs,
+                      {"rows": rows, "summary": summary, "seeds": list(seeds), **budget,
                        "train_limit": train_limit, "protocol": protocol})
-    with open(os.path.join(out, "table1.md"), "w") as f:
-        f.write(markdown(summary, seeds, epochs, protocol))
+    common.write_text(os.path.join(out, "table1.md"), markdown(summary, seeds, budget, protocol))
     plot(summary, os.path.join(out, "table1.png"))
     return rows
 
@@ -52,26 +63,38 @@ def summarize(rows) -> list:
         groups.setdefault((r["model"], r["sparsity"], r["criterion"]), []).append(r)
     summary = []
     for (model, sparsity, criterion), group in groups.items():
-        mean, std = common.mean_std(r["test_error"] for r in group)
-        summary.append({"model": model, "sparsity": sparsity, "criterion": criterion,
-                        "test_error_mean": mean, "test_error_std": std, "seeds": len(group),
-                        "iterations": group[0]["iterations"],
-                        "wall_time_s": sum(r["wall_time_s"] for r in group),
-                        "collapsed": any(r["collapsed"] for r in group),
-                        "paper": PAPER.get((model, sparsity)) if criterion in ("snip", "dense")
-                        else None})
+        entry = {"model": model, "sparsity": sparsity, "criterion": criterion,
+                 "seeds": len(group), "iterations": group[0]["iterations"],
+                 "wall_time_s": sum(r["wall_time_s"] for r in group),
+                 "collapsed": any(r["collapsed"] for r in group),
+                 "paper": PAPER.get((model, sparsity)) if criterion in ("snip", "dense")
+                 else None}
+        for key in ERRORS:
+            values = [r[key] for r in group if r.get(key) is not None]
+            mean, std = common.mean_std(values) if values else (None, None)
+            entry[f"{key}_mean"], entry[f"{key}_std"] = mean, std
+        summary.append(entry)
     return summary
 
 
-def markdown(summary, seeds, epochs, protocol) -> str:
-    lines = ["| model | sparsity | method | test error % (ours) | paper % | seeds | iterations |"
-             " wall s |", "|---|---|---|---|---|---|---|---|"]
+def markdown(summary, seeds, budget, protocol) -> str:
+    def cell(s, key):
+        if s[f"{key}_mean"] is None:
+            return "–"
+        return f"{common.pct(s[f'{key}_mean'])} ± {common.pct(s[f'{key}_std'])}"
+
+    lines = ["| model | sparsity | method | " + " | ".join(f"{v} %" for v in ERRORS.values())
+             + " | paper % | seeds | iterations | wall s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for s in summary:
         paper = f"{s['paper']:.1f}" if s["paper"] is not None else "–"
         lines.append(f"| {s['model']} | {100 * s['sparsity']:.0f} % | {s['criterion']} | "
-                     f"{common.pct(s['test_error_mean'])} ± {common.pct(s['test_error_std'])} | "
-                     f"{paper} | {s['seeds']} | {s['iterations']} | {s['wall_time_s']:.0f} |")
-    lines.append(f"\nseeds {list(seeds)}, {epochs} epochs per run, protocol '{protocol}'.\n")
+                     + " | ".join(cell(s, key) for key in ERRORS)
+                     + f" | {paper} | {s['seeds']} | {s['iterations']} | "
+                       f"{s['wall_time_s']:.0f} |")
+    what = ", ".join(f"{v} {k}" for k, v in budget.items())
+    lines.append(f"\nmean ± std over seeds {list(seeds)}; {what} per run, protocol "
+                 f"'{protocol}'.\n")
     return "\n".join(lines)
 
 
@@ -87,7 +110,7 @@ def plot(summary, path):
                    {"dense": "grey", "snip": "C0", "magnitude": "C1", "random": "C2"}[s["criterion"]]
                    for s in entries])
         ax.set_xticks(range(len(entries)), labels, fontsize=7)
-        ax.set_ylabel("test error (%)")
+        ax.set_ylabel("test error at the last iteration (%)")
         ax.set_title(model)
     common.save_figure(fig, path)
 
@@ -95,8 +118,9 @@ def plot(summary, path):
 def main(argv):
     del argv
     F = common.FLAGS
-    run(F.data_dir, F.results_dir, common.seeds(), F.epochs or 30, F.train_limit,
-        F.protocol, models=common.chosen_models(SETTINGS))
+    run(F.data_dir, F.results_dir, common.seeds(), F.epochs, F.train_limit, F.protocol,
+        models=common.chosen_models(SETTINGS), iterations=F.iterations, workers=F.workers,
+        criteria=tuple(F.criteria))
 
 
 if __name__ == "__main__":

@@ -70,8 +70,7 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0,
             seeds_cell, epochs_cell = str(len(group)), str(group[0]["epochs"])
         lines.append(f"| {model} | {100 * s:.0f} % | {ours} | {paper:.2f} | {seeds_cell} | "
                      f"{epochs_cell} |")
-    with open(os.path.join(out, "table2.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
+    common.write_text(os.path.join(out, "table2.md"), "\n".join(lines) + "\n")
     ran = [k for k in keys if any(r["status"] == "run" for r in rows if (r["model"], r["sparsity"]) == k)]
     if ran:
         plt = common.pyplot()

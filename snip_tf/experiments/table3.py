@@ -47,8 +47,7 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, p
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     lines.append(f"\ntest error % at 90 % sparsity; seeds {list(seeds)}, {epochs} epochs per run, "
                  f"protocol '{protocol}'.\n")
-    with open(os.path.join(out, "table3.md"), "w") as f:
-        f.write("\n".join(lines))
+    common.write_text(os.path.join(out, "table3.md"), "\n".join(lines))
     plt = common.pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     width = 0.8 / len(initializers)
