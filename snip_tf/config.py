@@ -34,6 +34,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.snip.include_bias = False
     c.snip.criterion = "snip"       # snip | magnitude | random (baselines at initialization)
     c.snip.fresh_init = False       # authors' code: score one initial draw, train a fresh one
+    c.snip.scope = "global"         # global (the paper's) | gate (each LSTM/GRU weight's count
+                                    # shared among its gates) | uniform | erk
     # training
     c.batch_size = 100
     c.epochs = 60
@@ -125,7 +127,7 @@ def _choice(config, path: str, choices) -> None:
 def validate(config) -> None:
     """Check every field a run reads before any data is read; a ValueError names the flag and the
     allowed range. Unknown fields are errors too."""
-    from snip_tf import criteria, models
+    from snip_tf import criteria, models, selection
 
     unknown = sorted(_leaf_paths(config) - _leaf_paths(base_config()))
     if unknown:
@@ -154,6 +156,7 @@ def validate(config) -> None:
     _choice(config, "normalize", ("meanstd", "scale"))
     _choice(config, "label_noise", ("none", "random"))
     _choice(config, "snip.criterion", criteria.names())
+    _choice(config, "snip.scope", selection.SCOPES)
     _choice(config, "initializer", tuple(models.INITIALIZERS))
     _choice(config, "model", models.names())
     _choice(config, "tune.tuner", ("random", "bayesian", "hyperband"))

@@ -44,6 +44,20 @@ _NORMALIZATION = tuple(getattr(L, n) for n in (
 _BIAS = {"bias": "bias_constraint"}
 
 
+# Gated cells lay each weight out in gate blocks along its last axis, in Keras's order.
+_GATES = ((L.LSTMCell, ("i", "f", "c", "o")), (ConvLSTMCell, ("i", "f", "c", "o")),
+          (L.GRUCell, ("z", "r", "h")))
+
+
+def gate_names(layer) -> tuple:
+    """The gates of a gated recurrent cell (LSTM: i, f, c, o; GRU: z, r, h), whose weights hold
+    one block per gate along their last axis; ``()`` for any other layer."""
+    for classes, names in _GATES:
+        if isinstance(layer, classes):
+            return names
+    return ()
+
+
 def prunable_variable_names(layer, include_bias: bool = False) -> dict:
     """``{variable name: constraint attribute}`` for the weights of ``layer`` that SNIP ranks."""
     for classes, names in _KERNELS:

@@ -65,7 +65,10 @@ def prune(model, data, sparsity, criterion="snip", loss=None, num_batches: int =
         weights: rank only these prunable weights (variables or their paths), e.g. the recurrent
             kernels of an RNN; sparsity then refers to them. Default: every prunable weight.
         scope: "global" (one ranking over all weights, the paper's), or layer-wise with the same
-            density per weight ("uniform") or Erdős–Rényi-Kernel densities ("erk").
+            density per weight ("uniform") or Erdős–Rényi-Kernel densities ("erk"), or "gate":
+            the global ranking, with the count it keeps in each LSTM/GRU weight shared equally
+            among its gate blocks (against "gate starvation": the global ranking may keep
+            almost only the candidate block).
         min_per_layer: keep at least this many connections in every weight (a guard against
             layer collapse; 0, the default, keeps the paper's behaviour).
 
@@ -102,7 +105,8 @@ def _prune(model, data, sparsity, crit, loss, num_batches, include_bias, trainin
     if not any(np.any(s) for s in scores):
         raise ValueError(f"Every {crit.name} score is zero: the loss does not depend on the "
                          "prunable weights for this data. The model was not changed.")
-    masks = selection.select(scores, keep, scope, min_per_layer)
+    gates = [len(masking.gate_names(e.layer)) or 1 for e in entries]
+    masks = selection.select(scores, keep, scope, min_per_layer, gates=gates)
     _warn_revived(entries, masks)
     _install(model, entries, masks)
     out = {e.path: m for e, m in zip(entries, masks)}

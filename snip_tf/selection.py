@@ -59,7 +59,7 @@ def top_k_masks(scores: Sequence[np.ndarray], keep: int) -> list:
     return masks
 
 
-SCOPES = ("global", "uniform", "erk")
+SCOPES = ("global", "uniform", "erk", "gate")
 
 
 def _apportion(quotas: np.ndarray, sizes: np.ndarray, keep: int) -> np.ndarray:
@@ -106,10 +106,36 @@ def layer_keep_counts(shapes, keep: int, scope: str) -> np.ndarray:
     return _apportion(density * sizes, sizes, keep)
 
 
+def gate_balanced(scores: Sequence[np.ndarray], masks: Sequence[np.ndarray], gates) -> list:
+    """``masks`` with each gated variable's kept count (``gates[i] > 1`` gate blocks along its
+    last axis) shared equally among its gate blocks, each keeping its own top scores; other
+    variables unchanged. The count per variable, and so the total, stays the same."""
+    out = []
+    for s, m, g in zip(scores, masks, gates):
+        s, g = np.asarray(s), int(g)
+        if g <= 1:
+            out.append(m)
+            continue
+        if s.shape[-1] % g:
+            raise ValueError(f"a weight of shape {s.shape} does not split into {g} gate blocks "
+                             f"along its last axis.")
+        blocks = np.split(s, g, axis=-1)
+        sizes = np.array([b.size for b in blocks], dtype=np.int64)
+        kept = int(np.count_nonzero(m))
+        counts = _apportion(np.full(g, kept / g), sizes, kept)
+        out.append(np.concatenate([top_k_masks([b], int(c))[0] if c else
+                                   np.zeros(b.shape, bool) for b, c in zip(blocks, counts)],
+                                  axis=-1))
+    return out
+
+
 def select(scores: Sequence[np.ndarray], keep: int, scope: str = "global",
-           min_per_layer: int = 0) -> list:
+           min_per_layer: int = 0, gates=None) -> list:
     """Masks keeping exactly ``keep`` weights: the global top-k ("global", the paper's), or the
-    top-k of each variable with per-variable counts from :func:`layer_keep_counts`.
+    top-k of each variable with per-variable counts from :func:`layer_keep_counts`; or "gate":
+    the global top-k's count for each variable, shared equally among the gate blocks of gated
+    recurrent weights (``gates``: the number of gate blocks of each variable, 1 for others; see
+    :func:`gate_balanced`), so that no gate is starved by the ranking of another.
 
     ``min_per_layer`` is a guard against layer collapse: every variable keeps at least
     ``min(min_per_layer, size)`` of its best-scoring weights, taken from the lowest-scoring kept
@@ -117,8 +143,12 @@ def select(scores: Sequence[np.ndarray], keep: int, scope: str = "global",
     """
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}; got {scope!r}.")
-    if scope == "global":
+    if scope in ("global", "gate"):
         masks = top_k_masks(scores, keep)
+        if scope == "gate":
+            if gates is None or len(gates) != len(scores):
+                raise ValueError("scope='gate' needs the number of gate blocks of each weight.")
+            masks = gate_balanced(scores, masks, gates)
     else:
         counts = layer_keep_counts([np.shape(s) for s in scores], keep, scope)
         masks = [top_k_masks([s], int(c))[0] if c else np.zeros(np.shape(s), bool)

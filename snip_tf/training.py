@@ -210,7 +210,7 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
     masks, snip_callback = None, None
     criterion = config.snip.criterion
     options = {"criterion": criterion, "include_bias": config.snip.include_bias,
-               "seed": config.seed}
+               "seed": config.seed, "scope": config.snip.scope}
     if config.sparsity > 0 and (scoring_size or config.snip.fresh_init or criterion != "snip"):
         # Explicit scoring: a batch of |D_b| examples, a data-free criterion, or the authors'
         # protocol of scoring one initial draw and training a fresh one.

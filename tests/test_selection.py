@@ -75,3 +75,48 @@ def test_selection_property(scores, sparsity):
         assert not (np.diff(kept_tied.astype(int)) > 0).any()
     again = selection.top_k_masks([s.copy() for s in scores], keep)
     assert all((a == b).all() for a, b in zip(masks, again))   # deterministic
+
+
+def test_gate_scope_shares_each_gated_weights_count_among_its_gates():
+    rng = np.random.default_rng(0)
+    # a gated weight (3 gate blocks of 4 columns) whose first gate scores far higher, and an
+    # ungated one
+    gated = rng.random((5, 12)).astype(np.float32)
+    gated[:, :4] += 10.0
+    plain = rng.random((6, 3)).astype(np.float32) + 5.0
+    keep = 24
+    global_masks = selection.select([gated, plain], keep)
+    masks = selection.select([gated, plain], keep, "gate", gates=[3, 1])
+    # the same count per weight as the global ranking: 20 in the gated one, all in its first gate
+    assert [int(m.sum()) for m in masks] == [int(m.sum()) for m in global_masks] == [20, 4]
+    assert global_masks[0][:, :4].all() and global_masks[0][:, 4:].sum() == 0
+    per_gate = [int(b.sum()) for b in np.split(masks[0], 3, axis=1)]
+    assert per_gate == [7, 7, 6]
+    np.testing.assert_array_equal(masks[1], global_masks[1])
+    for block, kept in zip(np.split(gated, 3, axis=1), np.split(masks[0], 3, axis=1)):
+        assert block[kept].min() >= block[~kept].max()  # each gate keeps its own best
+    with pytest.raises(ValueError, match="needs the number of gate blocks"):
+        selection.select([gated, plain], keep, "gate")
+    with pytest.raises(ValueError, match="does not split into 5 gate blocks"):
+        selection.select([gated, plain], keep, "gate", gates=[5, 1])
+
+
+def test_gate_scope_on_an_lstm_and_a_gru():
+    import keras
+
+    import snip_tf
+    from snip_tf import masking
+
+    for cell, gates in ((keras.layers.LSTM, 4), (keras.layers.GRU, 3)):
+        model = keras.Sequential([keras.Input((7, 5)), cell(8, seed=0), keras.layers.Dense(3)])
+        x = np.random.default_rng(0).normal(size=(16, 7, 5)).astype("float32")
+        y = np.arange(16) % 3
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        masks = snip_tf.prune(model, (x, y), 0.9, loss=loss, scope="gate")
+        total = sum(int(m.size) for m in masks.values())
+        assert sum(int(m.sum()) for m in masks.values()) == round(0.1 * total)
+        rnn_cell = model.layers[0].cell
+        assert len(masking.gate_names(rnn_cell)) == gates
+        for variable in (rnn_cell.kernel, rnn_cell.recurrent_kernel):
+            counts = [int(b.sum()) for b in np.split(masks[variable.path], gates, axis=-1)]
+            assert max(counts) - min(counts) <= 1, (variable.path, counts)

@@ -14,21 +14,17 @@ MODELS = ("lenet-300-100", "lenet-5-caffe")
 
 
 def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, protocol="paper",
-        models=MODELS, sparsities=SPARSITIES) -> list:
+        models=MODELS, sparsities=SPARSITIES, iterations=0, workers=1) -> list:
     out = common.out_dir("figure1", results_dir)
-    rows = []
-    for model in models:
-        for sparsity in sparsities:
-            for seed in seeds:
-                cfg = common.config(model, sparsity, seed=seed, epochs=epochs,
-                                    train_limit=train_limit, protocol=protocol)
-                row, _ = common.run(cfg, data_dir)
-                rows.append(row)
-                print(f"{model} {sparsity:.1f} seed {seed}: {common.pct(row['test_error'])}%",
-                      flush=True)
+    cfgs = [common.config(model, sparsity, seed=seed, epochs=epochs, iterations=iterations,
+                          train_limit=train_limit, protocol=protocol)
+            for model in models for sparsity in sparsities for seed in seeds]
+    rows = common.run_all(cfgs, data_dir, out, workers)
     common.write_rows(os.path.join(out, "figure1.csv"), rows)
     common.write_json(os.path.join(out, "figure1.json"), {"rows": rows, "seeds": list(seeds),
-                                                           "epochs": epochs, "protocol": protocol})
+                                                           "epochs": epochs,
+                                                           "iterations": iterations,
+                                                           "protocol": protocol})
     plt = common.pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for model in models:
@@ -38,7 +34,8 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, p
                     yerr=[100 * sd for _, sd in stats], marker="o", capsize=3, label=model)
     ax.set_xlabel("sparsity (%)")
     ax.set_ylabel("test error (%)")
-    ax.set_title(f"SNIP on MNIST ({len(seeds)} seed(s), {epochs} epochs)")
+    budget = f"{iterations} iterations" if iterations else f"{epochs} epochs"
+    ax.set_title(f"SNIP on MNIST ({len(seeds)} seed(s), {budget})")
     ax.legend()
     common.save_figure(fig, os.path.join(out, "figure1.png"))
     return rows
@@ -48,7 +45,8 @@ def main(argv):
     del argv
     F = common.FLAGS
     run(F.data_dir, F.results_dir, common.seeds(), F.epochs or 10, F.train_limit,
-        F.protocol, models=common.chosen_models(MODELS))
+        F.protocol, models=common.chosen_models(MODELS), iterations=F.iterations or 0,
+        workers=F.workers)
 
 
 if __name__ == "__main__":

@@ -15,22 +15,21 @@ import os
 import keras
 from absl import flags
 
-from snip_tf import data, models, pruning
+from snip_tf import data, masking, models, pruning, selection
 from snip_tf.experiments import common
 
 flags.DEFINE_float("sparsity", 0.95, "Sparsity to prune to.")
-
-GATES = {keras.layers.LSTMCell: "i f c o", keras.layers.GRUCell: "z r h",
-         keras.layers.SimpleRNNCell: "h"}
+flags.DEFINE_enum("scope", "global", list(selection.SCOPES), "Pruning scope ('gate': each "
+                  "LSTM/GRU weight's count shared equally among its gates).")
 
 
 def gate_counts(model) -> list:
     rows = []
     for layer in model._flatten_layers():
-        names = GATES.get(type(layer))
-        if not names:
+        gates = masking.gate_names(layer) or (
+            ("h",) if isinstance(layer, keras.layers.SimpleRNNCell) else ())
+        if not gates:
             continue
-        gates = names.split()
         for var in (layer.kernel, layer.recurrent_kernel):
             value = var.numpy()
             width = value.shape[1] // len(gates)
@@ -40,7 +39,8 @@ def gate_counts(model) -> list:
     return rows
 
 
-def run(data_dir=None, results_dir=None, models_=("lstm-s", "gru-s"), sparsity=0.95, seed=0):
+def run(data_dir=None, results_dir=None, models_=("lstm-s", "gru-s"), sparsity=0.95, seed=0,
+        scope="global"):
     out = common.out_dir("gate_usage", results_dir)
     ds = data.make_datasets("mnist", 100, data_dir=data_dir, seed=seed, sequential=True)
     report = {}
@@ -48,16 +48,16 @@ def run(data_dir=None, results_dir=None, models_=("lstm-s", "gru-s"), sparsity=0
     for name in models_:
         model = models.get(name, input_shape=ds.input_shape, seed=seed)
         model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        pruning.snip(model, ds.scoring_batch, sparsity)
+        pruning.prune(model, ds.scoring_batch, sparsity, scope=scope)
         rows = gate_counts(model)
         report[name] = rows
         for r in rows:
             kept = ", ".join(f"{k[5:]}: {v:,}" for k, v in r.items() if k.startswith("kept_"))
             lines.append(f"| {r['weight']} | {r['total_per_gate']:,} | {kept} |")
     common.write_json(os.path.join(out, "gate_usage.json"),
-                      {"report": report, "sparsity": sparsity, "seed": seed})
+                      {"report": report, "sparsity": sparsity, "seed": seed, "scope": scope})
     common.write_text(os.path.join(out, "gate_usage.md"),
-                      "\n".join(lines) + f"\n\nSNIP at {100 * sparsity:g} %, seed {seed}.\n")
+                      "\n".join(lines) + f"\n\nSNIP at {100 * sparsity:g} %, seed {seed}, scope {scope}.\n")
     return report
 
 
@@ -65,7 +65,7 @@ def main(argv):
     del argv
     F = common.FLAGS
     run(F.data_dir, F.results_dir, common.chosen_models(("lstm-s", "gru-s")), F.sparsity,
-        common.one_seed("gate_usage"))
+        common.one_seed("gate_usage"), F.scope)
 
 
 if __name__ == "__main__":

@@ -31,27 +31,34 @@ CIFAR = dict(batch_size=128, augment=True, optimizer="sgd", learning_rate=0.1, m
 
 
 def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0,
-        include_cifar=False, models=()) -> list:
+        include_cifar=False, models=(), iterations=0, workers=1, **overrides) -> list:
+    """``iterations`` per run if given, else ``epochs``; ``overrides``: config fields for every
+    run (e.g. ``optimizer="sgd"``, for the controlled runs)."""
     out = common.out_dir("table2", results_dir)
-    rows = []
+    slots, cfgs = [], []  # each row: a "not run" row, or the index of its config
     for model, dataset, sparsity, paper_dense, paper_pruned in ROWS:
         if models and model not in models:
             continue
         for s, paper in ((0.0, paper_dense), (sparsity, paper_pruned)):
             if dataset == "cifar10" and not include_cifar:
-                rows.append({"model": model, "dataset": dataset, "sparsity": s,
-                             "criterion": "snip" if s else "dense", "status": "not run",
-                             "paper_test_error": paper / 100})
+                slots.append({"model": model, "dataset": dataset, "sparsity": s,
+                              "criterion": "snip" if s else "dense", "status": "not run",
+                              "paper_test_error": paper / 100})
                 continue
             for seed in seeds:
                 extra = CIFAR if dataset == "cifar10" else {}
-                cfg = common.config(model, s, dataset=dataset, seed=seed, epochs=epochs,
-                                    train_limit=train_limit, **extra)
-                row, _ = common.run(cfg, data_dir)
-                row.update({"status": "run", "paper_test_error": paper / 100})
-                rows.append(row)
-                print(f"{model} sparsity {s}: {common.pct(row['test_error'])}% "
-                      f"(paper {paper}%)", flush=True)
+                cfgs.append(common.config(model, s, dataset=dataset, seed=seed, epochs=epochs,
+                                          iterations=iterations, train_limit=train_limit,
+                                          **{**extra, **overrides}))
+                slots.append((len(cfgs) - 1, paper))
+    trained = common.run_all(cfgs, data_dir, out, workers)
+    rows = []
+    for slot in slots:
+        if isinstance(slot, dict):
+            rows.append(slot)
+        else:
+            index, paper = slot
+            rows.append({**trained[index], "status": "run", "paper_test_error": paper / 100})
     common.write_rows(os.path.join(out, "table2.csv"), rows)
     common.write_json(os.path.join(out, "table2.json"), {"rows": rows, "seeds": list(seeds),
                                                            "epochs": epochs})
@@ -93,7 +100,8 @@ def main(argv):
     del argv
     F = common.FLAGS
     run(F.data_dir, F.results_dir, common.seeds(), F.epochs or 10, F.train_limit,
-        F.include_cifar, common.chosen_models(dict.fromkeys(r[0] for r in ROWS)))
+        F.include_cifar, common.chosen_models(dict.fromkeys(r[0] for r in ROWS)),
+        iterations=F.iterations or 0, workers=F.workers)
 
 
 if __name__ == "__main__":

@@ -20,18 +20,14 @@ INITIALIZERS = ("rn", "tn", "vs-x", "vs-h")
 
 
 def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, protocol="paper",
-        models=tuple(PAPER), initializers=INITIALIZERS) -> list:
+        models=tuple(PAPER), initializers=INITIALIZERS, iterations=0, workers=1) -> list:
     out = common.out_dir("table3", results_dir)
-    rows = []
-    for model in models:
-        for init in initializers:
-            for seed in seeds:
-                cfg = common.config(model, 0.9, seed=seed, epochs=epochs, train_limit=train_limit,
-                                    protocol=protocol, initializer=init)
-                row, _ = common.run(cfg, data_dir)
-                row["initializer"] = init
-                rows.append(row)
-                print(f"{model} {init} seed {seed}: {common.pct(row['test_error'])}%", flush=True)
+    cfgs = [common.config(model, 0.9, seed=seed, epochs=epochs, iterations=iterations,
+                          train_limit=train_limit, protocol=protocol, initializer=init)
+            for model in models for init in initializers for seed in seeds]
+    rows = common.run_all(cfgs, data_dir, out, workers)
+    for row, cfg in zip(rows, cfgs):
+        row["initializer"] = cfg.initializer
     common.write_rows(os.path.join(out, "table3.csv"), rows)
     common.write_json(os.path.join(out, "table3.json"), {"rows": rows, "seeds": list(seeds),
                                                            "epochs": epochs, "protocol": protocol})
@@ -45,8 +41,9 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, p
             paper = PAPER.get(model, (None,) * 4)[INITIALIZERS.index(init)]
             cells.append(f"{common.pct(mean)} ± {common.pct(std)} (paper {paper})")
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
-    lines.append(f"\ntest error % at 90 % sparsity; seeds {list(seeds)}, {epochs} epochs per run, "
-                 f"protocol '{protocol}'.\n")
+    budget = f"{iterations} iterations" if iterations else f"{epochs} epochs"
+    lines.append(f"\ntest error % at the last iteration, 90 % sparsity, mean ± std over seeds "
+                 f"{list(seeds)}, {budget} per run, protocol '{protocol}'.\n")
     common.write_text(os.path.join(out, "table3.md"), "\n".join(lines))
     plt = common.pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -66,7 +63,8 @@ def main(argv):
     del argv
     F = common.FLAGS
     run(F.data_dir, F.results_dir, common.seeds(), F.epochs or 10, F.train_limit,
-        F.protocol, models=common.chosen_models(PAPER))
+        F.protocol, models=common.chosen_models(PAPER), iterations=F.iterations or 0,
+        workers=F.workers)
 
 
 if __name__ == "__main__":
