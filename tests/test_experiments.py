@@ -176,3 +176,16 @@ def test_single_seed_commands_refuse_several_seeds():
         expected = "figure2 runs one seed at a time; got --seeds=0,1"
         with pytest.raises(app.UsageError, match=expected):
             common.one_seed("figure2")
+
+
+def test_rnn_controls(tiny_data, tmp_path):
+    from snip_tf.experiments import rnn_controls
+
+    rows = rnn_controls.run(tiny_data, str(tmp_path), seeds=(0,), iterations=2,
+                            models=("gru-s",), variants=("baseline", "long", "gate"))
+    assert [(r["variant"], r["iterations"]) for r in rows] == [
+        ("baseline", 2), ("long", 6), ("gate", 2)]
+    table = (tmp_path / "rnn_controls.md").read_text()
+    assert "| gru-s | gate |" in table and "| gru-s | baseline |" in table
+    with pytest.raises(ValueError, match="unknown variants"):
+        rnn_controls.run(tiny_data, str(tmp_path), variants=("adamw",))

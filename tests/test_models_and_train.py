@@ -138,3 +138,19 @@ def test_train_py_resume_continues_a_killed_run_with_its_exact_mask(tmp_path):
     assert len(result["history"]["loss"]) < 60          # it did not start over
     assert result["sparsity"]["sparsity"] == pytest.approx(0.9, abs=1e-4)
     assert not backup.exists()                           # cleaned up after a finished run
+
+
+@pytest.mark.parametrize("initializer", ["vs-x", "vs-h"])
+def test_recurrent_kernels_take_the_configured_variance_scaling_not_keras_orthogonal(initializer):
+    model = models.get("lstm-s", seed=0, initializer=initializer)
+    cell = model.layers[1].cell
+    recurrent = cell.recurrent_kernel.numpy()  # (128, 4 * 128)
+    fan_in, fan_out = recurrent.shape
+    expected = (np.sqrt(2 / (fan_in + fan_out)) if initializer == "vs-x" else
+                np.sqrt(2 / fan_in))
+    # Keras's truncated normal keeps its stddev (the draw is rescaled)
+    assert recurrent.std() == pytest.approx(expected, rel=0.05)
+    # not Keras's default orthogonal rows: W W^T is far from the identity
+    gram = recurrent @ recurrent.T
+    assert np.abs(gram - np.eye(fan_in)).max() > 0.3
+    assert np.all(cell.bias.numpy()[128:256] == 1.0)  # Keras's unit forget bias, kept
