@@ -153,6 +153,71 @@ def hardware() -> dict:
             "tensorflow": tf.__version__, "keras": keras.__version__}
 
 
+def explicit_scoring(config) -> bool:
+    """Whether a run of ``config`` prunes before ``fit`` (a scoring batch of |D_b| examples, a
+    criterion other than SNIP, or the authors' fresh draw) rather than through the callback,
+    which scores the first batch ``fit`` draws."""
+    return config.sparsity > 0 and bool(config.snip.batch_size or config.snip.fresh_init
+                                        or config.snip.criterion != "snip")
+
+
+def _options(config) -> dict:
+    return {"criterion": config.snip.criterion, "include_bias": config.snip.include_bias,
+            "seed": config.seed, "scope": config.snip.scope}
+
+
+def _prepare(config, data_dir):
+    """A run's data sets and initial model (seeded), and the function that builds the model."""
+    keras.utils.set_random_seed(config.seed)
+    datasets = snip_data.make_datasets(
+        config.dataset, config.batch_size, data_dir=data_dir or config.data_dir or None,
+        validation_fraction=config.validation_fraction, seed=config.seed,
+        normalize=config.normalize, augment=config.augment, sequential=config.sequential,
+        label_noise=config.label_noise, scoring_batch_size=config.snip.batch_size or None,
+        train_limit=config.train_limit)
+
+    def new_model(seed):
+        return models.get(config.model, input_shape=datasets.input_shape,
+                          num_classes=datasets.num_classes, initializer=config.initializer,
+                          l2=config.l2, l2_bias=config.l2_bias, seed=seed)
+
+    return datasets, new_model(config.seed), new_model
+
+
+def _prune_explicitly(config, model, datasets, new_model) -> dict:
+    """Prune ``model`` as a run of ``config`` does before ``fit`` (see ``explicit_scoring``)."""
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    scorer = model
+    if config.snip.fresh_init:
+        scorer = new_model(config.seed + 7919)
+        # The authors' code initialized the biases of the scored draw by variance scaling too
+        # (and the trained draw's biases with zeros), so biases have non-zero scores.
+        bias_init = keras.initializers.VarianceScaling(seed=config.seed + 7919)
+        for variable in scorer.trainable_variables:
+            if variable.name == "bias":
+                variable.assign(bias_init(variable.shape))
+    needs_data = snip_criteria.get(config.snip.criterion).needs_data
+    masks = pruning.prune(scorer, datasets.scoring_batch if needs_data else None,
+                          config.sparsity, loss=loss, num_batches=1, **_options(config))
+    if scorer is not model:
+        pruning.apply_masks(model, list(masks.values()), include_bias=config.snip.include_bias)
+    return masks
+
+
+def pruned_at_init(config, data_dir: Optional[str] = None) -> tuple:
+    """``(model, masks)``: the model of ``config`` pruned at initialization exactly as a run of
+    it prunes it, without training (e.g. to look at the masks of runs trained elsewhere). For
+    configs that prune before ``fit`` (``explicit_scoring``)."""
+    snip_config.validate(config)
+    if not explicit_scoring(config):
+        raise ValueError("pruned_at_init needs a config that prunes before fit: a scoring batch "
+                         "(snip.batch_size > 0), a criterion other than 'snip' or "
+                         "snip.fresh_init; with none, the SNIPCallback scores the first batch "
+                         "fit draws.")
+    datasets, model, new_model = _prepare(config, data_dir)
+    return model, _prune_explicitly(config, model, datasets, new_model)
+
+
 def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = None,
         export_dir: Optional[str] = None, verbose: int = 0, extra_callbacks=None,
         resume: bool = False, progress: int = 0, label: Optional[str] = None) -> dict:
@@ -180,21 +245,7 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
     snip_config.check_output_dir(results_dir, "results_dir")
     snip_config.check_export_path(export_dir, "export_dir")
     start = time.perf_counter()
-    keras.utils.set_random_seed(config.seed)
-    scoring_size = config.snip.batch_size or None
-    datasets = snip_data.make_datasets(
-        config.dataset, config.batch_size, data_dir=data_dir or config.data_dir or None,
-        validation_fraction=config.validation_fraction, seed=config.seed,
-        normalize=config.normalize, augment=config.augment, sequential=config.sequential,
-        label_noise=config.label_noise, scoring_batch_size=scoring_size,
-        train_limit=config.train_limit)
-
-    def new_model(seed):
-        return models.get(config.model, input_shape=datasets.input_shape,
-                          num_classes=datasets.num_classes, initializer=config.initializer,
-                          l2=config.l2, l2_bias=config.l2_bias, seed=seed)
-
-    model = new_model(config.seed)
+    datasets, model, new_model = _prepare(config, data_dir)
     steps_per_epoch = math.ceil(datasets.train_size / config.batch_size)
     total_iterations = config.iterations or config.epochs * steps_per_epoch
     epochs = math.ceil(total_iterations / steps_per_epoch)
@@ -208,28 +259,9 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
         extra_callbacks = extra_callbacks(datasets)
     callbacks = list(extra_callbacks or [])
     masks, snip_callback = None, None
-    criterion = config.snip.criterion
-    options = {"criterion": criterion, "include_bias": config.snip.include_bias,
-               "seed": config.seed, "scope": config.snip.scope}
-    if config.sparsity > 0 and (scoring_size or config.snip.fresh_init or criterion != "snip"):
-        # Explicit scoring: a batch of |D_b| examples, a data-free criterion, or the authors'
-        # protocol of scoring one initial draw and training a fresh one.
-        scorer = model
-        if config.snip.fresh_init:
-            scorer = new_model(config.seed + 7919)
-            scorer.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-            # The authors' code initialized the biases of the scored draw by variance scaling too
-            # (and the trained draw's biases with zeros), so biases have non-zero scores.
-            bias_init = keras.initializers.VarianceScaling(seed=config.seed + 7919)
-            for variable in scorer.trainable_variables:
-                if variable.name == "bias":
-                    variable.assign(bias_init(variable.shape))
-        needs_data = snip_criteria.get(criterion).needs_data
-        masks = pruning.prune(scorer, datasets.scoring_batch if needs_data else None,
-                              config.sparsity, num_batches=1, **options)
-        if scorer is not model:
-            pruning.apply_masks(model, list(masks.values()),
-                                include_bias=config.snip.include_bias)
+    options = _options(config)
+    if explicit_scoring(config):
+        masks = _prune_explicitly(config, model, datasets, new_model)
     elif config.sparsity > 0:
         # The library's headline usage: the callback scores the first batch fit draws.
         snip_callback = snip_callbacks.SNIPCallback(

@@ -72,3 +72,14 @@ def test_checkpoint_records_survive_a_resume_up_to_the_restored_iteration(tmp_pa
 def test_bad_protocol_fields_are_named(field, value):
     with pytest.raises(ValueError, match=f"config.{field} must be"):
         training.run(_config(**{field: value}))
+
+
+def test_pruned_at_init_gives_the_mask_of_the_run():
+    cfg = _config(iterations=3)
+    cfg.snip.batch_size = 20
+    result = training.run(cfg)
+    model, masks = training.pruned_at_init(cfg)
+    assert training.mask_digest(model) == result["mask_sha256"]
+    assert set(masks) == {v.path for v in model.trainable_variables if v.name == "kernel"}
+    with pytest.raises(ValueError, match="needs a config that prunes before fit"):
+        training.pruned_at_init(_config())

@@ -10,31 +10,32 @@ from __future__ import annotations
 
 import os
 
-from snip_tf import plot
+from snip_tf import plot, training
 from snip_tf.experiments import common
 
 BATCH_SIZES = (1, 10, 100, 1000, 10000)
 
 
 def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, protocol="paper",
-        batch_sizes=BATCH_SIZES, dataset="mnist", sparsity=0.9) -> list:
+        batch_sizes=BATCH_SIZES, dataset="mnist", sparsity=0.9, iterations=0,
+        workers=1) -> list:
     out = common.out_dir("figure3", results_dir)
-    rows, images = [], {}
-    for size in batch_sizes:
-        for seed in seeds:
-            cfg = common.config("lenet-300-100", sparsity, dataset=dataset, seed=seed,
-                                epochs=epochs, train_limit=train_limit, protocol=protocol,
-                                **{"snip.batch_size": size})
-            row, result = common.run(cfg, data_dir)
-            row["pruning_batch_size"] = size
-            rows.append(row)
-            if seed == seeds[0]:
-                first = next(iter(result["masks"].values()))
-                images[size] = plot.mask_image(first)
-            print(f"|D_b|={size} seed {seed}: {common.pct(row['test_error'])}%", flush=True)
+    cfgs = [common.config("lenet-300-100", sparsity, dataset=dataset, seed=seed, epochs=epochs,
+                          iterations=iterations, train_limit=train_limit, protocol=protocol,
+                          **{"snip.batch_size": size})
+            for size in batch_sizes for seed in seeds]
+    rows = common.run_all(cfgs, data_dir, out, workers)
+    images = {}
+    for row, cfg in zip(rows, cfgs):
+        row["pruning_batch_size"] = cfg.snip.batch_size
+        if cfg.seed == seeds[0]:  # the first seed's first-layer mask, as its run pruned it
+            _, masks = training.pruned_at_init(cfg, data_dir)
+            images[cfg.snip.batch_size] = plot.mask_image(next(iter(masks.values())))
     common.write_rows(os.path.join(out, "figure3.csv"), rows)
     common.write_json(os.path.join(out, "figure3.json"), {"rows": rows, "seeds": list(seeds),
-                                                           "epochs": epochs, "protocol": protocol})
+                                                           "epochs": epochs,
+                                                           "iterations": iterations,
+                                                           "protocol": protocol})
     plt = common.pyplot()
     fig, axes = plt.subplots(1, len(batch_sizes) + 1, figsize=(2.2 * (len(batch_sizes) + 1), 2.4))
     for ax, size in zip(axes, batch_sizes):
@@ -57,7 +58,7 @@ def main(argv):
     del argv
     F = common.FLAGS
     run(F.data_dir, F.results_dir, common.seeds(), F.epochs or 10, F.train_limit,
-        F.protocol)
+        F.protocol, iterations=F.iterations or 0, workers=F.workers)
 
 
 if __name__ == "__main__":
