@@ -30,7 +30,8 @@ flags.DEFINE_list("models", [], "Only these models (default: all of the experime
 flags.DEFINE_integer("iterations", None, "Training iterations per run (default: the "
                      "experiment's; overrides --epochs).")
 flags.DEFINE_integer("workers", 1, "Runs trained side by side, each in a process of its own with "
-                     "an equal share of the CPU threads (1: one after another).")
+                     "an equal share of the CPU threads (1: one after another). The graph study: "
+                     "networks trained at a time, in threads (default there: one per CPU core).")
 FLAGS = flags.FLAGS
 SHARED_FLAGS = ("data_dir", "results_dir", "seeds", "epochs", "iterations", "train_limit",
                 "protocol", "models", "workers")

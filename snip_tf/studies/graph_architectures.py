@@ -257,8 +257,6 @@ flags.DEFINE_enum("trainer", "edge", list(TRAINERS),
                   "Train each network as compiled loops over its connections ('edge', Numba; "
                   "skips='input' and masked padding) or as its Keras model ('keras', the "
                   "reference; any network).")
-flags.DEFINE_integer("workers", 0, "Edge trainer: networks trained at a time, in threads; 0: "
-                     "one per CPU core. No effect on results.")
 flags.DEFINE_integer("bucket_width", 0, "Draw each batch from strings whose "
                      "lengths fall in one bucket of this width (fewer padded steps); 0 draws "
                      "uniformly, as the thesis.")
@@ -528,7 +526,8 @@ def main(argv):
     run(F.data_dir, F.results_dir, F.graph_variants, F.generators, F.num_graphs, F.graph_epochs,
         common.one_seed("graph_architectures"), F.graph_source, F.train_limit, F.layout,
         F.min_nodes, F.max_nodes, F.graph_patience, F.trainer, F.bucket_width, F.resume, F.io,
-        F.skips, F.padding, F.init, F.workers, F.graph_min_delta, F.init_seed, F.full_batches)
+        F.skips, F.padding, F.init, F.workers if F["workers"].present else 0,
+        F.graph_min_delta, F.init_seed, F.full_batches)
 
 
 if __name__ == "__main__":
