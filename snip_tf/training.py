@@ -103,14 +103,16 @@ class CheckpointEvaluation(keras.callbacks.Callback):
         """The authors' rule (the best test error among the checkpoints, which selects on the
         test set) and the honest one (the test error of the checkpoint with the best validation
         error, the later one on a tie)."""
+        out = {"test_error_authors_rule": None, "test_error_validation_selected": None,
+               "validation_selected_iteration": None}
         if not self.records:
-            return {"test_error_authors_rule": None, "test_error_validation_selected": None}
-        best = min(self.records, key=lambda r: (r["validation_error"]
-                                                if r["validation_error"] is not None else 0.0,
-                                                -r["iteration"]))
-        return {"test_error_authors_rule": min(r["test_error"] for r in self.records),
-                "test_error_validation_selected": best["test_error"],
-                "validation_selected_iteration": best["iteration"]}
+            return out
+        out["test_error_authors_rule"] = min(r["test_error"] for r in self.records)
+        if self.validation is not None:  # without a validation split, nothing to select on
+            best = min(self.records, key=lambda r: (r["validation_error"], -r["iteration"]))
+            out["test_error_validation_selected"] = best["test_error"]
+            out["validation_selected_iteration"] = best["iteration"]
+        return out
 
 
 class ProgressLine(keras.callbacks.Callback):
@@ -125,10 +127,12 @@ class ProgressLine(keras.callbacks.Callback):
         self.log = log or (lambda line: print(line, flush=True))
         self._start = None
 
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._start is None:
+            self._start = (int(self.model.optimizer.iterations.numpy()), time.perf_counter())
+
     def on_train_batch_end(self, batch, logs=None):
         iteration = int(self.model.optimizer.iterations.numpy())
-        if self._start is None:
-            self._start = (iteration - 1, time.perf_counter())
         if iteration % self.every and iteration != self.total:
             return
         logs = logs or {}

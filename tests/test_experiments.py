@@ -60,6 +60,15 @@ def test_table1_is_resumable_run_by_run_and_reports_three_errors(tiny_data, tmp_
     again = table1.run(tiny_data, str(tmp_path), **settings)
     assert "2 of 3 runs already in" in capsys.readouterr().out
     assert [r["test_error"] for r in again] == pytest.approx([r["test_error"] for r in rows])
+    # a kept run is recognized by the config it holds: under another name, and when written
+    # before a field was added to the config (at its default)
+    runs = sorted((tmp_path / "runs").glob("*.json"))
+    runs[0].rename(tmp_path / "runs" / "renamed.json")
+    result = json.loads(runs[1].read_text())
+    del result["config"]["snip"]["scope"]
+    runs[1].write_text(json.dumps(result))
+    table1.run(tiny_data, str(tmp_path), **settings)
+    assert "3 of 3 runs already in" in capsys.readouterr().out
     # another budget is another config: its own runs
     table1.run(tiny_data, str(tmp_path), **{**settings, "iterations": 5})
     assert len(list((tmp_path / "runs").glob("*.json"))) == 6
@@ -182,9 +191,13 @@ def test_rnn_controls(tiny_data, tmp_path):
     from snip_tf.experiments import rnn_controls
 
     rows = rnn_controls.run(tiny_data, str(tmp_path), seeds=(0,), iterations=2,
-                            models=("gru-s",), variants=("baseline", "long", "gate"))
+                            models=("gru-s",), variants=("gate", "baseline", "long"))
     assert [(r["variant"], r["iterations"]) for r in rows] == [
-        ("baseline", 2), ("long", 6), ("gate", 2)]
+        ("gate", 2), ("baseline", 2), ("long", 6)]
+    summary = json.loads((tmp_path / "rnn_controls.json").read_text())["summary"]
+    base = next(s["test_error_mean"] for s in summary if s["variant"] == "baseline")
+    gate = next(s for s in summary if s["variant"] == "gate")  # listed before the baseline
+    assert gate["change"] == pytest.approx(gate["test_error_mean"] - base)
     table = (tmp_path / "rnn_controls.md").read_text()
     assert "| gru-s | gate |" in table and "| gru-s | baseline |" in table
     with pytest.raises(ValueError, match="unknown variants"):

@@ -27,6 +27,8 @@ flags.DEFINE_enum("protocol", "paper", ["paper", "authors"],
                   "(score one draw and train a fresh one, biases ranked and L2-penalized with "
                   "0.00025*sum(w^2), variance-scaling fan_in initialization).")
 flags.DEFINE_list("models", [], "Only these models (default: all of the experiment's).")
+flags.DEFINE_list("criteria", [], "Only these criteria (default: the experiment's; table1 and "
+                  "criteria_comparison).")
 flags.DEFINE_integer("iterations", None, "Training iterations per run (default: the "
                      "experiment's; overrides --epochs).")
 flags.DEFINE_integer("workers", 1, "Runs trained side by side, each in a process of its own with "
@@ -101,17 +103,6 @@ def config(model: str, sparsity: float, *, dataset: str = "mnist", seed: int = 0
     return c
 
 
-def budget(default_epochs: Optional[int] = None) -> dict:
-    """A run's training budget from --iterations (first) or --epochs: ``{"iterations": n}`` or
-    ``{"epochs": n}``; with neither, ``default_epochs`` epochs, or the paper's
-    ``PAPER_ITERATIONS`` where that is None."""
-    if FLAGS.iterations:
-        return {"iterations": FLAGS.iterations}
-    if FLAGS.epochs or default_epochs:
-        return {"epochs": FLAGS.epochs or default_epochs}
-    return {"iterations": PAPER_ITERATIONS}
-
-
 def row_of(cfg, result: dict) -> dict:
     """The summary row an experiment tables, from a run's result (``training.run``'s)."""
     metrics = result["metrics"]
@@ -140,16 +131,51 @@ def label(cfg) -> str:
     return f"{cfg.model} {what} {100 * cfg.sparsity:g}% seed {cfg.seed}"
 
 
-def _named(cfg):
-    """``cfg`` named after its model, criterion and a digest of every field, so that each
-    config has its own result file and a changed config never reuses an old one."""
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def _digest(config: dict) -> str:
+    """A digest of the fields where ``config`` (a dict) differs from ``base_config()``, its
+    name aside: the same for two configs of the same run, also when one was written before a
+    field was added to the config (at its default)."""
     import hashlib
 
+    base = _flat(base_config().to_dict())
+    changed = {k: v for k, v in _flat(config).items()
+               if k != "name" and (k not in base or base[k] != v)}
+    return hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def _named(cfg):
+    """``cfg`` named after its model, criterion and :func:`_digest`."""
     cfg = ml_collections.ConfigDict(cfg.to_dict())
-    cfg.name = ""
-    digest = hashlib.sha256(cfg.to_json(sort_keys=True).encode()).hexdigest()[:10]
-    cfg.name = f"{cfg.model}_{cfg.snip.criterion if cfg.sparsity > 0 else 'dense'}_{digest}"
+    what = cfg.snip.criterion if cfg.sparsity > 0 else "dense"
+    cfg.name = f"{cfg.model}_{what}_{_digest(cfg.to_dict())}"
     return cfg
+
+
+def _kept_runs(runs: str) -> dict:
+    """``{digest: path}`` of the finished runs in the folder ``runs``, recognized by the config
+    each result holds (so also under another name)."""
+    kept = {}
+    for entry in sorted(os.listdir(runs)):
+        path = os.path.join(runs, entry)
+        if not entry.endswith(".json") or not os.path.isfile(path):
+            continue
+        try:
+            with open(path) as f:
+                config = json.load(f)["config"]
+        except (ValueError, KeyError, TypeError):
+            continue  # not a run's result
+        kept[_digest(config)] = path
+    return kept
 
 
 def use_threads(threads: int) -> None:
@@ -174,8 +200,8 @@ def run_all(cfgs, data_dir: Optional[str], out: str, workers: int = 1, log=print
     """Train every config of ``cfgs`` once; their rows (``row_of``), in order.
 
     Resumable at every level: each run's result goes to ``<out>/runs/`` as it finishes (written
-    atomically, under a name that carries a digest of the whole config), a config whose result
-    is there is not trained again, and a run killed midway continues from its last finished
+    atomically, under a name that carries a digest of its config), a config whose result is
+    there (recognized by the config it holds) is not trained again, and a run killed midway continues from its last finished
     epoch (``training.run(resume=True)``). Each run prints a progress line every tenth of its
     iterations. ``workers`` runs train side by side, each in a process of its own ("spawn"ed)
     with an equal share of the CPU threads."""
@@ -185,7 +211,9 @@ def run_all(cfgs, data_dir: Optional[str], out: str, workers: int = 1, log=print
     runs = os.path.join(out, "runs")
     os.makedirs(runs, exist_ok=True)
     named = [_named(c) for c in cfgs]
-    paths = [os.path.join(runs, f"{training.run_name(c)}.json") for c in named]
+    kept = _kept_runs(runs)
+    paths = [kept.get(_digest(c.to_dict()), os.path.join(runs, f"{training.run_name(c)}.json"))
+             for c in named]
     todo = [i for i, p in enumerate(paths) if not os.path.exists(p)]
     if log and len(todo) < len(named):
         log(f"{len(named) - len(todo)} of {len(named)} runs already in {runs}; "

@@ -22,7 +22,6 @@ from snip_tf import data as snip_data
 from snip_tf import pruning
 from snip_tf.experiments import common
 
-flags.DEFINE_list("criteria", [], "Only these criteria (default: all).")
 flags.DEFINE_list("sparsities", [], "Only these sparsities (default: the seven of the study).")
 flags.DEFINE_bool("replot", False, "Train nothing: redraw comparison.png from the "
                   "comparison.json in the results folder.")

@@ -3,6 +3,7 @@ sequential MNIST): one change at a time from our protocol, to find what closes t
 paper's 1.57 and 2.41 %.
 
     python -m snip_tf.experiments.rnn_controls --data_dir=../shared/data --seeds=0,1 --epochs=10 --workers=2
+    python -m snip_tf.experiments.rnn_controls --data_dir=../shared/data --controls=baseline,gate
 
 Each variant changes one thing from the baseline (Table 2's protocol: Adam 1e-3, gradient norm
 clipped at 5, the learning rate divided by 10 at half and three quarters of the run, VS-X
@@ -38,7 +39,8 @@ VARIANTS = {
     "fresh": {"snip.fresh_init": True},
     "gate": {"snip.scope": "gate"},
 }
-flags.DEFINE_list("variants", list(VARIANTS), "The variants to run.")
+flags.DEFINE_list("controls", list(VARIANTS), "The variants to run (baseline, long, sgd, vs-h, "
+                  "fresh, gate).")
 
 
 def run(data_dir=None, results_dir=None, seeds=(0, 1), epochs=10, train_limit=0,
@@ -64,14 +66,12 @@ def run(data_dir=None, results_dir=None, seeds=(0, 1), epochs=10, train_limit=0,
     common.write_rows(os.path.join(out, "rnn_controls.csv"), rows)
     summary = []
     for model in models:
-        base = None
-        for variant in variants:
-            group = [r["test_error"] for r in rows if r["model"] == model
-                     and r["variant"] == variant]
-            mean, std = common.mean_std(group)
-            base = mean if variant == "baseline" else base
+        stats = {v: common.mean_std(r["test_error"] for r in rows if r["model"] == model
+                                    and r["variant"] == v) for v in variants}
+        base = stats["baseline"][0] if "baseline" in stats else None
+        for variant, (mean, std) in stats.items():
             summary.append({"model": model, "variant": variant, "test_error_mean": mean,
-                            "test_error_std": std, "seeds": len(group),
+                            "test_error_std": std, "seeds": len(seeds),
                             "change": None if base is None else mean - base,
                             "paper": PAPER[model]})
     budget = f"{iterations} iterations" if iterations else f"{epochs} epochs"
@@ -95,7 +95,7 @@ def main(argv):
     del argv
     F = common.FLAGS
     run(F.data_dir, F.results_dir, common.seeds(), F.epochs or 10, F.train_limit,
-        common.chosen_models(MODELS), tuple(F.variants), F.iterations or 0, F.workers)
+        common.chosen_models(MODELS), tuple(F.controls), F.iterations or 0, F.workers)
 
 
 if __name__ == "__main__":

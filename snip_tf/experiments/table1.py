@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import os
 
-from absl import flags
-
 from snip_tf.experiments import common
 
 # Paper's Table 1 (test error %, SNIP column; dense reference in the text).
@@ -25,7 +23,6 @@ PAPER = {("lenet-300-100", 0.0): 1.7, ("lenet-300-100", 0.95): 1.6, ("lenet-300-
          ("lenet-5-caffe", 0.0): 0.9, ("lenet-5-caffe", 0.98): 0.8, ("lenet-5-caffe", 0.99): 1.1}
 SETTINGS = {"lenet-300-100": (0.95, 0.98), "lenet-5-caffe": (0.98, 0.99)}
 CRITERIA = ("snip", "magnitude", "random")
-flags.DEFINE_list("criteria", list(CRITERIA), "The criteria to run beside the dense network.")
 # The three test errors of a run (row keys), as the tables label them.
 ERRORS = {"test_error": "last iteration", "test_error_authors_rule": "authors' rule",
           "test_error_validation_selected": "validation-selected"}
@@ -34,10 +31,11 @@ ERRORS = {"test_error": "last iteration", "test_error_authors_rule": "authors' r
 def run(data_dir=None, results_dir=None, seeds=(0,), epochs=None, train_limit=0,
         protocol="paper", models=tuple(SETTINGS), iterations=None, workers=1,
         criteria=CRITERIA) -> list:
-    """``epochs`` epochs per run if given, else ``iterations`` (default: the paper's 100k)."""
+    """``iterations`` per run if given, else ``epochs`` epochs if given, else the paper's 100k
+    iterations."""
     out = common.out_dir("table1", results_dir)
-    budget = ({"epochs": epochs} if epochs else
-              {"iterations": iterations or common.PAPER_ITERATIONS})
+    budget = ({"iterations": iterations} if iterations else {"epochs": epochs} if epochs else
+              {"iterations": common.PAPER_ITERATIONS})
     cfgs = []
     for model in models:
         runs = [(0.0, "snip")] + [(s, c) for s in SETTINGS[model] for c in criteria]
@@ -120,7 +118,7 @@ def main(argv):
     F = common.FLAGS
     run(F.data_dir, F.results_dir, common.seeds(), F.epochs, F.train_limit, F.protocol,
         models=common.chosen_models(SETTINGS), iterations=F.iterations, workers=F.workers,
-        criteria=tuple(F.criteria))
+        criteria=tuple(F.criteria) or CRITERIA)
 
 
 if __name__ == "__main__":

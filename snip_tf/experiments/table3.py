@@ -30,7 +30,9 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, p
         row["initializer"] = cfg.initializer
     common.write_rows(os.path.join(out, "table3.csv"), rows)
     common.write_json(os.path.join(out, "table3.json"), {"rows": rows, "seeds": list(seeds),
-                                                           "epochs": epochs, "protocol": protocol})
+                                                           "epochs": epochs,
+                                                           "iterations": iterations,
+                                                           "protocol": protocol})
     lines = ["| model | " + " | ".join(i.upper() for i in initializers) + " |",
              "|---|" + "---|" * len(initializers)]
     for model in models:
