@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import tiny_mnist
-from snip_tf.experiments import figure1, figure2, figure3, figure4, table1, table2, table3
+from snip_tf.experiments import common, figure1, figure2, figure3, figure4, table1, table2, table3
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +69,19 @@ def test_table1_is_resumable_run_by_run_and_reports_three_errors(tiny_data, tmp_
     runs[1].write_text(json.dumps(result))
     table1.run(tiny_data, str(tmp_path), **settings)
     assert "3 of 3 runs already in" in capsys.readouterr().out
+    # report only: the kept runs, nothing trained
+    runs = sorted((tmp_path / "runs").glob("*.json"))
+    runs[0].unlink()
+    rows = table1.run(tiny_data, str(tmp_path), **settings, report_only=True)
+    assert len(rows) == 2 and len(list((tmp_path / "runs").glob("*.json"))) == 2
+    assert "2 of 3 runs kept" in capsys.readouterr().out
+    summary = json.loads((tmp_path / "table1.json").read_text())["summary"]
+    assert len(summary) == 2 and all(s["seeds"] == 1 for s in summary)
+    # an experiment that tables complete results only refuses
+    missing = common.config("lenet-300-100", 0.5, iterations=4)
+    with pytest.raises(Exception, match="report_only: 1 of 1 runs are not in"):
+        common.run_all([missing], tiny_data, str(tmp_path), train=False)
+    table1.run(tiny_data, str(tmp_path), **settings)
     # another budget is another config: its own runs
     table1.run(tiny_data, str(tmp_path), **{**settings, "iterations": 5})
     assert len(list((tmp_path / "runs").glob("*.json"))) == 6

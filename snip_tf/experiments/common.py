@@ -34,9 +34,12 @@ flags.DEFINE_integer("iterations", None, "Training iterations per run (default: 
 flags.DEFINE_integer("workers", 1, "Runs trained side by side, each in a process of its own with "
                      "an equal share of the CPU threads (1: one after another). The graph study: "
                      "networks trained at a time, in threads (default there: one per CPU core).")
+flags.DEFINE_bool("report_only", False, "Train nothing: table the runs already kept in the "
+                  "results folder (e.g. while a long command is still running, or after it was "
+                  "stopped); the missing runs are counted, not trained.")
 FLAGS = flags.FLAGS
 SHARED_FLAGS = ("data_dir", "results_dir", "seeds", "epochs", "iterations", "train_limit",
-                "protocol", "models", "workers")
+                "protocol", "models", "workers", "report_only")
 
 # The paper's weight decay of 0.0005 is a gradient coefficient: the authors' code adds
 # 0.00025 * sum(w^2) to the loss (snip/model.py), so the L2 penalty is l2=2.5e-4.
@@ -196,7 +199,8 @@ def _train(cfg_json: str, data_dir, runs: str, progress: int) -> str:
     return result["results_path"]
 
 
-def run_all(cfgs, data_dir: Optional[str], out: str, workers: int = 1, log=print) -> list:
+def run_all(cfgs, data_dir: Optional[str], out: str, workers: int = 1, log=print,
+            train: Optional[bool] = None, partial_ok: bool = False) -> list:
     """Train every config of ``cfgs`` once; their rows (``row_of``), in order.
 
     Resumable at every level: each run's result goes to ``<out>/runs/`` as it finishes (written
@@ -204,7 +208,9 @@ def run_all(cfgs, data_dir: Optional[str], out: str, workers: int = 1, log=print
     there (recognized by the config it holds) is not trained again, and a run killed midway continues from its last finished
     epoch (``training.run(resume=True)``). Each run prints a progress line every tenth of its
     iterations. ``workers`` runs train side by side, each in a process of its own ("spawn"ed)
-    with an equal share of the CPU threads."""
+    with an equal share of the CPU threads. ``train=False`` (default: not --report_only) trains
+    nothing: where ``partial_ok``, the rows of the kept runs only; otherwise an error if any run
+    is missing."""
     import concurrent.futures
     import multiprocessing
 
@@ -215,6 +221,19 @@ def run_all(cfgs, data_dir: Optional[str], out: str, workers: int = 1, log=print
     paths = [kept.get(_digest(c.to_dict()), os.path.join(runs, f"{training.run_name(c)}.json"))
              for c in named]
     todo = [i for i, p in enumerate(paths) if not os.path.exists(p)]
+    if train is None:
+        train = not FLAGS.report_only if FLAGS.is_parsed() else True
+    if not train:
+        if todo and not partial_ok:
+            raise app.UsageError(f"--report_only: {len(todo)} of {len(named)} runs are not in "
+                                 f"{runs} yet, and this experiment tables complete results "
+                                 f"only; run it without --report_only to train them.")
+        if log:
+            log(f"{len(named) - len(todo)} of {len(named)} runs kept in {runs}; {len(todo)} "
+                f"missing, not trained (report only)")
+        named = [c for i, c in enumerate(named) if i not in todo]
+        paths = [p for i, p in enumerate(paths) if i not in todo]
+        todo = []
     if log and len(todo) < len(named):
         log(f"{len(named) - len(todo)} of {len(named)} runs already in {runs}; "
             f"training the other {len(todo)}")

@@ -9,12 +9,14 @@ cell is the mean ± std over the seeds of three test errors: at the last iterati
 rule (the best test error among the last 10 checkpoints, 1000 iterations apart: it selects on the
 test set) and at the checkpoint with the best validation error. Every run's result is kept in
 results/table1/runs/ as it finishes, and a command run again trains only what is missing. Writes
-results/table1/{table1.csv,table1.json,table1.md,table1.png}.
+results/table1/{table1.csv,table1.json,table1.md,table1.png}; with --report_only, from the
+runs kept so far, training nothing (each cell says how many seeds it has).
 """
 
 from __future__ import annotations
 
 import os
+from typing import Optional
 
 from snip_tf.experiments import common
 
@@ -30,7 +32,7 @@ ERRORS = {"test_error": "last iteration", "test_error_authors_rule": "authors' r
 
 def run(data_dir=None, results_dir=None, seeds=(0,), epochs=None, train_limit=0,
         protocol="paper", models=tuple(SETTINGS), iterations=None, workers=1,
-        criteria=CRITERIA) -> list:
+        criteria=CRITERIA, report_only: Optional[bool] = None) -> list:
     """``iterations`` per run if given, else ``epochs`` epochs if given, else the paper's 100k
     iterations."""
     out = common.out_dir("table1", results_dir)
@@ -44,7 +46,8 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=None, train_limit=0,
                 cfgs.append(common.config(model, sparsity, seed=seed, train_limit=train_limit,
                                           protocol=protocol, **budget,
                                           **{"snip.criterion": criterion}))
-    rows = common.run_all(cfgs, data_dir, out, workers)
+    rows = common.run_all(cfgs, data_dir, out, workers, partial_ok=True,
+                          train=None if report_only is None else not report_only)
     common.write_rows(os.path.join(out, "table1.csv"), rows)
     summary = summarize(rows)
     common.write_json(os.path.join(out, "table1.json"),
