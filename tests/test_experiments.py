@@ -215,3 +215,15 @@ def test_rnn_controls(tiny_data, tmp_path):
     assert "| gru-s | gate |" in table and "| gru-s | baseline |" in table
     with pytest.raises(ValueError, match="unknown variants"):
         rnn_controls.run(tiny_data, str(tmp_path), variants=("adamw",))
+
+
+def test_rnn_controls_report_only_tables_the_kept_runs(tiny_data, tmp_path):
+    from snip_tf.experiments import rnn_controls
+
+    settings = dict(seeds=(0, 1), iterations=2, models=("gru-s",), variants=("baseline", "gate"))
+    rnn_controls.run(tiny_data, str(tmp_path), **{**settings, "seeds": (0,)})
+    rows = rnn_controls.run(tiny_data, str(tmp_path), **settings, report_only=True)
+    assert [(r["variant"], r["seed"]) for r in rows] == [("baseline", 0), ("gate", 0)]
+    assert len(list((tmp_path / "runs").glob("*.json"))) == 2  # nothing trained
+    table = (tmp_path / "rnn_controls.md").read_text()
+    assert "| gru-s | gate |" in table and "| 1 |" in table

@@ -209,8 +209,8 @@ def run_all(cfgs, data_dir: Optional[str], out: str, workers: int = 1, log=print
     epoch (``training.run(resume=True)``). Each run prints a progress line every tenth of its
     iterations. ``workers`` runs train side by side, each in a process of its own ("spawn"ed)
     with an equal share of the CPU threads. ``train=False`` (default: not --report_only) trains
-    nothing: where ``partial_ok``, the rows of the kept runs only; otherwise an error if any run
-    is missing."""
+    nothing: where ``partial_ok``, a missing run's row is None; otherwise an error if any run is
+    missing."""
     import concurrent.futures
     import multiprocessing
 
@@ -231,9 +231,9 @@ def run_all(cfgs, data_dir: Optional[str], out: str, workers: int = 1, log=print
         if log:
             log(f"{len(named) - len(todo)} of {len(named)} runs kept in {runs}; {len(todo)} "
                 f"missing, not trained (report only)")
-        named = [c for i, c in enumerate(named) if i not in todo]
-        paths = [p for i, p in enumerate(paths) if i not in todo]
-        todo = []
+        missing, todo = set(todo), []
+    else:
+        missing = set()
     if log and len(todo) < len(named):
         log(f"{len(named) - len(todo)} of {len(named)} runs already in {runs}; "
             f"training the other {len(todo)}")
@@ -253,7 +253,10 @@ def run_all(cfgs, data_dir: Optional[str], out: str, workers: int = 1, log=print
                                                            for i in todo]):
                 future.result()
     rows = []
-    for cfg, path in zip(named, paths):
+    for i, (cfg, path) in enumerate(zip(named, paths)):
+        if i in missing:
+            rows.append(None)
+            continue
         with open(path) as f:
             rows.append(row_of(cfg, json.load(f)))
         if log:

@@ -18,7 +18,8 @@ trained):
   among its gates, against gate starvation (see ``gate_usage``).
 
 Every run is resumable and kept in results/rnn_controls/runs/; writes rnn_controls.{csv,json,md}
-with each variant's mean ± std test error (last iteration) and its change from the baseline.
+with each variant's mean ± std test error (last iteration) and its change from the baseline
+(--report_only: from the runs kept so far, each row with its number of seeds).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ flags.DEFINE_list("controls", list(VARIANTS), "The variants to run (baseline, lo
 
 def run(data_dir=None, results_dir=None, seeds=(0, 1), epochs=10, train_limit=0,
         models=MODELS, variants=tuple(VARIANTS), iterations=0, workers=1,
-        sparsity=0.95) -> list:
+        sparsity=0.95, report_only=None) -> list:
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise ValueError(f"unknown variants {unknown}; the variants are {list(VARIANTS)}.")
@@ -60,31 +61,36 @@ def run(data_dir=None, results_dir=None, seeds=(0, 1), epochs=10, train_limit=0,
                                           iterations=iterations * factor,
                                           train_limit=train_limit, **overrides))
                 names.append(variant)
-    rows = common.run_all(cfgs, data_dir, out, workers)
-    for row, name in zip(rows, names):
-        row["variant"] = name
+    trained = common.run_all(cfgs, data_dir, out, workers, partial_ok=True,
+                             train=None if report_only is None else not report_only)
+    rows = []
+    for row, name in zip(trained, names):  # (--report_only: the runs kept so far)
+        if row is not None:
+            rows.append({**row, "variant": name})
     common.write_rows(os.path.join(out, "rnn_controls.csv"), rows)
     summary = []
     for model in models:
-        stats = {v: common.mean_std(r["test_error"] for r in rows if r["model"] == model
-                                    and r["variant"] == v) for v in variants}
-        base = stats["baseline"][0] if "baseline" in stats else None
-        for variant, (mean, std) in stats.items():
+        groups = {v: [r["test_error"] for r in rows if r["model"] == model
+                      and r["variant"] == v] for v in variants}
+        stats = {v: (common.mean_std(g), len(g)) for v, g in groups.items() if g}
+        base = stats["baseline"][0][0] if "baseline" in stats else None
+        for variant, ((mean, std), count) in stats.items():
             summary.append({"model": model, "variant": variant, "test_error_mean": mean,
-                            "test_error_std": std, "seeds": len(seeds),
+                            "test_error_std": std, "seeds": count,
                             "change": None if base is None else mean - base,
                             "paper": PAPER[model]})
     budget = f"{iterations} iterations" if iterations else f"{epochs} epochs"
     common.write_json(os.path.join(out, "rnn_controls.json"),
                       {"rows": rows, "summary": summary, "seeds": list(seeds), "budget": budget,
                        "sparsity": sparsity})
-    lines = ["| model | variant | test error % (last iteration) | change from baseline | "
-             "paper % |", "|---|---|---|---|---|"]
+    lines = ["| model | variant | test error % (last iteration) | seeds | change from baseline | "
+             "paper % |", "|---|---|---|---|---|---|"]
     for s in summary:
         change = "–" if s["change"] is None or s["variant"] == "baseline" else \
             f"{100 * s['change']:+.2f}"
         lines.append(f"| {s['model']} | {s['variant']} | {common.pct(s['test_error_mean'])} ± "
-                     f"{common.pct(s['test_error_std'])} | {change} | {s['paper']} |")
+                     f"{common.pct(s['test_error_std'])} | {s['seeds']} | {change} | "
+                     f"{s['paper']} |")
     lines.append(f"\n{100 * sparsity:g} % sparsity, mean ± std over seeds {list(seeds)}; "
                  f"baseline budget {budget} per run (``long``: three times that).\n")
     common.write_text(os.path.join(out, "rnn_controls.md"), "\n".join(lines))
@@ -95,7 +101,8 @@ def main(argv):
     del argv
     F = common.FLAGS
     run(F.data_dir, F.results_dir, common.seeds(), F.epochs or 10, F.train_limit,
-        common.chosen_models(MODELS), tuple(F.controls), F.iterations or 0, F.workers)
+        common.chosen_models(MODELS), tuple(F.controls), F.iterations or 0, F.workers,
+        report_only=F.report_only)
 
 
 if __name__ == "__main__":

@@ -46,8 +46,9 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=None, train_limit=0,
                 cfgs.append(common.config(model, sparsity, seed=seed, train_limit=train_limit,
                                           protocol=protocol, **budget,
                                           **{"snip.criterion": criterion}))
-    rows = common.run_all(cfgs, data_dir, out, workers, partial_ok=True,
-                          train=None if report_only is None else not report_only)
+    rows = [r for r in common.run_all(cfgs, data_dir, out, workers, partial_ok=True,
+                                      train=None if report_only is None else not report_only)
+            if r is not None]
     common.write_rows(os.path.join(out, "table1.csv"), rows)
     summary = summarize(rows)
     common.write_json(os.path.join(out, "table1.json"),
