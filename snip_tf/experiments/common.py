@@ -234,7 +234,7 @@ def run_all(cfgs, data_dir: Optional[str], out: str, workers: int = 1, log=print
         missing, todo = set(todo), []
     else:
         missing = set()
-    if log and len(todo) < len(named):
+    if log and train and len(todo) < len(named):
         log(f"{len(named) - len(todo)} of {len(named)} runs already in {runs}; "
             f"training the other {len(todo)}")
 
