@@ -164,7 +164,8 @@ def test_unsupported_networks_are_refused():
         ga.train_networks(GRAPHS, "gru", None, 1, 0, padding="unmasked")
 
 
-@pytest.mark.parametrize("full_batches", [False, True])
+# The Keras trainer is the slow reference: the filled-batches variant runs under -m slow.
+@pytest.mark.parametrize("full_batches", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_edge_and_keras_trainers_give_the_same_study(full_batches):
     data = reber_common.load("generated", n=200, train_limit=80)
     graphs = [random_graph("erdos_renyi", 10 + i, i) for i in range(3)]
