@@ -43,7 +43,7 @@ def test_table1(tiny_data, tmp_path):
 
 
 def test_table1_is_resumable_run_by_run_and_reports_three_errors(tiny_data, tmp_path, capsys):
-    settings = dict(models=("lenet-300-100",), criteria=("snip",), iterations=4)
+    settings = dict(models=("lenet-300-100",), criteria=("dense", "snip"), iterations=4)
     rows = table1.run(tiny_data, str(tmp_path), **settings)
     runs = sorted((tmp_path / "runs").glob("*.json"))
     assert len(rows) == len(runs) == 3  # dense, 95 %, 98 %
@@ -88,8 +88,8 @@ def test_table1_is_resumable_run_by_run_and_reports_three_errors(tiny_data, tmp_
 
 
 def test_runs_in_two_worker_processes(tiny_data, tmp_path, capfd):
-    rows = table1.run(tiny_data, str(tmp_path), models=("lenet-300-100",), criteria=("snip",),
-                      iterations=3, workers=2)
+    rows = table1.run(tiny_data, str(tmp_path), models=("lenet-300-100",),
+                      criteria=("dense", "snip"), iterations=3, workers=2)
     assert len(rows) == 3 and all(r["iterations"] == 3 for r in rows)
     assert capfd.readouterr().out.count("iteration 3/3") == 3  # each worker's progress lines
 
@@ -98,6 +98,15 @@ def test_table1_authors_protocol(tiny_data, tmp_path):
     rows = table1.run(tiny_data, str(tmp_path), epochs=1, models=("lenet-5-caffe",),
                       protocol="authors")
     assert len(rows) == 7 and json.load(open(tmp_path / "table1.json"))["protocol"] == "authors"
+
+
+def test_table1_criteria_pick_the_dense_reference_too(tiny_data, tmp_path):
+    rows = table1.run(tiny_data, str(tmp_path), iterations=2, models=("lenet-300-100",),
+                      criteria=("random",))
+    assert [(r["sparsity"], r["criterion"]) for r in rows] == [(0.95, "random"), (0.98, "random")]
+    with pytest.raises(ValueError, match=r"got \['snipp'\]"):
+        table1.run(tiny_data, str(tmp_path), models=("lenet-300-100",), criteria=("snipp",))
+    assert not list((tmp_path / "runs").glob("*snipp*"))
 
 
 def test_figure1(tiny_data, tmp_path):
