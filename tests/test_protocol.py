@@ -67,6 +67,27 @@ def test_checkpoint_records_survive_a_resume_up_to_the_restored_iteration(tmp_pa
         assert len(json.load(f)) == 3  # rewritten only when the next checkpoint is taken
 
 
+@pytest.mark.parametrize("shared", [False, True])
+def test_callbacks_on_iterations_count_the_optimizer_steps_with_or_without_a_clock(shared):
+    x, y = np.zeros((12, 2), "float32"), np.zeros((12,), "int32")
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    model.optimizer.build(model.trainable_variables)
+    model.optimizer.iterations.assign(3)  # a run resumed at iteration 3
+    clock = training.IterationClock() if shared else None
+    lines = []
+    callbacks = ([clock] if shared else []) + [
+        training.StopAtIteration(8, clock=clock),
+        training.CheckpointEvaluation(8, 2, 3, None, [(x, y)], clock=clock),
+        training.ProgressLine("run", 8, 4, log=lines.append, clock=clock)]
+    model.fit(x, y, batch_size=2, epochs=5, verbose=0, callbacks=callbacks)
+    assert int(model.optimizer.iterations.numpy()) == 8  # stopped mid-epoch, at 8
+    assert [r["iteration"] for r in callbacks[-2].records] == [4, 6, 8]
+    assert [line.split(",")[0] for line in lines] == ["run: iteration 4/8", "run: iteration 8/8"]
+    if shared:
+        assert clock.value == 8
+
+
 @pytest.mark.parametrize("field, value", [("iterations", -1), ("eval_every", -5),
                                           ("eval_last", 0)])
 def test_bad_protocol_fields_are_named(field, value):

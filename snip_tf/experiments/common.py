@@ -165,8 +165,8 @@ def _named(cfg):
 
 
 def _kept_runs(runs: str) -> dict:
-    """``{digest: path}`` of the finished runs in the folder ``runs``, recognized by the config
-    each result holds (so also under another name)."""
+    """``{digest: (path, result)}`` of the finished runs in the folder ``runs``, recognized by
+    the config each result holds (so also under another name)."""
     kept = {}
     for entry in sorted(os.listdir(runs)):
         path = os.path.join(runs, entry)
@@ -174,10 +174,11 @@ def _kept_runs(runs: str) -> dict:
             continue
         try:
             with open(path) as f:
-                config = json.load(f)["config"]
+                result = json.load(f)
+            config = result["config"]
         except (ValueError, KeyError, TypeError):
             continue  # not a run's result
-        kept[_digest(config)] = path
+        kept[_digest(config)] = (path, result)
     return kept
 
 
@@ -218,9 +219,10 @@ def run_all(cfgs, data_dir: Optional[str], out: str, workers: int = 1, log=print
     os.makedirs(runs, exist_ok=True)
     named = [_named(c) for c in cfgs]
     kept = _kept_runs(runs)
-    paths = [kept.get(_digest(c.to_dict()), os.path.join(runs, f"{training.run_name(c)}.json"))
-             for c in named]
-    todo = [i for i, p in enumerate(paths) if not os.path.exists(p)]
+    found = [kept.get(_digest(c.to_dict())) for c in named]
+    paths = [f[0] if f else os.path.join(runs, f"{training.run_name(c)}.json")
+             for c, f in zip(named, found)]
+    todo = [i for i, f in enumerate(found) if f is None]
     if train is None:
         train = not FLAGS.report_only if FLAGS.is_parsed() else True
     if not train:
@@ -257,8 +259,11 @@ def run_all(cfgs, data_dir: Optional[str], out: str, workers: int = 1, log=print
         if i in missing:
             rows.append(None)
             continue
-        with open(path) as f:
-            rows.append(row_of(cfg, json.load(f)))
+        if found[i] is not None:
+            rows.append(row_of(cfg, found[i][1]))
+        else:
+            with open(path) as f:
+                rows.append(row_of(cfg, json.load(f)))
         if log:
             row = rows[-1]
             log(f"{label(cfg)}: test error {pct(row['test_error'])}% (last iteration)"
