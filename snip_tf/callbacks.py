@@ -12,7 +12,7 @@ import keras
 import numpy as np
 from absl import logging
 
-from snip_tf import pruning, saving, selection
+from snip_tf import atomic, pruning, saving, selection
 
 
 class SNIPCallback(keras.callbacks.Callback):
@@ -272,6 +272,10 @@ class MemorizationCallback(keras.callbacks.Callback):
         every_n_batches: also record within epochs, every this many batches (0: epochs only).
         batch_size: evaluation batch size.
         loss: loss to record; default the model's compiled loss.
+        path: keep the curve in this JSON file (written atomically after each record) and read
+            it back when a run resumed from a backup starts: the records up to the optimizer's
+            restored step are kept, so the curve survives a kill. Its steps are then the
+            optimizer's; the callback must come after the one that restores the backup.
 
     Example:
     >>> memo = MemorizationCallback((x_rand, y_rand), threshold=0.95)        # doctest: +SKIP
@@ -280,7 +284,7 @@ class MemorizationCallback(keras.callbacks.Callback):
     """
 
     def __init__(self, data, threshold: float = 0.95, every_n_batches: int = 0,
-                 batch_size: int = 500, loss=None):
+                 batch_size: int = 500, loss=None, path=None):
         super().__init__()
         if not isinstance(data, tuple) or len(data) != 2:
             raise ValueError("MemorizationCallback needs data=(x, y) arrays.")
@@ -295,6 +299,10 @@ class MemorizationCallback(keras.callbacks.Callback):
         self._step = 0
         self._epoch = 0
         self._loss_fn = None
+        self.path = path
+        if path and os.path.exists(path):
+            with open(path) as f:
+                self.curve = json.load(f)
 
     def _measure(self):
         import numpy as np
@@ -313,8 +321,17 @@ class MemorizationCallback(keras.callbacks.Callback):
         self.curve["epoch"].append(self._epoch)
         self.curve["loss"].append(total_loss / n)
         self.curve["accuracy"].append(correct / n)
+        if self.path:
+            atomic.write_json(self.path, self.curve)
 
     def on_train_begin(self, logs=None):
+        if self.path and self.curve["step"]:  # a resumed run: keep what precedes its backup
+            done = int(self.model.optimizer.iterations.numpy())
+            keep = [i for i, step in enumerate(self.curve["step"]) if step <= done]
+            self.curve = {key: [values[i] for i in keep] for key, values in self.curve.items()}
+            if self.curve["step"]:  # the restored model was measured when it was saved
+                self._step, self._epoch = self.curve["step"][-1], self.curve["epoch"][-1]
+                return
         self._measure()
 
     def on_train_batch_end(self, batch, logs=None):

@@ -20,6 +20,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.augment = False               # CIFAR: random flip + translation by up to 4 px
     c.sequential = False            # images as sequences of rows (sequential MNIST)
     c.label_noise = "none"          # none | random (memorization experiment)
+    c.memorization = 0.0            # record the fit to the labels trained on after each epoch
+                                    # (MemorizationCallback); memorized at this accuracy (0: off)
     c.train_limit = 0               # use only this many training examples (0: all)
     # model
     c.model = "mlp"
@@ -144,6 +146,7 @@ def validate(config) -> None:
     _number(config, "learning_rate", integer=False, low=0.0, low_open=True)
     _number(config, "momentum", integer=False, low=0.0, high=1.0, high_open=True)
     _number(config, "l2", integer=False, low=0.0)
+    _number(config, "memorization", integer=False, low=0.0, high=1.0)
     _number(config, "clipnorm", integer=False, low=0.0)
     _number(config, "seed", integer=True, low=0)
     _number(config, "snip.num_batches", integer=True, low=1)

@@ -268,7 +268,8 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
 
     ``config.iterations`` trains exactly that many iterations (else ``config.epochs`` epochs).
     ``config.eval_every`` adds the validation and test error at the authors' checkpoints
-    (:class:`CheckpointEvaluation`) to the metrics. ``progress`` prints lines about the run's
+    (:class:`CheckpointEvaluation`) to the metrics; ``config.memorization`` the fit to the labels
+    trained on after each epoch (:class:`snip_tf.callbacks.MemorizationCallback`). ``progress`` prints lines about the run's
     iterations (:class:`ProgressLine`, starting with ``label``): ``progress`` lines, evenly
     spaced over the run.
 
@@ -324,14 +325,21 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
             total_iterations, config.eval_every, config.eval_last, datasets.validation,
             datasets.test, path=backup + ".checkpoints.json" if backup else None, clock=clock)
         callbacks.append(checkpoints)
+    memorization = None
+    if config.memorization:
+        memorization = snip_callbacks.MemorizationCallback(
+            (datasets.x_train, datasets.y_train), threshold=config.memorization,
+            path=backup + ".memorization.json" if backup else None)
+        callbacks.append(memorization)
     if progress:
         callbacks.append(ProgressLine(label or run_name(config), total_iterations,
                                       math.ceil(total_iterations / progress), checkpoints,
                                       clock=clock))
     history = model.fit(datasets.train, validation_data=datasets.validation, epochs=epochs,
                         callbacks=callbacks, verbose=verbose, shuffle=False)  # tf.data shuffles
-    if checkpoints is not None and checkpoints.path and os.path.exists(checkpoints.path):
-        os.remove(checkpoints.path)  # finished: the records go into the results
+    for kept in (checkpoints, memorization):  # finished: their records go into the results
+        if kept is not None and kept.path and os.path.exists(kept.path):
+            os.remove(kept.path)
     if snip_callback is not None:
         masks = snip_callback.masks
     test = model.evaluate(datasets.test, return_dict=True, verbose=0)
@@ -358,6 +366,11 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
             **(checkpoints.summary() if checkpoints else {}),
         },
         "checkpoints": checkpoints.records if checkpoints else [],
+        # the fit to the labels trained on (config.memorization): after each epoch
+        **({"memorization": {"threshold": memorization.threshold,
+                             "memorized": memorization.memorized,
+                             "first_memorized_step": memorization.first_memorized_step,
+                             "curve": memorization.curve}} if memorization else {}),
         "sparsity": report.to_dict(),
         "wall_time_s": wall,
         "hardware": hardware(),

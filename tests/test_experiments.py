@@ -142,6 +142,10 @@ def test_figure4_memorization(tiny_data, tmp_path):
     curves = json.load(open(tmp_path / "figure4.json"))["curves"]
     assert all(len(c["loss"]) == 3 for c in curves.values())      # start + 2 epochs
     outputs(str(tmp_path), "figure4.csv", "figure4.png")
+    assert len(list((tmp_path / "runs").glob("*.json"))) == 5       # each run kept: resumable
+    again = figure4.run(tiny_data, str(tmp_path), epochs=2, train_limit=60)
+    assert [r["final_fit_loss"] for r in again] == [r["final_fit_loss"] for r in rows]
+    assert json.load(open(tmp_path / "figure4.json"))["curves"] == curves
 
 
 def test_table2_marks_cifar_rows_not_run_and_runs_the_rest(tiny_data, tmp_path):

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 
+import snip_tf
 from snip_tf import atomic, training
 from snip_tf.config import base_config
 
@@ -65,6 +66,31 @@ def test_checkpoint_records_survive_a_resume_up_to_the_restored_iteration(tmp_pa
     assert callback.at == {20, 30, 40}
     with open(path) as f:
         assert len(json.load(f)) == 3  # rewritten only when the next checkpoint is taken
+
+
+def test_memorization_curve_survives_a_resume_up_to_the_restored_step(tmp_path):
+    path = str(tmp_path / "run.backup.memorization.json")
+    atomic.write_json(path, {"step": [0, 6, 12], "epoch": [0, 1, 2], "loss": [2.3, 2.0, 1.5],
+                             "accuracy": [0.1, 0.2, 0.4]})
+    x, y = np.zeros((12, 2), "float32"), np.zeros((12,), "int32")
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    model.optimizer.build(model.trainable_variables)
+    model.optimizer.iterations.assign(6)  # as restored from the backup of epoch 1
+    memo = snip_tf.callbacks.MemorizationCallback((x, y), threshold=0.9, path=path)
+    model.fit(x, y, batch_size=2, epochs=3, initial_epoch=1, verbose=0, callbacks=[memo])
+    assert memo.curve["step"] == [0, 6, 12, 18] and memo.curve["epoch"] == [0, 1, 2, 3]
+    assert memo.curve["loss"][:2] == [2.3, 2.0] and memo.curve["accuracy"][-1] == 1.0
+    with open(path) as f:
+        assert json.load(f) == memo.curve  # written as each record is taken
+
+
+def test_config_memorization_records_the_fit_in_the_result():
+    result = training.run(_config(iterations=3, memorization=0.5, label_noise="random"))
+    memo = result["memorization"]
+    assert memo["threshold"] == 0.5 and len(memo["curve"]["loss"]) == 2  # start + 1 epoch
+    with pytest.raises(ValueError, match="config.memorization must be"):
+        training.run(_config(memorization=2.0))
 
 
 @pytest.mark.parametrize("shared", [False, True])

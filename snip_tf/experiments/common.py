@@ -201,8 +201,9 @@ def _train(cfg_json: str, data_dir, runs: str, progress: int) -> str:
 
 
 def run_all(cfgs, data_dir: Optional[str], out: str, workers: int = 1, log=print,
-            train: Optional[bool] = None, partial_ok: bool = False) -> list:
-    """Train every config of ``cfgs`` once; their rows (``row_of``), in order.
+            train: Optional[bool] = None, partial_ok: bool = False, row_of=row_of) -> list:
+    """Train every config of ``cfgs`` once; their rows (``row_of(cfg, result)``, by
+    default this module's), in order.
 
     Resumable at every level: each run's result goes to ``<out>/runs/`` as it finishes (written
     atomically, under a name that carries a digest of its config), a config whose result is

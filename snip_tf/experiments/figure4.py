@@ -4,16 +4,17 @@
 
 LeNet-5-Caffe dense and pruned at 99 % (the mask always scored on true labels), trained on true
 labels and on random labels, plus the dense network on random labels with L2 (5e-4). The training
-loss and accuracy on the labels trained on are recorded by ``snip_tf.MemorizationCallback``, which
-also says whether each run memorized its labels. Writes results/figure4/{figure4.csv,figure4.json,
-figure4.png}.
+loss and accuracy on the labels trained on are recorded after each epoch by
+``snip_tf.MemorizationCallback`` (``config.memorization``), which also says whether each run
+memorized its labels. Each run's result is kept in results/figure4/runs/ as it finishes, and the
+command run again trains only what is missing (--workers=2: two at a time). Writes
+results/figure4/{figure4.csv,figure4.json,figure4.png}.
 """
 
 from __future__ import annotations
 
 import os
 
-from snip_tf.callbacks import MemorizationCallback
 from snip_tf.experiments import common
 
 RUNS = (  # (label, sparsity, labels, l2)
@@ -26,29 +27,26 @@ RUNS = (  # (label, sparsity, labels, l2)
 
 
 def run(data_dir=None, results_dir=None, seed=0, epochs=30, train_limit=10000, threshold=0.9,
-        model="lenet-5-caffe", runs=RUNS) -> list:
+        model="lenet-5-caffe", runs=RUNS, workers=1) -> list:
     out = common.out_dir("figure4", results_dir)
-    rows, curves = [], {}
-    for label, sparsity, labels, l2 in runs:
-        cfg = common.config(model, sparsity, seed=seed, epochs=epochs, train_limit=train_limit,
-                            label_noise=labels, l2=l2, lr_decay_fractions=(), learning_rate=0.01,
-                            **{"snip.batch_size": 100})
-        memo = {}
+    cfgs = [common.config(model, sparsity, seed=seed, epochs=epochs, train_limit=train_limit,
+                          label_noise=labels, l2=l2, lr_decay_fractions=(), learning_rate=0.01,
+                          memorization=threshold, **{"snip.batch_size": 100})
+            for _, sparsity, labels, l2 in runs]
 
-        def callbacks(datasets, memo=memo):
-            memo["cb"] = MemorizationCallback((datasets.x_train, datasets.y_train),
-                                              threshold=threshold)
-            return [memo["cb"]]
+    def row(cfg, result):
+        memo = result["memorization"]
+        return {**common.row_of(cfg, result), "labels": cfg.label_noise, "l2": cfg.l2,
+                "memorized": memo["memorized"], "final_fit_accuracy": memo["curve"]["accuracy"][-1],
+                "final_fit_loss": memo["curve"]["loss"][-1], "curve": memo["curve"]}
 
-        row, _ = common.run(cfg, data_dir, extra_callbacks=callbacks)
-        cb = memo["cb"]
-        row.update({"run": label, "labels": labels, "l2": l2, "memorized": cb.memorized,
-                    "final_fit_accuracy": cb.curve["accuracy"][-1],
-                    "final_fit_loss": cb.curve["loss"][-1]})
-        rows.append(row)
-        curves[label] = cb.curve
-        print(f"{label}: fit accuracy {cb.curve['accuracy'][-1]:.3f}, memorized {cb.memorized}",
-              flush=True)
+    rows = common.run_all(cfgs, data_dir, out, workers, row_of=row)
+    curves = {}
+    for (label, *_), r in zip(runs, rows):
+        r["run"], curves[label] = label, r.pop("curve")
+    for r in rows:
+        print(f"{r['run']}: fit accuracy {r['final_fit_accuracy']:.3f}, memorized "
+              f"{r['memorized']}", flush=True)
     common.write_rows(os.path.join(out, "figure4.csv"), rows)
     common.write_json(os.path.join(out, "figure4.json"),
                       {"rows": rows, "curves": curves, "seed": seed, "epochs": epochs,
@@ -72,7 +70,7 @@ def main(argv):
     del argv
     F = common.FLAGS
     run(F.data_dir, F.results_dir, common.one_seed("figure4"), F.epochs or 30,
-        F.train_limit or 10000)
+        F.train_limit or 10000, workers=F.workers)
 
 
 if __name__ == "__main__":
