@@ -185,6 +185,30 @@ def test_criteria_comparison(tiny_data, tmp_path):
     cells = dense_row.strip("| ").split(" | ")[2:]
     assert len(cells) == 3 and len(set(cells)) == 1  # the dense error under every criterion
     outputs(str(tmp_path), "comparison.csv", "comparison.md", "comparison.png")
+    assert len(list((tmp_path / "runs").glob("*.json"))) == 8  # each run kept as it finished
+    again = criteria_comparison.run(tiny_data, str(tmp_path), epochs=1, train_limit=60,
+                                    models=("lenet-5-caffe", "reber-gru"),
+                                    criteria=("snip", "synflow", "random", "dense"),
+                                    sparsities=(0.99,))
+    assert [r["test_error"] for r in again] == [r["test_error"] for r in rows]
+
+
+def test_run_all_keeps_a_failed_run_as_failed(tiny_data, tmp_path, monkeypatch):
+    calls = []
+
+    def failing(cfg, **kwargs):
+        calls.append(cfg.name)
+        raise ValueError("SynFlow scores are not finite")
+
+    monkeypatch.setattr(common.training, "run", failing)
+    cfg = common.config("lenet-300-100", 0.9, iterations=2, **{"snip.criterion": "synflow"})
+    (row,) = common.run_all([cfg], tiny_data, str(tmp_path), failures_ok=True)
+    assert row["status"] == "failed: SynFlow scores are not finite" and row["seed"] == 0
+    (again,) = common.run_all([cfg], tiny_data, str(tmp_path), failures_ok=True)
+    assert again == row and len(calls) == 1  # kept: not tried again
+    with pytest.raises(ValueError, match="not finite"):  # without failures_ok: raised
+        common.run_all([common.config("lenet-300-100", 0.8, iterations=2)], tiny_data,
+                       str(tmp_path))
 
 
 def test_gate_usage(tiny_data, tmp_path):

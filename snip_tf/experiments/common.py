@@ -191,17 +191,35 @@ def use_threads(threads: int) -> None:
     tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
-def _train(cfg_json: str, data_dir, runs: str, progress: int) -> str:
+def _train(cfg_json: str, data_dir, runs: str, progress: int, failures_ok: bool = False) -> str:
     """One run, resumable, with ``progress`` progress lines (a worker's task): its result
-    file's path."""
+    file's path. With ``failures_ok``, a run that fails with a ValueError other than a data
+    error (e.g. a criterion's non-finite scores) is kept as failed, with its error."""
+    from snip_tf import data as snip_data
+
     cfg = ml_collections.ConfigDict(json.loads(cfg_json))
-    result = training.run(cfg, data_dir=data_dir, results_dir=runs, resume=True,
-                          progress=progress, label=label(cfg))
+    try:
+        result = training.run(cfg, data_dir=data_dir, results_dir=runs, resume=True,
+                              progress=progress, label=label(cfg))
+    except ValueError as error:
+        if not failures_ok or isinstance(error, snip_data.DataError):
+            raise
+        print(f"{label(cfg)}: failed: {error}", flush=True)
+        return atomic.write_json(os.path.join(runs, f"{training.run_name(cfg)}.json"),
+                                 {"config": cfg.to_dict(), "failed": str(error)[:500]})
     return result["results_path"]
 
 
+def failed_row(cfg, result: dict) -> dict:
+    """The row of a run kept as failed (``run_all(failures_ok=True)``)."""
+    return {"model": cfg.model, "dataset": cfg.dataset, "sparsity": cfg.sparsity,
+            "criterion": cfg.snip.criterion if cfg.sparsity > 0 else "dense", "seed": cfg.seed,
+            "status": f"failed: {result['failed']}"[:200]}
+
+
 def run_all(cfgs, data_dir: Optional[str], out: str, workers: int = 1, log=print,
-            train: Optional[bool] = None, partial_ok: bool = False, row_of=row_of) -> list:
+            train: Optional[bool] = None, partial_ok: bool = False, row_of=row_of,
+            failures_ok: bool = False) -> list:
     """Train every config of ``cfgs`` once; their rows (``row_of(cfg, result)``, by
     default this module's), in order.
 
@@ -212,7 +230,9 @@ def run_all(cfgs, data_dir: Optional[str], out: str, workers: int = 1, log=print
     iterations. ``workers`` runs train side by side, each in a process of its own ("spawn"ed)
     with an equal share of the CPU threads. ``train=False`` (default: not --report_only) trains
     nothing: where ``partial_ok``, a missing run's row is None; otherwise an error if any run is
-    missing."""
+    missing. ``failures_ok`` keeps a run that fails with a ValueError (not a data error) as
+    failed, under its result's name, so that it is not tried again: its row is
+    :func:`failed_row` (delete the file to try it again)."""
     import concurrent.futures
     import multiprocessing
 
@@ -242,7 +262,7 @@ def run_all(cfgs, data_dir: Optional[str], out: str, workers: int = 1, log=print
             f"training the other {len(todo)}")
 
     def task(i):
-        return named[i].to_json(), data_dir, runs, 10
+        return named[i].to_json(), data_dir, runs, 10, failures_ok
 
     if workers <= 1:
         for i in todo:
@@ -261,10 +281,16 @@ def run_all(cfgs, data_dir: Optional[str], out: str, workers: int = 1, log=print
             rows.append(None)
             continue
         if found[i] is not None:
-            rows.append(row_of(cfg, found[i][1]))
+            result = found[i][1]
         else:
             with open(path) as f:
-                rows.append(row_of(cfg, json.load(f)))
+                result = json.load(f)
+        if "failed" in result:
+            rows.append(failed_row(cfg, result))
+            if log:
+                log(f"{label(cfg)}: {rows[-1]['status']}")
+            continue
+        rows.append(row_of(cfg, result))
         if log:
             row = rows[-1]
             log(f"{label(cfg)}: test error {pct(row['test_error'])}% (last iteration)"

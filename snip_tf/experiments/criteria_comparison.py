@@ -5,8 +5,12 @@
 
 LeNet-5-Caffe on MNIST, LSTM-s on sequential MNIST and the thesis's GRU on the Reber grammar, at
 90, 95, 98, 99, 99.5, 99.8 and 99.9 % sparsity, pruned by snip, iterative_snip, grasp, synflow,
-magnitude and random: test error and whether a layer collapsed. Writes
-results/criteria_comparison/{comparison.csv,comparison.json,comparison.md,comparison.png}.
+magnitude and random: test error and whether a layer collapsed. A criterion that fails (e.g.
+SynFlow's non-finite scores) is tabled as failed. Each run's result is kept in
+results/criteria_comparison/runs/ as it finishes (a failed run too: delete its file to try it
+again), and the command run again trains only what is missing (--workers=2: two Keras runs at a
+time). Writes results/criteria_comparison/{comparison.csv,comparison.json,comparison.md,
+comparison.png}.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import warnings
 
 from absl import flags
 
+from snip_tf import atomic
 from snip_tf import criteria as snip_criteria
 from snip_tf import data as snip_data
 from snip_tf import pruning
@@ -51,41 +56,53 @@ def _reber_run(sparsity, criterion, seed, epochs, data_dir, train_limit):
             "epochs": epochs}
 
 
+def _reber_kept(out, sparsity, criterion, seed, epochs, data_dir, train_limit) -> dict:
+    """A reber-gru run's row, kept in ``<out>/runs/`` (atomically) as it finishes and read
+    from there when the command runs again; a failed run (ValueError) is kept as failed."""
+    path = os.path.join(out, "runs", f"reber-gru_{criterion}_s{sparsity:g}_seed{seed}_"
+                                     f"epochs{epochs}_limit{train_limit}.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    try:
+        row = {**_reber_run(sparsity, criterion, seed, epochs, data_dir, train_limit),
+               "status": "ok"}
+    except snip_data.DataError:
+        raise
+    except ValueError as error:   # e.g. non-finite SynFlow scores
+        row = {"model": "reber-gru", "sparsity": sparsity, "criterion": criterion,
+               "seed": seed, "status": f"failed: {error}"[:200]}
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    atomic.write_json(path, row)
+    return row
+
+
 def run(data_dir=None, results_dir=None, seeds=(0,), epochs=5, train_limit=0,
-        models=MODELS, criteria=None, sparsities=SPARSITIES) -> list:
+        models=MODELS, criteria=None, sparsities=SPARSITIES, workers=1) -> list:
     out = common.out_dir("criteria_comparison", results_dir)
     criteria = list(criteria or snip_criteria.names() + [DENSE])
-    rows = []
+    settings = []
     for model in models:
         runs = [(0.0, DENSE)] if DENSE in criteria else []
         runs += [(s, c) for s in sparsities for c in criteria if c != DENSE]
-        for sparsity, criterion in runs:
-            for seed in seeds:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", pruning.LayerCollapseWarning)
-                    try:
-                        if model == "reber-gru":
-                            row = _reber_run(sparsity, criterion, seed, epochs, data_dir,
-                                             train_limit)
-                        else:
-                            cfg = common.config(model, sparsity, seed=seed, epochs=epochs,
-                                                train_limit=train_limit,
-                                                **{"snip.criterion": criterion
-                                                   if criterion != DENSE else "snip",
-                                                   "snip.batch_size": 100})
-                            row, _ = common.run(cfg, data_dir)
-                            row["criterion"] = criterion
-                        row["status"] = "ok"
-                    except snip_data.DataError:
-                        raise
-                    except ValueError as error:   # e.g. non-finite SynFlow scores
-                        row = {"model": model, "sparsity": sparsity, "criterion": criterion,
-                               "seed": seed, "status": f"failed: {error}"[:200]}
-                rows.append(row)
-                print(f"{model} {sparsity} {criterion} seed {seed}: "
-                      f"{row.get('test_error', float('nan')):.4f} "
-                      f"collapsed={row.get('collapsed', '')!r} {row['status'][:40]}",
-                      flush=True)
+        settings += [(model, sparsity, criterion, seed) for sparsity, criterion in runs
+                     for seed in seeds]
+    cfgs = [common.config(model, sparsity, seed=seed, epochs=epochs, train_limit=train_limit,
+                          **{"snip.criterion": criterion if criterion != DENSE else "snip",
+                             "snip.batch_size": 100})
+            for model, sparsity, criterion, seed in settings if model != "reber-gru"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pruning.LayerCollapseWarning)
+        trained = iter(common.run_all(
+            cfgs, data_dir, out, workers, failures_ok=True,
+            row_of=lambda cfg, result: {**common.row_of(cfg, result), "status": "ok"}))
+        rows = [_reber_kept(out, sparsity, criterion, seed, epochs, data_dir, train_limit)
+                if model == "reber-gru" else next(trained)
+                for model, sparsity, criterion, seed in settings]
+    for row in rows:
+        print(f"{row['model']} {row['sparsity']} {row['criterion']} seed {row['seed']}: "
+              f"{row.get('test_error', float('nan')):.4f} "
+              f"collapsed={row.get('collapsed', '')!r} {row['status'][:40]}", flush=True)
     common.write_rows(os.path.join(out, "comparison.csv"), rows)
     common.write_json(os.path.join(out, "comparison.json"),
                       {"rows": rows, "seeds": list(seeds), "epochs": epochs,
@@ -160,7 +177,7 @@ def main(argv):
         return
     run(F.data_dir, F.results_dir, common.seeds(), F.epochs or 5, F.train_limit,
         common.chosen_models(MODELS), F.criteria or None,
-        tuple(float(s) for s in F.sparsities) or SPARSITIES)
+        tuple(float(s) for s in F.sparsities) or SPARSITIES, workers=F.workers)
 
 
 if __name__ == "__main__":
