@@ -9,7 +9,8 @@ from snip_tf.callbacks import BackupAndRestore, MemorizationCallback, PruningSum
 from snip_tf import sparse
 from snip_tf.export import export, load_compact
 from snip_tf.masking import PruningMask, prunable_weights
-from snip_tf.pruning import (LayerCollapseWarning, RepruneWarning, SparsityReport, UnrankedWeightsWarning,
+from snip_tf.pruning import (LayerCollapseWarning, RepruneWarning, ScoresError, SparsityReport,
+                             UnrankedWeightsWarning,
                              apply_masks, is_pruned, remove_hooks,
                              masks_from_zeros, prune, snip, sparsity, sparsity_report)
 from snip_tf.saving import load_model, load_weights, track
@@ -20,7 +21,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BackupAndRestore", "SNIPCallback", "MemorizationCallback", "PruningSummaries", "Masked", "PruningMask", "LayerCollapseWarning", "SparsityReport",
-    "RepruneWarning", "UnrankedWeightsWarning",
+    "RepruneWarning", "ScoresError", "UnrankedWeightsWarning",
     "apply_masks", "connection_sensitivity", "export", "load_compact", "load_model", "load_weights", "sparse",
     "is_pruned", "masks_from_zeros", "prunable_weights", "prune", "snip", "sparsity", "sparsity_report", "strip",
     "remove_hooks", "track", "wrap",

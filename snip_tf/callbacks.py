@@ -325,13 +325,14 @@ class MemorizationCallback(keras.callbacks.Callback):
             atomic.write_json(self.path, self.curve)
 
     def on_train_begin(self, logs=None):
-        if self.path and self.curve["step"]:  # a resumed run: keep what precedes its backup
+        if self.path:  # steps are the optimizer's: a resumed run continues the curve
             done = int(self.model.optimizer.iterations.numpy())
             keep = [i for i, step in enumerate(self.curve["step"]) if step <= done]
             self.curve = {key: [values[i] for i in keep] for key, values in self.curve.items()}
-            if self.curve["step"]:  # the restored model was measured when it was saved
-                self._step, self._epoch = self.curve["step"][-1], self.curve["epoch"][-1]
-                return
+            self._step = done
+            self._epoch = int(getattr(self.model, "_initial_epoch", None) or 0)
+            if self.curve["step"] and self.curve["step"][-1] == done:
+                return  # the restored weights were measured when they were saved
         self._measure()
 
     def on_train_batch_end(self, batch, logs=None):

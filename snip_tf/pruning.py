@@ -16,6 +16,12 @@ class LayerCollapseWarning(UserWarning):
     """Every weight of a prunable variable was pruned: the layer is disconnected."""
 
 
+class ScoresError(ValueError):
+    """A criterion's scores cannot rank the model: some are not finite, or all are zero. The model
+    is left unchanged. (A property of the criterion on this model and data, e.g. SynFlow's
+    products overflowing in a deep network; not a usage error.)"""
+
+
 class UnrankedWeightsWarning(UserWarning):
     """More than 1 % of the trainable parameters are weights no criterion ranked (they stay dense)."""
 
@@ -100,10 +106,10 @@ def _prune(model, data, sparsity, crit, loss, num_batches, include_bias, trainin
     scores = crit.scores(model, entries, batches, loss_fn, keep=keep, training=training,
                          seed=seed)
     if not all(np.isfinite(s).all() for s in scores):
-        raise ValueError(f"The {crit.name} scores are not finite (NaN or Inf). The model was not "
+        raise ScoresError(f"The {crit.name} scores are not finite (NaN or Inf). The model was not "
                          "changed.")
     if not any(np.any(s) for s in scores):
-        raise ValueError(f"Every {crit.name} score is zero: the loss does not depend on the "
+        raise ScoresError(f"Every {crit.name} score is zero: the loss does not depend on the "
                          "prunable weights for this data. The model was not changed.")
     gates = [len(masking.gate_names(e.layer)) or 1 for e in entries]
     masks = selection.select(scores, keep, scope, min_per_layer, gates=gates)

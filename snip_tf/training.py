@@ -50,17 +50,17 @@ class IterationClock(keras.callbacks.Callback):
     """The optimizer's step count, read once at the start of training and once after each step,
     for the callbacks below to share (``clock=``). Each read of the variable costs tens of
     microseconds on a CPU; three callbacks reading it every step would add up. Put the clock
-    before them in the callback list."""
+    before them in the callback list (and after one that restores a backup)."""
 
     def __init__(self):
         super().__init__()
-        self.value = None
+        self.value, self.batch = None, None
 
     def on_train_begin(self, logs=None):
-        self.value = _steps_taken(self.model)
+        self.value, self.batch = _steps_taken(self.model), None
 
     def on_train_batch_end(self, batch, logs=None):
-        self.value = _steps_taken(self.model)
+        self.value, self.batch = _steps_taken(self.model), batch
 
 
 class _ByIteration(keras.callbacks.Callback):
@@ -71,8 +71,15 @@ class _ByIteration(keras.callbacks.Callback):
         super().__init__()
         self.clock = clock
 
-    def _iteration(self) -> int:
-        return self.clock.value if self.clock is not None else _steps_taken(self.model)
+    def _iteration(self, batch=None) -> int:
+        """The step count; ``batch``: the batch whose end this is (None at the start)."""
+        if self.clock is None:
+            return _steps_taken(self.model)
+        if self.clock.value is None or self.clock.batch != batch:
+            raise RuntimeError(f"{type(self).__name__} reads an IterationClock that has not seen "
+                               "this point of training yet: put the clock in the callback list, "
+                               "before the callbacks that read it.")
+        return self.clock.value
 
 
 class StopAtIteration(_ByIteration):
@@ -84,7 +91,7 @@ class StopAtIteration(_ByIteration):
         self.total = int(total)
 
     def on_train_batch_end(self, batch, logs=None):
-        if self._iteration() >= self.total:
+        if self._iteration(batch) >= self.total:
             self.model.stop_training = True
 
 
@@ -124,7 +131,7 @@ class CheckpointEvaluation(_ByIteration):
         return 1.0 - correct / count
 
     def on_train_batch_end(self, batch, logs=None):
-        iteration = self._iteration()
+        iteration = self._iteration(batch)
         if iteration in self.at and all(r["iteration"] != iteration for r in self.records):
             self.records.append({"iteration": iteration,
                                  "validation_error": (self._error(self.validation)
@@ -166,7 +173,7 @@ class ProgressLine(_ByIteration):
         self._start = (self._iteration(), time.perf_counter())
 
     def on_train_batch_end(self, batch, logs=None):
-        iteration = self._iteration()
+        iteration = self._iteration(batch)
         if iteration % self.every and iteration != self.total:
             return
         logs = logs or {}
@@ -315,6 +322,10 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
         # exactly; with explicit scoring the model above was pruned the same way again.
         saving.track(model)
         callbacks.append(snip_callbacks.BackupAndRestore(backup, save_freq="epoch"))
+        if not resumed:  # records of an earlier attempt that left no backup are not this run's
+            for leftover in (".checkpoints.json", ".memorization.json"):
+                if os.path.exists(backup + leftover):
+                    os.remove(backup + leftover)
     clock = IterationClock()
     callbacks.append(clock)
     if config.iterations:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import tiny_mnist
+import snip_tf
 from snip_tf.experiments import common, figure1, figure2, figure3, figure4, table1, table2, table3
 
 
@@ -106,7 +107,6 @@ def test_table1_criteria_pick_the_dense_reference_too(tiny_data, tmp_path):
     assert [(r["sparsity"], r["criterion"]) for r in rows] == [(0.95, "random"), (0.98, "random")]
     with pytest.raises(ValueError, match=r"got \['snipp'\]"):
         table1.run(tiny_data, str(tmp_path), models=("lenet-300-100",), criteria=("snipp",))
-    assert not list((tmp_path / "runs").glob("*snipp*"))
 
 
 def test_figure1(tiny_data, tmp_path):
@@ -136,13 +136,18 @@ def test_table3(tiny_data, tmp_path):
     outputs(str(tmp_path), "table3.csv", "table3.md", "table3.png")
 
 
-def test_figure4_memorization(tiny_data, tmp_path):
+def _must_not_train(*args, **kwargs):
+    raise AssertionError("a kept run was trained again")
+
+
+def test_figure4_memorization(tiny_data, tmp_path, monkeypatch):
     rows = figure4.run(tiny_data, str(tmp_path), epochs=2, train_limit=60)
     assert [r["labels"] for r in rows] == ["none", "none", "random", "random", "random"]
     curves = json.load(open(tmp_path / "figure4.json"))["curves"]
     assert all(len(c["loss"]) == 3 for c in curves.values())      # start + 2 epochs
     outputs(str(tmp_path), "figure4.csv", "figure4.png")
     assert len(list((tmp_path / "runs").glob("*.json"))) == 5       # each run kept: resumable
+    monkeypatch.setattr(common.training, "run", _must_not_train)
     again = figure4.run(tiny_data, str(tmp_path), epochs=2, train_limit=60)
     assert [r["final_fit_loss"] for r in again] == [r["final_fit_loss"] for r in rows]
     assert json.load(open(tmp_path / "figure4.json"))["curves"] == curves
@@ -165,7 +170,7 @@ def test_table2_cifar_row_on_a_few_steps(tiny_data, tmp_path):
     assert abs(rows[1]["reached_sparsity"] - 0.97) < 1e-4
 
 
-def test_criteria_comparison(tiny_data, tmp_path):
+def test_criteria_comparison(tiny_data, tmp_path, monkeypatch):
     from snip_tf.experiments import criteria_comparison
 
     rows = criteria_comparison.run(tiny_data, str(tmp_path), epochs=1, train_limit=60,
@@ -186,6 +191,8 @@ def test_criteria_comparison(tiny_data, tmp_path):
     assert len(cells) == 3 and len(set(cells)) == 1  # the dense error under every criterion
     outputs(str(tmp_path), "comparison.csv", "comparison.md", "comparison.png")
     assert len(list((tmp_path / "runs").glob("*.json"))) == 8  # each run kept as it finished
+    monkeypatch.setattr(common.training, "run", _must_not_train)
+    monkeypatch.setattr(criteria_comparison, "_reber_run", _must_not_train)
     again = criteria_comparison.run(tiny_data, str(tmp_path), epochs=1, train_limit=60,
                                     models=("lenet-5-caffe", "reber-gru"),
                                     criteria=("snip", "synflow", "random", "dense"),
@@ -198,7 +205,9 @@ def test_run_all_keeps_a_failed_run_as_failed(tiny_data, tmp_path, monkeypatch):
 
     def failing(cfg, **kwargs):
         calls.append(cfg.name)
-        raise ValueError("SynFlow scores are not finite")
+        if cfg.sparsity == 0.9:
+            raise snip_tf.ScoresError("SynFlow scores are not finite")
+        raise ValueError("a bug")
 
     monkeypatch.setattr(common.training, "run", failing)
     cfg = common.config("lenet-300-100", 0.9, iterations=2, **{"snip.criterion": "synflow"})
@@ -206,9 +215,13 @@ def test_run_all_keeps_a_failed_run_as_failed(tiny_data, tmp_path, monkeypatch):
     assert row["status"] == "failed: SynFlow scores are not finite" and row["seed"] == 0
     (again,) = common.run_all([cfg], tiny_data, str(tmp_path), failures_ok=True)
     assert again == row and len(calls) == 1  # kept: not tried again
-    with pytest.raises(ValueError, match="not finite"):  # without failures_ok: raised
-        common.run_all([common.config("lenet-300-100", 0.8, iterations=2)], tiny_data,
+    with pytest.raises(snip_tf.ScoresError):  # without failures_ok: raised
+        common.run_all([common.config("lenet-300-100", 0.9, iterations=3)], tiny_data,
                        str(tmp_path))
+    with pytest.raises(ValueError, match="a bug"):  # any other error: raised, not kept
+        common.run_all([common.config("lenet-300-100", 0.8, iterations=2)], tiny_data,
+                       str(tmp_path), failures_ok=True)
+    assert len(list((tmp_path / "runs").glob("*.json"))) == 1
 
 
 def test_gate_usage(tiny_data, tmp_path):

@@ -85,6 +85,31 @@ def test_memorization_curve_survives_a_resume_up_to_the_restored_step(tmp_path):
         assert json.load(f) == memo.curve  # written as each record is taken
 
 
+def test_memorization_measures_a_resumed_run_whose_last_epoch_was_not_measured(tmp_path):
+    path = str(tmp_path / "run.backup.memorization.json")
+    atomic.write_json(path, {"step": [0, 6], "epoch": [0, 1], "loss": [2.3, 2.0],
+                             "accuracy": [0.1, 0.2]})  # killed after epoch 2's backup
+    x, y = np.zeros((12, 2), "float32"), np.zeros((12,), "int32")
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    model.optimizer.build(model.trainable_variables)
+    model.optimizer.iterations.assign(12)
+    model._initial_epoch = 2  # as BackupAndRestore sets it
+    memo = snip_tf.callbacks.MemorizationCallback((x, y), threshold=0.9, path=path)
+    model.fit(x, y, batch_size=2, epochs=3, verbose=0, callbacks=[memo])
+    assert memo.curve["step"] == [0, 6, 12, 18] and memo.curve["epoch"] == [0, 1, 2, 3]
+
+
+def test_a_clock_after_its_readers_is_an_error():
+    x, y = np.zeros((4, 2), "float32"), np.zeros((4,), "int32")
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    clock = training.IterationClock()
+    with pytest.raises(RuntimeError, match="put the clock in the callback list, before"):
+        model.fit(x, y, batch_size=2, verbose=0,
+                  callbacks=[training.StopAtIteration(3, clock=clock), clock])
+
+
 def test_config_memorization_records_the_fit_in_the_result():
     result = training.run(_config(iterations=3, memorization=0.5, label_noise="random"))
     memo = result["memorization"]

@@ -131,7 +131,8 @@ def run(cfg, data_dir: Optional[str], extra_callbacks=None) -> dict:
 def label(cfg) -> str:
     """How progress lines name a run."""
     what = cfg.snip.criterion if cfg.sparsity > 0 else "dense"
-    return f"{cfg.model} {what} {100 * cfg.sparsity:g}% seed {cfg.seed}"
+    noise = f", {cfg.label_noise} labels, L2 {cfg.l2:g}" if cfg.label_noise != "none" else ""
+    return f"{cfg.model} {what} {100 * cfg.sparsity:g}% seed {cfg.seed}{noise}"
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -193,16 +194,17 @@ def use_threads(threads: int) -> None:
 
 def _train(cfg_json: str, data_dir, runs: str, progress: int, failures_ok: bool = False) -> str:
     """One run, resumable, with ``progress`` progress lines (a worker's task): its result
-    file's path. With ``failures_ok``, a run that fails with a ValueError other than a data
-    error (e.g. a criterion's non-finite scores) is kept as failed, with its error."""
-    from snip_tf import data as snip_data
+    file's path. With ``failures_ok``, a run whose criterion cannot rank the model
+    (:class:`snip_tf.pruning.ScoresError`, e.g. non-finite SynFlow scores) is kept as failed,
+    with its error; any other error is raised."""
+    from snip_tf import pruning
 
     cfg = ml_collections.ConfigDict(json.loads(cfg_json))
     try:
         result = training.run(cfg, data_dir=data_dir, results_dir=runs, resume=True,
                               progress=progress, label=label(cfg))
-    except ValueError as error:
-        if not failures_ok or isinstance(error, snip_data.DataError):
+    except pruning.ScoresError as error:
+        if not failures_ok:
             raise
         print(f"{label(cfg)}: failed: {error}", flush=True)
         return atomic.write_json(os.path.join(runs, f"{training.run_name(cfg)}.json"),
@@ -230,9 +232,9 @@ def run_all(cfgs, data_dir: Optional[str], out: str, workers: int = 1, log=print
     iterations. ``workers`` runs train side by side, each in a process of its own ("spawn"ed)
     with an equal share of the CPU threads. ``train=False`` (default: not --report_only) trains
     nothing: where ``partial_ok``, a missing run's row is None; otherwise an error if any run is
-    missing. ``failures_ok`` keeps a run that fails with a ValueError (not a data error) as
-    failed, under its result's name, so that it is not tried again: its row is
-    :func:`failed_row` (delete the file to try it again)."""
+    missing. ``failures_ok`` keeps a run whose criterion cannot rank the model
+    (:class:`snip_tf.pruning.ScoresError`) as failed, under its result's name, so that it is not
+    tried again: its row is :func:`failed_row` (delete the file to try it again)."""
     import concurrent.futures
     import multiprocessing
 

@@ -19,7 +19,7 @@ import json
 import os
 import warnings
 
-from absl import flags
+from absl import app, flags
 
 from snip_tf import atomic
 from snip_tf import criteria as snip_criteria
@@ -36,13 +36,10 @@ DENSE = "dense"  # the unpruned model at the same budget: the reference each cri
 MODELS = ("lenet-5-caffe", "lstm-s", "reber-gru")
 
 
-def _reber_run(sparsity, criterion, seed, epochs, data_dir, train_limit):
+def _reber_run(sparsity, criterion, seed, epochs, data_dir, train_limit, source):
     from snip_tf.studies import reber_common as rc
 
-    folder = snip_data.data_dir(data_dir)
-    thesis = folder is not None and os.path.isdir(os.path.join(folder, "reber_thesis"))
-    data = rc.load("thesis" if thesis else "generated", data_dir, seed=seed,
-                   train_limit=train_limit)
+    data = rc.load(source, data_dir, seed=seed, train_limit=train_limit)
     model = rc.build("gru", data, seed)
     if criterion != DENSE:
         needs_data = snip_criteria.get(criterion).needs_data
@@ -56,20 +53,30 @@ def _reber_run(sparsity, criterion, seed, epochs, data_dir, train_limit):
             "epochs": epochs}
 
 
+def _reber_source(data_dir) -> str:
+    """The Reber data the reber-gru runs train on: the thesis's files if present, else generated."""
+    folder = snip_data.data_dir(data_dir)
+    thesis = folder is not None and os.path.isdir(os.path.join(folder, "reber_thesis"))
+    return "thesis" if thesis else "generated"
+
+
 def _reber_kept(out, sparsity, criterion, seed, epochs, data_dir, train_limit) -> dict:
     """A reber-gru run's row, kept in ``<out>/runs/`` (atomically) as it finishes and read
-    from there when the command runs again; a failed run (ValueError) is kept as failed."""
-    path = os.path.join(out, "runs", f"reber-gru_{criterion}_s{sparsity:g}_seed{seed}_"
+    from there when the command runs again; a run whose criterion cannot rank the model
+    (``ScoresError``) is kept as failed. With --report_only, a missing run is an error."""
+    source = _reber_source(data_dir)
+    path = os.path.join(out, "runs", f"reber-gru_{source}_{criterion}_s{sparsity:g}_seed{seed}_"
                                      f"epochs{epochs}_limit{train_limit}.json")
     if os.path.exists(path):
         with open(path) as f:
             return json.load(f)
+    if common.FLAGS.is_parsed() and common.FLAGS.report_only:
+        raise app.UsageError(f"--report_only: {path} is not there yet, and this experiment "
+                             "tables complete results only; run it without --report_only.")
     try:
-        row = {**_reber_run(sparsity, criterion, seed, epochs, data_dir, train_limit),
+        row = {**_reber_run(sparsity, criterion, seed, epochs, data_dir, train_limit, source),
                "status": "ok"}
-    except snip_data.DataError:
-        raise
-    except ValueError as error:   # e.g. non-finite SynFlow scores
+    except pruning.ScoresError as error:   # e.g. non-finite SynFlow scores
         row = {"model": "reber-gru", "sparsity": sparsity, "criterion": criterion,
                "seed": seed, "status": f"failed: {error}"[:200]}
     os.makedirs(os.path.dirname(path), exist_ok=True)
