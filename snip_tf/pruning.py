@@ -16,10 +16,7 @@ class LayerCollapseWarning(UserWarning):
     """Every weight of a prunable variable was pruned: the layer is disconnected."""
 
 
-class ScoresError(ValueError):
-    """A criterion's scores cannot rank the model: some are not finite, or all are zero. The model
-    is left unchanged. (A property of the criterion on this model and data, e.g. SynFlow's
-    products overflowing in a deep network; not a usage error.)"""
+ScoresError = scoring.ScoresError
 
 
 class UnrankedWeightsWarning(UserWarning):

@@ -24,6 +24,13 @@ from snip_tf import masking
 _FLOAT16_LOSS_SCALES = tuple(2.0 ** k for k in range(15, -1, -3))
 
 
+class ScoresError(ValueError):
+    """A criterion's scores, once computed, cannot rank the model: some are not finite, or all
+    are zero. The model is left unchanged. (A property of the criterion on this model, e.g.
+    SynFlow's products overflowing in a deep network; not a usage error. Connection sensitivity
+    that is not finite on the scoring batch, e.g. from NaN data, is a plain ValueError.)"""
+
+
 def _mixed_policy(policy) -> bool:
     from keras.src.dtype_policies.dtype_policy_map import DTypePolicyMap
 

@@ -100,8 +100,18 @@ def test_non_finite_scores_change_nothing(poison):
         def loss(y_true, y_pred):
             return tf.reduce_mean(y_pred) * np.float32("nan")
     before = weights_of(model)
-    with pytest.raises(ValueError, match="not finite"):
+    with pytest.raises(ValueError, match="not finite") as raised:
         snip_tf.snip(model, (x, y), 0.5, loss=loss)
+    assert not isinstance(raised.value, snip_tf.ScoresError)  # the batch's problem
+    assert_weights_equal(model, before)
+
+
+def test_scores_that_cannot_rank_the_model_are_a_scores_error():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    x, y = np.ones((8, 4), "float32"), np.zeros((8,), "int32")
+    before = weights_of(model)
+    with pytest.raises(snip_tf.ScoresError, match="Every snip score is zero"):
+        snip_tf.snip(model, (x, y), 0.5, loss=lambda y_true, y_pred: 0.0 * tf.reduce_sum(y_pred))
     assert_weights_equal(model, before)
 
 
