@@ -200,6 +200,49 @@ def test_criteria_comparison(tiny_data, tmp_path, monkeypatch):
     assert [r["test_error"] for r in again] == [r["test_error"] for r in rows]
 
 
+def test_a_run_another_process_trains_is_not_trained_again_alongside(tiny_data, tmp_path,
+                                                                   monkeypatch):
+    import fcntl
+
+    monkeypatch.setattr(common.training, "run", _must_not_train)
+    cfg = common.config("lenet-300-100", 0.9, iterations=2)
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    name = common.training.run_name(common._named(cfg))
+    with open(runs / f"{name}.lock", "w") as held:  # as the other process holds it
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(RuntimeError, match="another process is training this run"):
+            common.run_all([cfg], tiny_data, str(tmp_path))
+
+
+def test_a_worker_exits_when_its_command_is_killed(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    worker = ("import os, time; from snip_tf.experiments.common import exit_with_parent; "
+              "exit_with_parent(os.getppid(), every=0.1); print(os.getpid(), flush=True); "
+              "time.sleep(120)")
+    command = ("import subprocess, sys, os; "
+               f"w = subprocess.Popen([sys.executable, '-c', {worker!r}], stdout=subprocess.PIPE); "
+               "print(w.stdout.readline().decode().strip(), flush=True); os._exit(0)")
+    out = subprocess.run([sys.executable, "-c", command], capture_output=True, text=True,
+                         timeout=120, cwd=os.path.dirname(os.path.dirname(__file__)))
+    pid = int(out.stdout.strip())
+
+    def alive():
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                return "\tZ" not in next(line for line in f if line.startswith("State"))
+        except FileNotFoundError:
+            return False
+
+    deadline = time.time() + 30
+    while alive() and time.time() < deadline:
+        time.sleep(0.2)
+    assert not alive()
+
+
 def test_run_all_keeps_a_failed_run_as_failed(tiny_data, tmp_path, monkeypatch):
     calls = []
 

@@ -183,13 +183,45 @@ def _kept_runs(runs: str) -> dict:
     return kept
 
 
-def use_threads(threads: int) -> None:
+def use_threads(threads: int, parent: Optional[int] = None) -> None:
     """Limit this process's TensorFlow to ``threads`` CPU threads (a worker's initializer: it
-    must run before TensorFlow does anything)."""
+    must run before TensorFlow does anything); with ``parent``, exit when that process does."""
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
+    if parent is not None:
+        exit_with_parent(parent)
+
+
+def exit_with_parent(parent: int, every: float = 2.0) -> None:
+    """End this process once ``parent`` is gone (it is then re-parented). A worker whose command
+    was killed must not go on training a run that the command, started again, trains too."""
+    import threading
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="exit_with_parent").start()
+
+
+def _locked(runs: str, cfg):
+    """Hold ``<runs>/<run name>.lock`` while the run trains: a second process that starts the
+    same run (another command on the same results folder) stops with an error instead of training
+    it alongside and writing the same backup and result files. The lock goes with the process."""
+    import fcntl
+
+    path = os.path.join(runs, f"{training.run_name(cfg)}.lock")
+    handle = open(path, "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise RuntimeError(f"{label(cfg)}: another process is training this run ({path} is "
+                           "locked). Stop it, or wait for it, before starting the run again.")
+    return handle
 
 
 def _train(cfg_json: str, data_dir, runs: str, progress: int, failures_ok: bool = False) -> str:
@@ -200,6 +232,7 @@ def _train(cfg_json: str, data_dir, runs: str, progress: int, failures_ok: bool 
     from snip_tf import pruning
 
     cfg = ml_collections.ConfigDict(json.loads(cfg_json))
+    lock = _locked(runs, cfg)
     try:
         result = training.run(cfg, data_dir=data_dir, results_dir=runs, resume=True,
                               progress=progress, label=label(cfg))
@@ -209,6 +242,8 @@ def _train(cfg_json: str, data_dir, runs: str, progress: int, failures_ok: bool 
         print(f"{label(cfg)}: failed: {error}", flush=True)
         return atomic.write_json(os.path.join(runs, f"{training.run_name(cfg)}.json"),
                                  {"config": cfg.to_dict(), "failed": str(error)[:500]})
+    finally:
+        lock.close()
     return result["results_path"]
 
 
@@ -273,7 +308,7 @@ def run_all(cfgs, data_dir: Optional[str], out: str, workers: int = 1, log=print
         threads = max(1, (os.cpu_count() or 1) // workers)
         with concurrent.futures.ProcessPoolExecutor(
                 workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=use_threads, initargs=(threads,)) as pool:
+                initializer=use_threads, initargs=(threads, os.getpid())) as pool:
             for future in concurrent.futures.as_completed([pool.submit(_train, *task(i))
                                                            for i in todo]):
                 future.result()
