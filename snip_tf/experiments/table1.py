@@ -89,6 +89,8 @@ def markdown(summary, seeds, budget, protocol) -> str:
     def cell(s, key):
         if s[f"{key}_mean"] is None:
             return "–"
+        if s["seeds"] < 2:  # one run has no spread to show
+            return common.pct(s[f"{key}_mean"])
         return f"{common.pct(s[f'{key}_mean'])} ± {common.pct(s[f'{key}_std'])}"
 
     lines = ["| model | sparsity | method | " + " | ".join(f"{v} %" for v in ERRORS.values())
