@@ -594,6 +594,7 @@ def test_graph_study_stops_networks_early_by_its_min_delta(tmp_path):
     assert json.loads((tmp_path / "study.json").read_text())["min_delta"] == 10.0
 
 
+@pytest.mark.slow  # 354 s alone on the 2-core VM (3 networks of 20-24 nodes, Keras trainer)
 def test_graph_study_with_the_thesis_network_on_a_tiny_setting(tmp_path):
     network = dict(io="thesis", skips="separate", padding="unmasked", init="torch")
     settings = dict(variants=("gru",), generators=("barabasi_albert",), num_graphs=3,
