@@ -276,9 +276,9 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
     ``config.iterations`` trains exactly that many iterations (else ``config.epochs`` epochs).
     ``config.eval_every`` adds the validation and test error at the authors' checkpoints
     (:class:`CheckpointEvaluation`) to the metrics; ``config.memorization`` the fit to the labels
-    trained on after each epoch (:class:`snip_tf.callbacks.MemorizationCallback`). ``progress`` prints lines about the run's
-    iterations (:class:`ProgressLine`, starting with ``label``): ``progress`` lines, evenly
-    spaced over the run.
+    trained on after each epoch (:class:`snip_tf.callbacks.MemorizationCallback`). ``progress``
+    prints lines about the run's iterations (:class:`ProgressLine`, starting with ``label``):
+    ``progress`` lines, evenly spaced over the run.
 
     Returns a dict with the config, the per-layer sparsity report, final metrics (test/validation
     error at the last iteration, train loss, and with checkpoints the authors' rule and the

@@ -106,11 +106,16 @@ def config(model: str, sparsity: float, *, dataset: str = "mnist", seed: int = 0
     return c
 
 
+def method(cfg) -> str:
+    """The criterion a run prunes with, or "dense" for an unpruned run."""
+    return cfg.snip.criterion if cfg.sparsity > 0 else "dense"
+
+
 def row_of(cfg, result: dict) -> dict:
     """The summary row an experiment tables, from a run's result (``training.run``'s)."""
     metrics = result["metrics"]
     return {"model": cfg.model, "dataset": cfg.dataset, "sparsity": cfg.sparsity,
-            "criterion": cfg.snip.criterion if cfg.sparsity > 0 else "dense", "seed": cfg.seed,
+            "criterion": method(cfg), "seed": cfg.seed,
             "test_error": metrics["test_error"],
             "test_error_authors_rule": metrics.get("test_error_authors_rule"),
             "test_error_validation_selected": metrics.get("test_error_validation_selected"),
@@ -122,17 +127,10 @@ def row_of(cfg, result: dict) -> dict:
             "train_size": result["train_size"], "wall_time_s": round(result["wall_time_s"], 1)}
 
 
-def run(cfg, data_dir: Optional[str], extra_callbacks=None) -> dict:
-    """Train one config; the summary row an experiment tables (and the full result)."""
-    result = training.run(cfg, data_dir=data_dir, results_dir="", extra_callbacks=extra_callbacks)
-    return row_of(cfg, result), result
-
-
 def label(cfg) -> str:
     """How progress lines name a run."""
-    what = cfg.snip.criterion if cfg.sparsity > 0 else "dense"
     noise = f", {cfg.label_noise} labels, L2 {cfg.l2:g}" if cfg.label_noise != "none" else ""
-    return f"{cfg.model} {what} {100 * cfg.sparsity:g}% seed {cfg.seed}{noise}"
+    return f"{cfg.model} {method(cfg)} {100 * cfg.sparsity:g}% seed {cfg.seed}{noise}"
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -160,8 +158,7 @@ def _digest(config: dict) -> str:
 def _named(cfg):
     """``cfg`` named after its model, criterion and :func:`_digest`."""
     cfg = ml_collections.ConfigDict(cfg.to_dict())
-    what = cfg.snip.criterion if cfg.sparsity > 0 else "dense"
-    cfg.name = f"{cfg.model}_{what}_{_digest(cfg.to_dict())}"
+    cfg.name = f"{cfg.model}_{method(cfg)}_{_digest(cfg.to_dict())}"
     return cfg
 
 
@@ -250,7 +247,7 @@ def _train(cfg_json: str, data_dir, runs: str, progress: int, failures_ok: bool 
 def failed_row(cfg, result: dict) -> dict:
     """The row of a run kept as failed (``run_all(failures_ok=True)``)."""
     return {"model": cfg.model, "dataset": cfg.dataset, "sparsity": cfg.sparsity,
-            "criterion": cfg.snip.criterion if cfg.sparsity > 0 else "dense", "seed": cfg.seed,
+            "criterion": method(cfg), "seed": cfg.seed,
             "status": f"failed: {result['failed']}"[:200]}
 
 
