@@ -70,6 +70,28 @@ def write_json(path: str, value, *, default=None, indent: int = 2) -> str:
     return write_bytes(path, text.encode("utf-8"))
 
 
+MAX_JSON_BYTES = 64 * 2 ** 20
+
+
+def read_json(path: str, *, expect: type = object, max_bytes: int = MAX_JSON_BYTES):
+    """The JSON value in ``path``, checked before memory is spent on it: a file over
+    ``max_bytes``, one that is not JSON, or a value that is not an ``expect`` raises a ValueError
+    that names the file (a file this library wrote is never larger than a few MiB)."""
+    size = os.path.getsize(path)
+    if size > max_bytes:
+        raise ValueError(f"{path!r} is {size} bytes; a JSON file snip_tf reads is at most "
+                         f"{max_bytes} bytes. Is it the file you meant?")
+    try:
+        with open(path, "rb") as f:
+            value = json.loads(f.read().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path!r} is not a JSON file ({e}); delete it or restore it.") from e
+    if not isinstance(value, expect):
+        raise ValueError(f"{path!r} holds a JSON {type(value).__name__}; expected a "
+                         f"{expect.__name__}.")
+    return value
+
+
 @contextlib.contextmanager
 def directory(path: str, *, overwrite: bool = False):
     """Yields a temporary folder beside ``path``; on success it replaces ``path``.

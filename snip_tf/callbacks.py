@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import uuid
@@ -214,8 +213,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
                              "before fit().")
         if not os.path.exists(self._training_metadata_path):
             return
-        with open(self._training_metadata_path) as f:
-            metadata = json.load(f)
+        metadata = atomic.read_json(self._training_metadata_path, expect=dict)
         if "weights" not in metadata:             # a backup Keras's own callback wrote
             return super()._load_model()
         weights = os.path.join(self.backup_dir, str(metadata["weights"]))
@@ -301,8 +299,13 @@ class MemorizationCallback(keras.callbacks.Callback):
         self._loss_fn = None
         self.path = path
         if path and os.path.exists(path):
-            with open(path) as f:
-                self.curve = json.load(f)
+            curve = atomic.read_json(path, expect=dict)
+            lengths = {len(curve.get(key, ())) if isinstance(curve.get(key), list) else None
+                       for key in self.curve}
+            if set(curve) != set(self.curve) or len(lengths) != 1 or None in lengths:
+                raise ValueError(f"{path!r} is not a memorization curve: expected lists "
+                                 f"{sorted(self.curve)} of one length.")
+            self.curve = curve
 
     def _measure(self):
         import numpy as np

@@ -111,10 +111,12 @@ class CheckpointEvaluation(_ByIteration):
         self.validation, self.test, self.path = validation, test, path
         self.records = []
         if path and os.path.exists(path):
-            import json
-
-            with open(path) as f:
-                self.records = json.load(f)
+            records = atomic.read_json(path, expect=list)
+            if not all(isinstance(r, dict) and isinstance(r.get("iteration"), int)
+                       for r in records):
+                raise ValueError(f"{path!r} is not a list of checkpoint records "
+                                 "({'iteration': ..., 'test_error': ...}).")
+            self.records = records
 
     def on_train_begin(self, logs=None):
         done = self._iteration()

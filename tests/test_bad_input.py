@@ -227,6 +227,35 @@ def test_results_json_is_strict(tmp_path):
         {"a": None, "b": [1.0, None]}
 
 
+def test_a_json_file_read_back_is_checked_first(tmp_path):
+    from snip_tf import atomic, training
+
+    good = atomic.write_json(str(tmp_path / "good.json"), {"config": {}})
+    assert atomic.read_json(good, expect=dict) == {"config": {}}
+    with pytest.raises(ValueError, match="good.json.*holds a JSON dict; expected a list"):
+        atomic.read_json(good, expect=list)
+    with pytest.raises(ValueError, match="good.json.*is 18 bytes; a JSON file snip_tf reads is "
+                                         "at most 10 bytes"):
+        atomic.read_json(good, max_bytes=10)
+    truncated = tmp_path / "truncated.json"
+    truncated.write_text('{"config": {"mod')  # as a copy cut short would leave it
+    with pytest.raises(ValueError, match="truncated.json.*is not a JSON file"):
+        atomic.read_json(str(truncated))
+    # the two per-run record files a resumed run reads back: a damaged one is named, not used
+    with pytest.raises(ValueError, match="good.json.*expected a list"):
+        training.CheckpointEvaluation(10, 5, 2, None, [], path=good)
+    records = atomic.write_json(str(tmp_path / "records.json"), [{"step": 3}])
+    with pytest.raises(ValueError, match="records.json.*not a list of checkpoint records"):
+        training.CheckpointEvaluation(10, 5, 2, None, [], path=records)
+    curve = atomic.write_json(str(tmp_path / "curve.json"),
+                              {"step": [0, 6], "epoch": [0], "loss": [1.0], "accuracy": [0.1]})
+    data = (np.zeros((2, 2), "float32"), np.zeros((2,), "int32"))
+    with pytest.raises(ValueError, match="curve.json.*not a memorization curve"):
+        snip_tf.callbacks.MemorizationCallback(data, path=curve)
+    for path in (good, records, curve):
+        assert os.path.exists(path)  # left as they were
+
+
 def test_experiment_help_lists_shared_flags_and_prints_percent():
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     proc = subprocess.run([sys.executable, "-m", "snip_tf.experiments.figure1", "--help"],

@@ -171,8 +171,7 @@ def _kept_runs(runs: str) -> dict:
         if not entry.endswith(".json") or not os.path.isfile(path):
             continue
         try:
-            with open(path) as f:
-                result = json.load(f)
+            result = atomic.read_json(path, expect=dict)
             config = result["config"]
         except (ValueError, KeyError, TypeError):
             continue  # not a run's result
@@ -317,8 +316,7 @@ def run_all(cfgs, data_dir: Optional[str], out: str, workers: int = 1, log=print
         if found[i] is not None:
             result = found[i][1]
         else:
-            with open(path) as f:
-                result = json.load(f)
+            result = atomic.read_json(path, expect=dict)
         if "failed" in result:
             rows.append(failed_row(cfg, result))
             if log:

@@ -15,7 +15,6 @@ comparison.png}.
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 
@@ -68,8 +67,7 @@ def _reber_kept(out, sparsity, criterion, seed, epochs, data_dir, train_limit) -
     path = os.path.join(out, "runs", f"reber-gru_{source}_{criterion}_s{sparsity:g}_seed{seed}_"
                                      f"epochs{epochs}_limit{train_limit}.json")
     if os.path.exists(path):
-        with open(path) as f:
-            return json.load(f)
+        return atomic.read_json(path, expect=dict)
     if common.FLAGS.is_parsed() and common.FLAGS.report_only:
         raise app.UsageError(f"--report_only: {path} is not there yet, and this experiment "
                              "tables complete results only; run it without --report_only.")
@@ -176,8 +174,7 @@ def main(argv):
     F = common.FLAGS
     if F.replot:
         out = common.out_dir("criteria_comparison", F.results_dir)
-        with open(os.path.join(out, "comparison.json")) as f:
-            rows = json.load(f)["rows"]
+        rows = atomic.read_json(os.path.join(out, "comparison.json"), expect=dict)["rows"]
         models = list(dict.fromkeys(r["model"] for r in rows))
         plot(rows, models, list(dict.fromkeys(r["criterion"] for r in rows)),
              sorted({r["sparsity"] for r in rows}), os.path.join(out, "comparison.png"))

@@ -378,8 +378,7 @@ SETTING_DEFAULTS = {"io": "full", "skips": "input", "padding": "masked", "init":
 def _check_settings(path, settings, resume):
     """Record the study's settings; when resuming, refuse to mix results of other settings."""
     if resume and os.path.exists(path):
-        with open(path) as f:
-            before = json.load(f)
+        before = atomic.read_json(path, expect=dict)
         # Settings added after a study was recorded take their default there.
         before = {**SETTING_DEFAULTS, "init_seed": before.get("seed"), **before}
         common.require_same_settings(before, settings, os.path.dirname(path))

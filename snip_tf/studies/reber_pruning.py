@@ -18,7 +18,6 @@ mean over the seeds and its range.
 from __future__ import annotations
 
 import csv
-import json
 import os
 import warnings
 from typing import Optional
@@ -170,8 +169,7 @@ class StudyProgress:
         self.stem, self.on_change = stem, on_change
         self.base_weights, self.base_rows, self.cells = None, None, {}
         if stem and resume and all(os.path.exists(p) for p in self._paths()):
-            with open(self._paths()[1]) as f:
-                saved = json.load(f)
+            saved = atomic.read_json(self._paths()[1], expect=dict)
             with np.load(self._paths()[0], allow_pickle=False) as arrays:
                 self.base_weights = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
             self.base_rows, self.cells = saved["base_rows"], saved["cells"]
@@ -374,8 +372,7 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, levels=tuple(rang
     summary_path = os.path.join(out, "summary.json")
     report = {}
     if resume and os.path.exists(summary_path):
-        with open(summary_path) as f:
-            before = _with_defaults(json.load(f))
+        before = _with_defaults(atomic.read_json(summary_path, expect=dict))
         common.require_same_settings(before, settings, out)
         report = {v: r for v, r in before["report"].items() if _complete(r, levels)}
     data = rc.load(source, data_dir, n=generated_size, seed=seed, train_limit=train_limit)
@@ -443,8 +440,7 @@ def _finished(path, settings: dict, variants, levels) -> Optional[dict]:
     variant, at every level); else None."""
     if not os.path.exists(path):
         return None
-    with open(path) as f:
-        summary = _with_defaults(json.load(f))
+    summary = _with_defaults(atomic.read_json(path, expect=dict))
     if common.changed_settings(summary, settings):
         return None
     done = all(variant in summary["report"] and _complete(summary["report"][variant], levels)
@@ -491,8 +487,8 @@ def seed_summaries(results_dir: str) -> dict:
     for name in sorted(os.listdir(results_dir)):
         path = os.path.join(results_dir, name, "summary.json")
         if name.startswith("seed_") and os.path.exists(path):
-            with open(path) as f:
-                summaries[int(name[len("seed_"):])] = _with_defaults(json.load(f))
+            summaries[int(name[len("seed_"):])] = _with_defaults(
+                atomic.read_json(path, expect=dict))
     return summaries
 
 
@@ -628,8 +624,7 @@ def _print_robustness_folder(out):
         raise app.UsageError(f"--table: {out} holds no summary.json, seed_<seed>/summary.json "
                              f"or robustness.json; run the study or --robustness_epochs into "
                              f"it first.")
-    with open(path) as f:
-        probe = json.load(f)
+    probe = atomic.read_json(path, expect=dict)
     print(", ".join(f"{key} {value}" for key, value in probe.items() if key != "report"))
     for variant, rows in probe["report"].items():
         _print_robustness(variant, rows)
@@ -651,8 +646,7 @@ def main(argv):
             for variant in dict.fromkeys(v for s in summaries.values() for v in s["report"]):
                 print(f"\n{seeds_table(summaries, variant)}")
             return
-        with open(summary_path) as f:
-            summary = json.load(f)
+        summary = atomic.read_json(summary_path, expect=dict)
         print(comparison_table(summary))
         for variant in summary["report"]:
             if StudyProgress.unfinished(_stem(out, variant)):
