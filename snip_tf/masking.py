@@ -462,6 +462,85 @@ def remove_mask(entry: PrunableWeight) -> None:
         setattr(entry.constraint_owner, entry.constraint_attr, _inner_of(owner_constraint))
 
 
+def gradient_mask(variable):
+    """The boolean mask tensor of a hooked variable (True where kept), or None if it has no hook."""
+    constraint = getattr(variable, "constraint", None)
+    if isinstance(constraint, PruningMask):
+        return constraint._tensor(variable)
+    if isinstance(constraint, VariableMask):
+        return tf.cast(constraint.mask_variable, tf.bool)
+    return None
+
+
+def _masked_gradient(grad, mask):
+    if grad is None or mask is None:
+        return grad
+    if isinstance(grad, tf.IndexedSlices):  # e.g. an Embedding's: rows of the table
+        rows = tf.gather(mask, grad.indices)
+        return tf.IndexedSlices(tf.where(rows, grad.values, tf.zeros_like(grad.values)),
+                                grad.indices, grad.dense_shape)
+    return tf.where(mask, grad, tf.zeros_like(grad))
+
+
+def mask_gradients(optimizer):
+    """Make ``optimizer`` zero the gradient of every pruned weight before it uses any gradient.
+
+    The constraint hooks put a pruned weight back to zero after each update, but the optimizer
+    would still see the pruned weights' gradients first: ``clipnorm`` and ``global_clipnorm``
+    would clip by a norm that counts them (shrinking the kept weights' steps), and ``use_ema``
+    would average their momentary values, which ``fit`` writes into the model at its end (the
+    trained model would no longer be sparse). With their gradients zero, a pruned weight never
+    moves: the network trains as the sparse network it is (the authors' code, which multiplies
+    each weight by its mask, has zero gradients there too).
+
+    Idempotent; reads each variable's hook when the update is traced, so masks installed later
+    count once the train step is traced again. :func:`snip_tf.prune` and the other functions that
+    install masks call it on a compiled model's optimizer, and on the optimizer a later
+    ``compile`` gives the model; call it yourself for an optimizer you step in your own loop.
+
+    >>> v = keras.Variable([0.0, 0.0])
+    >>> v.constraint = PruningMask(np.array([True, False]))   # the second weight is pruned
+    >>> opt = mask_gradients(keras.optimizers.SGD(1.0, global_clipnorm=1.0))
+    >>> opt.apply([tf.constant([3.0, 4.0])], [v])
+    >>> v.numpy().tolist()  # clipped by the kept gradient's norm (3), not by 5
+    [-1.0, 0.0]
+    """
+    if getattr(optimizer, "_snip_tf_masks_gradients", False):
+        return optimizer
+    apply = optimizer.apply
+
+    def masked_apply(grads, trainable_variables=None):
+        if trainable_variables is None:  # grads in the order the optimizer was built with
+            variables = list(getattr(optimizer, "_trainable_variables", None) or [])
+        else:
+            trainable_variables = variables = list(trainable_variables)
+        if len(variables) == len(grads):
+            grads = [_masked_gradient(g, gradient_mask(v)) for g, v in zip(grads, variables)]
+        return apply(grads, trainable_variables)
+
+    optimizer.apply = masked_apply
+    optimizer._snip_tf_masks_gradients = True
+    return optimizer
+
+
+def _mask_gradients_of(model) -> None:
+    """Mask the gradients of ``model``'s optimizer now and of any optimizer a later ``compile``
+    gives it (``fit`` makes its train function through ``make_train_function``)."""
+    if getattr(model, "optimizer", None) is not None:
+        mask_gradients(model.optimizer)
+    make = getattr(model, "make_train_function", None)
+    if make is None or getattr(make, "snip_tf_masks_gradients", False):
+        return
+
+    def make_train_function(force=False):
+        if getattr(model, "optimizer", None) is not None:
+            mask_gradients(model.optimizer)
+        return make(force=force)
+
+    make_train_function.snip_tf_masks_gradients = True
+    model.make_train_function = make_train_function
+
+
 def invalidate_traced_functions(model) -> None:
     """Constraints are read when the train step is traced: a step traced before pruning must go.
 
@@ -469,6 +548,7 @@ def invalidate_traced_functions(model) -> None:
     ``fit`` (a ``BackupAndRestore`` restoring a mask record in ``on_train_begin``), where ``fit``
     calls ``model.train_function`` without making it again. ``SNIPCallback``'s own wrapper, which
     rebuilds the function itself once it has pruned, is left in place."""
+    _mask_gradients_of(model)
     train = getattr(model, "train_function", None)
     if train is not None and not getattr(train, "snip_tf_wrapper", False):
         model.make_train_function(force=True)

@@ -50,6 +50,82 @@ def test_pruned_weights_stay_exactly_zero(optimizer, loop):
     assert snip_tf.sparsity_report(model).kept == kept   # the kept weights are trained, non-zero
 
 
+@pytest.mark.parametrize("when", ["compiled before pruning", "compiled after pruning",
+                                  "pruned by the callback", "Masked wrapper"])
+def test_an_optimizer_with_ema_leaves_the_trained_model_sparse(when):
+    # fit ends by writing the moving averages into the model: the pruned weights' averages must
+    # be zero, i.e. the pruned weights must never move, not only be put back to zero.
+    x, y = classification_data(n=64)
+    model = mlp(compile=False)
+    if when == "Masked wrapper":
+        model = keras.Sequential([keras.Input((6, 5)), keras.layers.Flatten(),
+                                  snip_tf.Masked(keras.layers.Dense(16, activation="relu")),
+                                  snip_tf.Masked(keras.layers.Dense(3))])
+    optimizer = keras.optimizers.Adam(0.01, use_ema=True, ema_momentum=0.9)
+    callbacks = []
+    if when == "compiled after pruning":
+        masks = snip_tf.prune(model, (x, y), 0.8, loss=LOSS)
+        model.compile(optimizer=optimizer, loss=LOSS)
+    else:
+        model.compile(optimizer=optimizer, loss=LOSS)
+        if when == "pruned by the callback":
+            callbacks = [snip_tf.SNIPCallback(0.8, data=(x, y))]
+        else:
+            masks = snip_tf.prune(model, (x, y), 0.8)
+    model.fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=callbacks)
+    if callbacks:
+        masks = callbacks[0].masks
+    assert_masked(model, masks)
+    assert snip_tf.sparsity_report(model).kept == sum(int(m.sum()) for m in masks.values())
+
+
+def test_clipping_counts_the_kept_gradients_only():
+    # One SGD step with global_clipnorm: the kept weights move as the sparse network's would,
+    # clipped by the norm of the kept weights' gradients (the pruned ones are zero, as in the
+    # authors' code, where each weight is multiplied by its mask).
+    x, y = classification_data(n=32)
+    model = mlp(compile=False)
+    model.compile(optimizer=keras.optimizers.SGD(0.5, global_clipnorm=0.01), loss=LOSS)
+    masks = snip_tf.prune(model, (x, y), 0.9)
+    before = [v.numpy().copy() for v in model.trainable_variables]
+    with tf.GradientTape() as tape:
+        loss = LOSS(y, model(x, training=True))
+    grads = tape.gradient(loss, model.trainable_variables)
+    kept = {v.path: masks[v.path] for v in model.trainable_variables if v.path in masks}
+    grads = [g.numpy() * kept.get(v.path, 1) for g, v in zip(grads, model.trainable_variables)]
+    norm = np.sqrt(sum(float((g ** 2).sum()) for g in grads))
+    assert norm > 0.01  # the clipping is active
+    model.train_on_batch(x, y)
+    for v, w, g in zip(model.trainable_variables, before, grads):
+        np.testing.assert_allclose(v.numpy(), w - 0.5 * g * 0.01 / norm, atol=1e-6)
+
+
+def test_a_custom_loop_masks_its_optimizers_gradients_on_request():
+    x, y = classification_data(n=32)
+    model = mlp(compile=False)
+    masks = snip_tf.prune(model, (x, y), 0.8, loss=LOSS)
+    opt = snip_tf.mask_gradients(keras.optimizers.SGD(0.1, momentum=0.9, use_ema=True))
+    assert snip_tf.mask_gradients(opt) is opt  # idempotent
+    for _ in range(3):
+        with tf.GradientTape() as tape:
+            loss = LOSS(y, model(x, training=True))
+        opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables),
+                                model.trainable_variables))
+    opt.finalize_variable_values(model.trainable_variables)  # the moving averages
+    assert_masked(model, masks)
+
+
+def test_an_embeddings_sparse_gradient_is_masked_by_rows():
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 50, (64, 6)), rng.integers(0, 2, 64)
+    model = keras.Sequential([keras.Input((6,), dtype="int32"), keras.layers.Embedding(50, 8),
+                              keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(2)])
+    model.compile(optimizer=keras.optimizers.Adam(0.01, use_ema=True, clipnorm=0.1), loss=LOSS)
+    masks = snip_tf.prune(model, (x, y), 0.7)
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    assert_masked(model, masks)
+
+
 def test_existing_constraint_is_composed_not_dropped():
     x, y = classification_data(n=64)
     model = mlp(kernel_constraint=keras.constraints.MaxNorm(0.05))
