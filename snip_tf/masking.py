@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import types
 import zlib
 from typing import Iterator, Optional
 
@@ -505,22 +506,19 @@ def mask_gradients(optimizer):
     >>> v.numpy().tolist()  # clipped by the kept gradient's norm (3), not by 5
     [-1.0, 0.0]
     """
-    if getattr(optimizer, "_snip_tf_masks_gradients", False):
-        return optimizer
-    apply = optimizer.apply
-
-    def masked_apply(grads, trainable_variables=None):
-        if trainable_variables is None:  # grads in the order the optimizer was built with
-            variables = list(getattr(optimizer, "_trainable_variables", None) or [])
-        else:
-            trainable_variables = variables = list(trainable_variables)
-        if len(variables) == len(grads):
-            grads = [_masked_gradient(g, gradient_mask(v)) for g, v in zip(grads, variables)]
-        return apply(grads, trainable_variables)
-
-    optimizer.apply = masked_apply
-    optimizer._snip_tf_masks_gradients = True
+    if "apply" not in vars(optimizer):  # bound to the instance: a deep copy rebinds to the copy
+        optimizer.apply = types.MethodType(_masked_apply, optimizer)
     return optimizer
+
+
+def _masked_apply(optimizer, grads, trainable_variables=None):
+    if trainable_variables is None:  # grads in the order the optimizer was built with
+        variables = list(getattr(optimizer, "_trainable_variables", None) or [])
+    else:
+        trainable_variables = variables = list(trainable_variables)
+    if len(variables) == len(grads):
+        grads = [_masked_gradient(g, gradient_mask(v)) for g, v in zip(grads, variables)]
+    return type(optimizer).apply(optimizer, grads, trainable_variables)
 
 
 def _mask_gradients_of(model) -> None:
@@ -528,17 +526,15 @@ def _mask_gradients_of(model) -> None:
     gives it (``fit`` makes its train function through ``make_train_function``)."""
     if getattr(model, "optimizer", None) is not None:
         mask_gradients(model.optimizer)
-    make = getattr(model, "make_train_function", None)
-    if make is None or getattr(make, "snip_tf_masks_gradients", False):
-        return
+    if hasattr(type(model), "make_train_function") and \
+            "make_train_function" not in vars(model):
+        model.make_train_function = types.MethodType(_make_train_function, model)
 
-    def make_train_function(force=False):
-        if getattr(model, "optimizer", None) is not None:
-            mask_gradients(model.optimizer)
-        return make(force=force)
 
-    make_train_function.snip_tf_masks_gradients = True
-    model.make_train_function = make_train_function
+def _make_train_function(model, force=False):
+    if getattr(model, "optimizer", None) is not None:
+        mask_gradients(model.optimizer)
+    return type(model).make_train_function(model, force=force)
 
 
 def invalidate_traced_functions(model) -> None:
