@@ -8,7 +8,7 @@ from snip_tf import criteria, selection
 from snip_tf.callbacks import BackupAndRestore, MemorizationCallback, PruningSummaries, SNIPCallback
 from snip_tf import sparse
 from snip_tf.export import export, load_compact
-from snip_tf.masking import PruningMask, mask_gradients, prunable_weights
+from snip_tf.masking import PruningMask, prunable_weights
 from snip_tf.pruning import (LayerCollapseWarning, RepruneWarning, ScoresError, SparsityReport,
                              UnrankedWeightsWarning,
                              apply_masks, is_pruned, remove_hooks,
@@ -23,6 +23,6 @@ __all__ = [
     "BackupAndRestore", "SNIPCallback", "MemorizationCallback", "PruningSummaries", "Masked", "PruningMask", "LayerCollapseWarning", "SparsityReport",
     "RepruneWarning", "ScoresError", "UnrankedWeightsWarning",
     "apply_masks", "connection_sensitivity", "export", "load_compact", "load_model", "load_weights", "sparse",
-    "is_pruned", "mask_gradients", "masks_from_zeros", "prunable_weights", "prune", "snip", "sparsity", "sparsity_report", "strip",
+    "is_pruned", "masks_from_zeros", "prunable_weights", "prune", "snip", "sparsity", "sparsity_report", "strip",
     "remove_hooks", "track", "wrap",
 ]

@@ -83,7 +83,11 @@ def read_json(path: str, *, expect: type = object, max_bytes: int = MAX_JSON_BYT
                          f"{max_bytes} bytes. Is it the file you meant?")
     try:
         with open(path, "rb") as f:
-            value = json.loads(f.read().decode("utf-8"))
+            data = f.read(max_bytes + 1)  # a file that grew since it was measured stops here
+        if len(data) > max_bytes:
+            raise ValueError(f"{path!r} is over {max_bytes} bytes; a JSON file snip_tf reads is "
+                             "at most that. Is it the file you meant?")
+        value = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"{path!r} is not a JSON file ({e}); delete it or restore it.") from e
     if not isinstance(value, expect):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import types
 import zlib
 from typing import Iterator, Optional
 
@@ -349,6 +348,7 @@ class PruningMask(keras.constraints.Constraint):
     def __init__(self, mask=None, inner=None, masks=None):
         if (mask is None) == (masks is None):
             raise ValueError("PruningMask needs exactly one of `mask` or `masks`.")
+        enable_gradient_masking()
         self.inner = keras.constraints.get(inner)
         self.masks = {"": np.asarray(mask, dtype=bool)} if mask is not None else {
             k: np.asarray(v, dtype=bool) for k, v in masks.items()}
@@ -415,6 +415,7 @@ class VariableMask(keras.constraints.Constraint):
     def __init__(self, mask_variable, inner=None):
         self.mask_variable = mask_variable
         self.inner = inner
+        enable_gradient_masking()
 
     def __call__(self, w):
         if self.inner is not None:
@@ -483,58 +484,65 @@ def _masked_gradient(grad, mask):
     return tf.where(mask, grad, tf.zeros_like(grad))
 
 
-def mask_gradients(optimizer):
-    """Make ``optimizer`` zero the gradient of every pruned weight before it uses any gradient.
+def _masked_apply(base_apply):
+    def apply(self, grads, trainable_variables=None):
+        if trainable_variables is None:  # grads in the order the optimizer was built with
+            variables = list(getattr(self, "_trainable_variables", None) or [])
+        else:
+            trainable_variables = variables = list(trainable_variables)
+        masks = [gradient_mask(v) for v in variables]
+        if len(masks) == len(grads) and any(m is not None for m in masks):
+            grads = [_masked_gradient(g, m) for g, m in zip(grads, masks)]
+        result = base_apply(self, grads, trainable_variables)
+        _zero_pruned_averages(self, variables, masks)
+        return result
 
-    The constraint hooks put a pruned weight back to zero after each update, but the optimizer
-    would still see the pruned weights' gradients first: ``clipnorm`` and ``global_clipnorm``
-    would clip by a norm that counts them (shrinking the kept weights' steps), and ``use_ema``
-    would average their momentary values, which ``fit`` writes into the model at its end (the
-    trained model would no longer be sparse). With their gradients zero, a pruned weight never
-    moves: the network trains as the sparse network it is (the authors' code, which multiplies
-    each weight by its mask, has zero gradients there too).
+    apply.snip_tf_masks_gradients = True
+    apply.__wrapped__ = base_apply
+    return apply
 
-    Idempotent; reads each variable's hook when the update is traced, so masks installed later
-    count once the train step is traced again. :func:`snip_tf.prune` and the other functions that
-    install masks call it on a compiled model's optimizer, and on the optimizer a later
-    ``compile`` gives the model; call it yourself for an optimizer you step in your own loop.
+
+def _zero_pruned_averages(optimizer, variables, masks) -> None:
+    """With ``use_ema``, the pruned entries of the moving averages ``fit`` writes into the model
+    at its end are zero (state from before pruning, e.g. momentum, can still move a pruned weight
+    for a moment before its hook puts it back, and the average would record that)."""
+    if not getattr(optimizer, "use_ema", False):
+        return
+    averages = getattr(optimizer, "_model_variables_moving_average", None)
+    if not averages:
+        return
+    for variable, mask in zip(variables, masks):
+        if mask is not None:
+            average = averages[optimizer._get_variable_index(variable)]
+            average.assign(tf.where(mask, average, tf.zeros_like(average)))
+
+
+def enable_gradient_masking() -> None:
+    """Make every Keras optimizer zero the gradient of each pruned weight before it uses any
+    gradient, and keep the pruned entries of its moving averages (``use_ema``) at zero.
+
+    The hooks put a pruned weight back to zero after each update, but the optimizer would see its
+    gradient first: ``clipnorm`` and ``global_clipnorm`` would clip by a norm that counts the
+    pruned weights (shrinking the kept weights' steps), and ``use_ema`` would average their
+    momentary values, which ``fit`` writes into the model at its end. With this, a pruned weight
+    never moves and the network trains as the sparse network it is (the authors' code, which
+    multiplies each weight by its mask, has zero gradients there too).
+
+    It acts on a variable only while it carries a pruning hook (:class:`PruningMask` or a
+    :class:`snip_tf.Masked` wrapper's), whatever trains it: ``fit``, a custom loop, a model
+    loaded by ``keras.models.load_model`` or cloned, a pruned model inside a larger one. Every
+    other variable's gradient passes unchanged. Creating a hook enables it (idempotent); a train
+    step traced before that does not have it.
 
     >>> v = keras.Variable([0.0, 0.0])
     >>> v.constraint = PruningMask(np.array([True, False]))   # the second weight is pruned
-    >>> opt = mask_gradients(keras.optimizers.SGD(1.0, global_clipnorm=1.0))
-    >>> opt.apply([tf.constant([3.0, 4.0])], [v])
+    >>> keras.optimizers.SGD(1.0, global_clipnorm=1.0).apply([tf.constant([3.0, 4.0])], [v])
     >>> v.numpy().tolist()  # clipped by the kept gradient's norm (3), not by 5
     [-1.0, 0.0]
     """
-    if "apply" not in vars(optimizer):  # bound to the instance: a deep copy rebinds to the copy
-        optimizer.apply = types.MethodType(_masked_apply, optimizer)
-    return optimizer
-
-
-def _masked_apply(optimizer, grads, trainable_variables=None):
-    if trainable_variables is None:  # grads in the order the optimizer was built with
-        variables = list(getattr(optimizer, "_trainable_variables", None) or [])
-    else:
-        trainable_variables = variables = list(trainable_variables)
-    if len(variables) == len(grads):
-        grads = [_masked_gradient(g, gradient_mask(v)) for g, v in zip(grads, variables)]
-    return type(optimizer).apply(optimizer, grads, trainable_variables)
-
-
-def _mask_gradients_of(model) -> None:
-    """Mask the gradients of ``model``'s optimizer now and of any optimizer a later ``compile``
-    gives it (``fit`` makes its train function through ``make_train_function``)."""
-    if getattr(model, "optimizer", None) is not None:
-        mask_gradients(model.optimizer)
-    if hasattr(type(model), "make_train_function") and \
-            "make_train_function" not in vars(model):
-        model.make_train_function = types.MethodType(_make_train_function, model)
-
-
-def _make_train_function(model, force=False):
-    if getattr(model, "optimizer", None) is not None:
-        mask_gradients(model.optimizer)
-    return type(model).make_train_function(model, force=force)
+    cls = keras.optimizers.Optimizer
+    if not getattr(cls.apply, "snip_tf_masks_gradients", False):
+        cls.apply = _masked_apply(cls.apply)
 
 
 def invalidate_traced_functions(model) -> None:
@@ -544,7 +552,6 @@ def invalidate_traced_functions(model) -> None:
     ``fit`` (a ``BackupAndRestore`` restoring a mask record in ``on_train_begin``), where ``fit``
     calls ``model.train_function`` without making it again. ``SNIPCallback``'s own wrapper, which
     rebuilds the function itself once it has pruned, is left in place."""
-    _mask_gradients_of(model)
     train = getattr(model, "train_function", None)
     if train is not None and not getattr(train, "snip_tf_wrapper", False):
         model.make_train_function(force=True)

@@ -100,12 +100,11 @@ def test_clipping_counts_the_kept_gradients_only():
         np.testing.assert_allclose(v.numpy(), w - 0.5 * g * 0.01 / norm, atol=1e-6)
 
 
-def test_a_custom_loop_masks_its_optimizers_gradients_on_request():
+def test_a_custom_loop_sees_the_sparse_networks_gradients():
     x, y = classification_data(n=32)
     model = mlp(compile=False)
     masks = snip_tf.prune(model, (x, y), 0.8, loss=LOSS)
-    opt = snip_tf.mask_gradients(keras.optimizers.SGD(0.1, momentum=0.9, use_ema=True))
-    assert snip_tf.mask_gradients(opt) is opt  # idempotent
+    opt = keras.optimizers.SGD(0.1, momentum=0.9, use_ema=True)
     for _ in range(3):
         with tf.GradientTape() as tape:
             loss = LOSS(y, model(x, training=True))
@@ -122,8 +121,36 @@ def test_an_embeddings_sparse_gradient_is_masked_by_rows():
                               keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(2)])
     model.compile(optimizer=keras.optimizers.Adam(0.01, use_ema=True, clipnorm=0.1), loss=LOSS)
     masks = snip_tf.prune(model, (x, y), 0.7)
+    with tf.GradientTape() as tape:
+        loss = LOSS(y, model(x))
+    assert isinstance(tape.gradient(loss, model.layers[0].embeddings), tf.IndexedSlices)
     model.fit(x, y, epochs=2, batch_size=16, verbose=0)
     assert_masked(model, masks)
+
+
+@pytest.mark.parametrize("how", ["pruned after training", "loaded by Keras",
+                                 "inside a larger model"])
+def test_gradients_are_masked_wherever_the_pruned_weights_are_trained(how, tmp_path):
+    # The masking belongs to the pruned variables, not to one model object or optimizer state.
+    x, y = classification_data(n=64)
+    model = mlp(compile=False)
+    optimizer = keras.optimizers.SGD(0.1, momentum=0.9, use_ema=True, ema_momentum=0.5)
+    if how == "pruned after training":  # momentum and averages hold values for every weight
+        model.compile(optimizer=optimizer, loss=LOSS)
+        model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+        masks = snip_tf.prune(model, (x, y), 0.8)
+    else:
+        masks = snip_tf.prune(model, (x, y), 0.8, loss=LOSS)
+    if how == "loaded by Keras":
+        model.save(tmp_path / "pruned.keras")
+        model = keras.models.load_model(tmp_path / "pruned.keras")
+        model.compile(optimizer=optimizer, loss=LOSS)
+    if how == "inside a larger model":
+        model = keras.Sequential([keras.Input((6, 5)), model, keras.layers.Activation("linear")])
+        model.compile(optimizer=optimizer, loss=LOSS)
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    for v, m in zip(snip_tf.prunable_weights(model), masks.values()):
+        assert (v.numpy()[~m] == 0.0).all(), v.path
 
 
 def test_existing_constraint_is_composed_not_dropped():
