@@ -77,16 +77,12 @@ def read_json(path: str, *, expect: type = object, max_bytes: int = MAX_JSON_BYT
     """The JSON value in ``path``, checked before memory is spent on it: a file over
     ``max_bytes``, one that is not JSON, or a value that is not an ``expect`` raises a ValueError
     that names the file (a file this library wrote is never larger than a few MiB)."""
-    size = os.path.getsize(path)
-    if size > max_bytes:
-        raise ValueError(f"{path!r} is {size} bytes; a JSON file snip_tf reads is at most "
-                         f"{max_bytes} bytes. Is it the file you meant?")
+    with open(path, "rb") as f:
+        data = f.read(max_bytes + 1)  # never more than the bound, however large the file
+    if len(data) > max_bytes:
+        raise ValueError(f"{path!r} is {os.path.getsize(path)} bytes; a JSON file snip_tf reads "
+                         f"is at most {max_bytes} bytes. Is it the file you meant?")
     try:
-        with open(path, "rb") as f:
-            data = f.read(max_bytes + 1)  # a file that grew since it was measured stops here
-        if len(data) > max_bytes:
-            raise ValueError(f"{path!r} is over {max_bytes} bytes; a JSON file snip_tf reads is "
-                             "at most that. Is it the file you meant?")
         value = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"{path!r} is not a JSON file ({e}); delete it or restore it.") from e
