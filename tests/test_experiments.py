@@ -313,6 +313,21 @@ def test_rnn_controls(tiny_data, tmp_path):
         rnn_controls.run(tiny_data, str(tmp_path), variants=("adamw",))
 
 
+def test_rnn_controls_sgd_wd_adds_the_papers_weight_decay_to_every_kernel():
+    from snip_tf import models
+    from snip_tf.experiments import common, rnn_controls
+
+    cfgs = {v: common.config("lstm-s", 0.95, **rnn_controls.VARIANTS[v]) for v in ("sgd", "sgd-wd")}
+    assert cfgs["sgd"].l2 == 0.0 and cfgs["sgd-wd"].l2 == pytest.approx(2.5e-4)
+    assert {k: cfgs["sgd-wd"][k] for k in ("optimizer", "learning_rate", "momentum")} == \
+        {k: cfgs["sgd"][k] for k in ("optimizer", "learning_rate", "momentum")}
+    model = models.get("lstm-s", input_shape=(28, 28), num_classes=10, l2=cfgs["sgd-wd"].l2)
+    lstm = next(layer for layer in model.layers if "lstm" in layer.name)
+    cell = getattr(lstm, "cell", lstm)
+    assert cell.kernel_regularizer.l2 == pytest.approx(2.5e-4)
+    assert cell.recurrent_regularizer.l2 == pytest.approx(2.5e-4)
+
+
 def test_rnn_controls_report_only_tables_the_kept_runs(tiny_data, tmp_path):
     from snip_tf.experiments import rnn_controls
 
