@@ -137,6 +137,25 @@ def test_table3(tiny_data, tmp_path):
     assert [(r["model"], r["initializer"]) for r in rows] == [
         ("lenet-300-100", "rn"), ("lenet-300-100", "vs-h"), ("gru-s", "rn"), ("gru-s", "vs-h")]
     outputs(str(tmp_path), "table3.csv", "table3.md", "table3.png")
+    orders = json.load(open(tmp_path / "table3.json"))["ordering"]
+    assert orders["gru-s"]["paper"] == ["VS-H", "RN"]          # paper: 1.62 against 1.78
+    assert orders["lenet-300-100"]["paper"] == ["RN", "VS-H"]  # paper: 1.90 against 1.95
+    for model in ("lenet-300-100", "gru-s"):
+        errors = {r["initializer"]: r["test_error"] for r in rows if r["model"] == model}
+        best = min(errors, key=errors.get).upper()
+        assert orders[model]["ours"][0] == best
+        assert orders[model]["same_best"] == (best == orders[model]["paper"][0])
+
+
+def test_table3_report_only_ranks_only_complete_models(tiny_data, tmp_path, monkeypatch):
+    settings = dict(epochs=1, models=("lenet-300-100",), initializers=("rn", "vs-h"))
+    table3.run(tiny_data, str(tmp_path), **{**settings, "initializers": ("rn",)})
+    monkeypatch.setattr(common.training, "run", _must_not_train)
+    rows = table3.run(tiny_data, str(tmp_path), **settings, seeds=(0, 1), report_only=True)
+    assert [(r["initializer"], r["seed"]) for r in rows] == [("rn", 0)]
+    assert json.load(open(tmp_path / "table3.json"))["ordering"]["lenet-300-100"]["ours"] is None
+    table = (tmp_path / "table3.md").read_text()
+    assert "(paper 1.9; 1 seed)" in table and "– (paper 1.95; 0 seeds)" in table
 
 
 def _must_not_train(*args, **kwargs):

@@ -336,6 +336,20 @@ def mean_std(values: Iterable[float]) -> tuple:
     return (statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+def spread(values: Iterable[float]) -> str:
+    """A table cell for test errors (fractions) over seeds, in percent: "mean ± std", or the value
+    alone for one run (which has no spread to show), or "–" for none.
+
+    >>> spread([0.0138, 0.0140, 0.0136]), spread([0.01]), spread([])
+    ('1.38 ± 0.02', '1.00', '–')
+    """
+    values = list(values)
+    if not values:
+        return "–"
+    mean, std = mean_std(values)
+    return pct(mean) if len(values) < 2 else f"{pct(mean)} ± {pct(std)}"
+
+
 def out_dir(name: str, results_dir: Optional[str]) -> str:
     path = results_dir or os.path.join("results", name)
     os.makedirs(path, exist_ok=True)

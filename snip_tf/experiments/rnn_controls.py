@@ -77,11 +77,12 @@ def run(data_dir=None, results_dir=None, seeds=(0, 1), epochs=10, train_limit=0,
     for model in models:
         groups = {v: [r["test_error"] for r in rows if r["model"] == model
                       and r["variant"] == v] for v in variants}
-        stats = {v: (common.mean_std(g), len(g)) for v, g in groups.items() if g}
+        stats = {v: (common.mean_std(g), g) for v, g in groups.items() if g}
         base = stats["baseline"][0][0] if "baseline" in stats else None
-        for variant, ((mean, std), count) in stats.items():
+        for variant, ((mean, std), values) in stats.items():
             summary.append({"model": model, "variant": variant, "test_error_mean": mean,
-                            "test_error_std": std, "seeds": count,
+                            "test_error_std": std, "seeds": len(values),
+                            "test_errors": values,
                             "change": None if base is None else mean - base,
                             "paper": PAPER[model]})
     budget = f"{iterations} iterations" if iterations else f"{epochs} epochs"
@@ -93,8 +94,8 @@ def run(data_dir=None, results_dir=None, seeds=(0, 1), epochs=10, train_limit=0,
     for s in summary:
         change = "–" if s["change"] is None or s["variant"] == "baseline" else \
             f"{100 * s['change']:+.2f}"
-        lines.append(f"| {s['model']} | {s['variant']} | {common.pct(s['test_error_mean'])} ± "
-                     f"{common.pct(s['test_error_std'])} | {s['seeds']} | {change} | "
+        lines.append(f"| {s['model']} | {s['variant']} | {common.spread(s['test_errors'])} | "
+                     f"{s['seeds']} | {change} | "
                      f"{s['paper']} |")
     lines.append(f"\n{100 * sparsity:g} % sparsity, mean ± std over seeds {list(seeds)}; "
                  f"baseline budget {budget} per run (``long``: three times that).\n")

@@ -81,25 +81,19 @@ def summarize(rows) -> list:
             values = [r[key] for r in group if r.get(key) is not None]
             mean, std = common.mean_std(values) if values else (None, None)
             entry[f"{key}_mean"], entry[f"{key}_std"] = mean, std
+            entry[f"{key}_values"] = values
         summary.append(entry)
     return summary
 
 
 def markdown(summary, seeds, budget, protocol) -> str:
-    def cell(s, key):
-        if s[f"{key}_mean"] is None:
-            return "–"
-        if s["seeds"] < 2:  # one run has no spread to show
-            return common.pct(s[f"{key}_mean"])
-        return f"{common.pct(s[f'{key}_mean'])} ± {common.pct(s[f'{key}_std'])}"
-
     lines = ["| model | sparsity | method | " + " | ".join(f"{v} %" for v in ERRORS.values())
              + " | paper % | seeds | iterations | wall s |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for s in summary:
         paper = f"{s['paper']:.1f}" if s["paper"] is not None else "–"
         lines.append(f"| {s['model']} | {100 * s['sparsity']:.0f} % | {s['criterion']} | "
-                     + " | ".join(cell(s, key) for key in ERRORS)
+                     + " | ".join(common.spread(s[f"{key}_values"]) for key in ERRORS)
                      + f" | {paper} | {s['seeds']} | {s['iterations']} | "
                        f"{s['wall_time_s']:.0f} |")
     what = ", ".join(f"{v} {k}" for k, v in budget.items())

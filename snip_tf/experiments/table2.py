@@ -73,8 +73,7 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0,
             ours = "not run (needs a GPU)"
             seeds_cell, epochs_cell = "–", "–"
         else:
-            mean, std = common.mean_std(r["test_error"] for r in group)
-            ours = f"{common.pct(mean)} ± {common.pct(std)}"
+            ours = common.spread(r["test_error"] for r in group)
             seeds_cell, epochs_cell = str(len(group)), str(group[0]["iterations"])
         lines.append(f"| {model} | {100 * s:.0f} % | {ours} | {paper:.2f} | {seeds_cell} | "
                      f"{epochs_cell} |")

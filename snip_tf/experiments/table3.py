@@ -4,12 +4,15 @@
 
 LeNet-300-100, LeNet-5-Caffe (MNIST) and LSTM-s, GRU-s (sequential MNIST), each initialized four
 ways, pruned to 90 % with SNIP and trained. Writes results/table3/{table3.csv,table3.json,
-table3.md,table3.png}.
+table3.md,table3.png}: each cell the mean ± std test error over the seeds, and each model's
+initializers ranked best to worst beside the paper's ranking. Resumable; with --report_only,
+from the runs kept so far (each cell with its number of seeds).
 """
 
 from __future__ import annotations
 
 import os
+from typing import Optional
 
 from snip_tf.experiments import common
 
@@ -20,40 +23,60 @@ INITIALIZERS = ("rn", "tn", "vs-x", "vs-h")
 
 
 def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, protocol="paper",
-        models=tuple(PAPER), initializers=INITIALIZERS, iterations=0, workers=1) -> list:
+        models=tuple(PAPER), initializers=INITIALIZERS, iterations=0, workers=1,
+        report_only: Optional[bool] = None) -> list:
     out = common.out_dir("table3", results_dir)
     cfgs = [common.config(model, 0.9, seed=seed, epochs=epochs, iterations=iterations,
                           train_limit=train_limit, protocol=protocol, initializer=init)
             for model in models for init in initializers for seed in seeds]
-    rows = common.run_all(cfgs, data_dir, out, workers)
-    for row, cfg in zip(rows, cfgs):
-        row["initializer"] = cfg.initializer
+    trained = common.run_all(cfgs, data_dir, out, workers, partial_ok=True,
+                             train=None if report_only is None else not report_only)
+    rows = []
+    for row, cfg in zip(trained, cfgs):  # (--report_only: the runs kept so far)
+        if row is not None:
+            rows.append({**row, "initializer": cfg.initializer})
+    errors = {(m, i): [r["test_error"] for r in rows if r["model"] == m and r["initializer"] == i]
+              for m in models for i in initializers}
+    orders = {m: ordering(m, initializers, errors) for m in models}
     common.write_rows(os.path.join(out, "table3.csv"), rows)
     common.write_json(os.path.join(out, "table3.json"), {"rows": rows, "seeds": list(seeds),
                                                            "epochs": epochs,
                                                            "iterations": iterations,
-                                                           "protocol": protocol})
+                                                           "protocol": protocol,
+                                                           "ordering": orders})
     lines = ["| model | " + " | ".join(i.upper() for i in initializers) + " |",
              "|---|" + "---|" * len(initializers)]
     for model in models:
         cells = []
-        for k, init in enumerate(initializers):
-            mean, std = common.mean_std(r["test_error"] for r in rows
-                                        if r["model"] == model and r["initializer"] == init)
+        for init in initializers:
+            values = errors[model, init]
             paper = PAPER.get(model, (None,) * 4)[INITIALIZERS.index(init)]
-            cells.append(f"{common.pct(mean)} ± {common.pct(std)} (paper {paper})")
+            seeds_run = f"{len(values)} seed" + ("" if len(values) == 1 else "s")
+            cells.append(f"{common.spread(values)} (paper {paper}; {seeds_run})")
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     budget = f"{iterations} iterations" if iterations else f"{epochs} epochs"
     lines.append(f"\ntest error % at the last iteration, 90 % sparsity, mean ± std over seeds "
                  f"{list(seeds)}, {budget} per run, protocol '{protocol}'.\n")
+    lines += ["| model | ours, best to worst | paper, best to worst | same best | same order |",
+              "|---|---|---|---|---|"]
+    for model, o in orders.items():
+        if o["ours"] is None:
+            lines.append(f"| {model} | – (an initializer has no run yet) | "
+                         f"{' < '.join(o['paper'])} | – | – |")
+            continue
+        lines.append(f"| {model} | {' < '.join(o['ours'])} | {' < '.join(o['paper'])} | "
+                     f"{'yes' if o['same_best'] else 'no'} | {'yes' if o['same_order'] else 'no'} |")
+    lines.append("\n(mean test errors ranked; differences inside the seeds' spread are not "
+                 "resolved by this ranking.)\n")
     common.write_text(os.path.join(out, "table3.md"), "\n".join(lines))
     plt = common.pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     width = 0.8 / len(initializers)
     for k, init in enumerate(initializers):
-        values = [100 * common.mean_std(r["test_error"] for r in rows if r["model"] == m
-                                        and r["initializer"] == init)[0] for m in models]
-        ax.bar([i + k * width for i in range(len(models))], values, width, label=init.upper())
+        stats = [common.mean_std(errors[m, init]) if errors[m, init] else (float("nan"), 0.0)
+                 for m in models]
+        ax.bar([i + k * width for i in range(len(models))], [100 * m for m, _ in stats], width,
+               yerr=[100 * s for _, s in stats], label=init.upper())
     ax.set_xticks([i + 0.4 - width / 2 for i in range(len(models))], list(models), fontsize=8)
     ax.set_ylabel("test error (%)")
     ax.legend(fontsize=8)
@@ -61,12 +84,26 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, p
     return rows
 
 
+def ordering(model: str, initializers, errors: dict) -> dict:
+    """The initializers ranked by mean test error, best first, ours and the paper's (over the
+    initializers run), and whether the best and the whole order agree. ``ours`` is None while an
+    initializer has no run."""
+    paper = sorted(initializers, key=lambda i: PAPER[model][INITIALIZERS.index(i)])
+    paper = [i.upper() for i in paper]
+    if not all(errors[model, i] for i in initializers):
+        return {"ours": None, "paper": paper, "same_best": None, "same_order": None}
+    ours = [i.upper() for i in sorted(initializers,
+                                      key=lambda i: common.mean_std(errors[model, i])[0])]
+    return {"ours": ours, "paper": paper, "same_best": ours[0] == paper[0],
+            "same_order": ours == paper}
+
+
 def main(argv):
     del argv
     F = common.FLAGS
     run(F.data_dir, F.results_dir, common.seeds(), F.epochs or 10, F.train_limit,
         F.protocol, models=common.chosen_models(PAPER), iterations=F.iterations or 0,
-        workers=F.workers)
+        workers=F.workers, report_only=F.report_only)
 
 
 if __name__ == "__main__":
