@@ -116,7 +116,20 @@ def test_figure1(tiny_data, tmp_path):
     rows = figure1.run(tiny_data, str(tmp_path), epochs=1, models=("lenet-300-100",),
                        sparsities=(0.0, 0.5), seeds=(0, 1))
     assert len(rows) == 4
-    outputs(str(tmp_path), "figure1.csv", "figure1.json", "figure1.png")
+    outputs(str(tmp_path), "figure1.csv", "figure1.json", "figure1.md", "figure1.png")
+    half = [r["test_error"] for r in rows if r["sparsity"] == 0.5]
+    row = (tmp_path / "figure1.md").read_text().splitlines()[2]
+    assert row.startswith("| lenet-300-100 |") and row.endswith(" | 2 |")
+    assert common.spread(half) in row.split(" | ")[2]
+
+
+def test_figure1_report_only_tables_the_kept_runs(tiny_data, tmp_path, monkeypatch):
+    settings = dict(epochs=1, models=("lenet-300-100",), sparsities=(0.0, 0.5))
+    figure1.run(tiny_data, str(tmp_path), **settings, seeds=(0,))
+    monkeypatch.setattr(common.training, "run", _must_not_train)
+    rows = figure1.run(tiny_data, str(tmp_path), **settings, seeds=(0, 1), report_only=True)
+    assert [(r["sparsity"], r["seed"]) for r in rows] == [(0.0, 0), (0.5, 0)]
+    assert (tmp_path / "figure1.md").read_text().splitlines()[2].endswith(" | 1 |")
 
 
 def test_figure2(tiny_data, tmp_path):
@@ -128,7 +141,10 @@ def test_figure2(tiny_data, tmp_path):
 def test_figure3(tiny_data, tmp_path):
     rows = figure3.run(tiny_data, str(tmp_path), epochs=1, batch_sizes=(1, 10))
     assert [r["pruning_batch_size"] for r in rows] == [1, 10]
-    outputs(str(tmp_path), "figure3.csv", "figure3.png")
+    outputs(str(tmp_path), "figure3.csv", "figure3.md", "figure3.png")
+    table = (tmp_path / "figure3.md").read_text()
+    assert "| test error % | " + " | ".join(common.pct(r["test_error"]) for r in rows) in table
+    assert "| seeds | 1 | 1 |" in table
 
 
 def test_table3(tiny_data, tmp_path):
