@@ -29,10 +29,39 @@ def test_iterations_eval_checkpoints_and_progress_lines():
     metrics = result["metrics"]
     # the last checkpoint is the final network, which the test error at the end measures
     assert records[-1]["test_error"] == pytest.approx(metrics["test_error"], abs=1e-6)
-    assert metrics["test_error_authors_rule"] == min(r["test_error"] for r in records)
+    assert metrics["test_error_authors_rule"] == min(r["test_error"] for r in records[-5:])
     best = min(records, key=lambda r: (r["validation_error"], -r["iteration"]))
     assert metrics["test_error_validation_selected"] == best["test_error"]
     assert metrics["validation_selected_iteration"] == best["iteration"]
+
+
+def test_authors_rule_reads_the_last_five_checkpoints_their_saver_kept():
+    # snip/train.py saves with tf.train.Saver() (max_to_keep=5); snip/test.py takes the best of them
+    records = [{"iteration": 1000 * i, "validation_error": 0.02, "test_error": t}
+               for i, t in zip(range(91, 101), [0.010, 0.011] + [0.020] * 8)]
+    summary = training.checkpoint_summary(list(reversed(records)))  # in any order
+    assert training.AUTHORS_RULE_LAST == 5
+    assert summary["test_error_authors_rule"] == 0.020            # not 0.010, from iteration 91k
+    assert summary["validation_selected_iteration"] == 100_000      # a tie: the later one
+    no_validation = [{**r, "validation_error": None} for r in records]
+    assert training.checkpoint_summary(no_validation)["test_error_validation_selected"] is None
+
+
+def test_kept_runs_are_tabled_by_the_rules_of_today():
+    from snip_tf.experiments import common
+
+    cfg = _config(iterations=100)
+    records = [{"iteration": i, "validation_error": v, "test_error": t}
+               for i, v, t in [(10, 0.1, 0.01), (20, 0.2, 0.03), (30, 0.3, 0.04)]]
+    stale = {"test_error": 0.04, "validation_error": 0.3, "train_loss": 0.1,
+             "test_error_authors_rule": 0.5, "test_error_validation_selected": 0.5}
+    result = {"metrics": stale, "checkpoints": records, "epochs": 1, "iterations": 30,
+              "train_size": 100, "wall_time_s": 1.0,
+              "sparsity": {"sparsity": 0.5, "collapsed": []}}
+    row = common.row_of(cfg, result)
+    assert row["test_error_authors_rule"] == 0.01 and row["test_error_validation_selected"] == 0.01
+    row = common.row_of(cfg, {**result, "checkpoints": []})  # a run without checkpoints
+    assert row["test_error_authors_rule"] is None
 
 
 def test_progress_lines_name_the_run_its_iteration_and_the_time_left(capsys):

@@ -6,8 +6,9 @@ LeNet-300-100 at 95 and 98 %, LeNet-5-Caffe at 98 and 99 %, each beside the dens
 baselines pruned at initialization to the same sparsity, on the paper's schedule (100k
 iterations, the learning rate divided by 10 every 25k; --iterations or --epochs for less). Each
 cell is the mean ± std over the seeds of three test errors: at the last iteration, by the authors'
-rule (the best test error among the last 10 checkpoints, 1000 iterations apart: it selects on the
-test set) and at the checkpoint with the best validation error. Every run's result is kept in
+rule (the best test error among the last 5 checkpoints, 1000 iterations apart, the ones their
+saver kept: it selects on the test set) and at the checkpoint with the best validation error
+(among the last 10). Every run's result is kept in
 results/table1/runs/ as it finishes, and a command run again trains only what is missing. Writes
 results/table1/{table1.csv,table1.json,table1.md,table1.png}; with --report_only, from the
 runs kept so far, training nothing (each cell says how many seeds it has).
