@@ -50,8 +50,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.clipnorm = 0.0
     c.seed = 0
     # evaluation at checkpoints: validation and test error every `eval_every` iterations over
-    # the last `eval_last` of them (the authors saved every 1000 iterations and kept the last
-    # 10); 0: at the end only
+    # the last `eval_last` of them (the authors saved every 1000 iterations; their rule reads the
+    # last 5, training.checkpoint_summary); 0: at the end only
     c.eval_every = 0
     c.eval_last = 10
     # hyperparameter search (train.py --tune)

@@ -168,13 +168,15 @@ def checkpoint_summary(records: list, authors_last: int = AUTHORS_RULE_LAST) -> 
     >>> checkpoint_summary(records)["test_error_validation_selected"]
     0.01
     """
+    if authors_last < 1:
+        raise ValueError(f"authors_last must be at least 1; got {authors_last!r}.")
     out = {"test_error_authors_rule": None, "test_error_validation_selected": None,
            "validation_selected_iteration": None}
     if not records:
         return out
     records = sorted(records, key=lambda r: r["iteration"])
     out["test_error_authors_rule"] = min(r["test_error"] for r in records[-authors_last:])
-    if all(r["validation_error"] is not None for r in records):  # else nothing to select on
+    if all(r.get("validation_error") is not None for r in records):  # else nothing to select on
         best = min(records, key=lambda r: (r["validation_error"], -r["iteration"]))
         out["test_error_validation_selected"] = best["test_error"]
         out["validation_selected_iteration"] = best["iteration"]

@@ -45,21 +45,26 @@ def test_authors_rule_reads_the_last_five_checkpoints_their_saver_kept():
     assert summary["validation_selected_iteration"] == 100_000      # a tie: the later one
     no_validation = [{**r, "validation_error": None} for r in records]
     assert training.checkpoint_summary(no_validation)["test_error_validation_selected"] is None
+    with pytest.raises(ValueError, match="authors_last must be at least 1"):
+        training.checkpoint_summary(records, authors_last=0)
 
 
 def test_kept_runs_are_tabled_by_the_rules_of_today():
     from snip_tf.experiments import common
 
     cfg = _config(iterations=100)
-    records = [{"iteration": i, "validation_error": v, "test_error": t}
-               for i, v, t in [(10, 0.1, 0.01), (20, 0.2, 0.03), (30, 0.3, 0.04)]]
+    # a run kept with the old rule (the best of all 6 checkpoints: 0.01, from the first)
+    records = [{"iteration": 10 * i, "validation_error": v, "test_error": t}
+               for i, v, t in zip(range(1, 7), [0.1, 0.2, 0.3, 0.3, 0.3, 0.3],
+                                  [0.01, 0.03, 0.04, 0.05, 0.04, 0.04])]
     stale = {"test_error": 0.04, "validation_error": 0.3, "train_loss": 0.1,
-             "test_error_authors_rule": 0.5, "test_error_validation_selected": 0.5}
-    result = {"metrics": stale, "checkpoints": records, "epochs": 1, "iterations": 30,
+             "test_error_authors_rule": 0.01, "test_error_validation_selected": 0.5}
+    result = {"metrics": stale, "checkpoints": records, "epochs": 1, "iterations": 60,
               "train_size": 100, "wall_time_s": 1.0,
               "sparsity": {"sparsity": 0.5, "collapsed": []}}
     row = common.row_of(cfg, result)
-    assert row["test_error_authors_rule"] == 0.01 and row["test_error_validation_selected"] == 0.01
+    assert row["test_error_authors_rule"] == 0.03  # the last 5 checkpoints' best
+    assert row["test_error_validation_selected"] == 0.01
     row = common.row_of(cfg, {**result, "checkpoints": []})  # a run without checkpoints
     assert row["test_error_authors_rule"] is None
 

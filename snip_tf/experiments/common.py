@@ -287,6 +287,10 @@ def run_all(cfgs, data_dir: Optional[str], out: str, workers: int = 1, log=print
             raise app.UsageError(f"--report_only: {len(todo)} of {len(named)} runs are not in "
                                  f"{runs} yet, and this experiment tables complete results "
                                  f"only; run it without --report_only to train them.")
+        if named and len(todo) == len(named):
+            raise app.UsageError(f"--report_only: none of the {len(named)} runs is in {runs} yet; "
+                                 "there is nothing to table. Run the command without "
+                                 "--report_only to train them.")
         if log:
             log(f"{len(named) - len(todo)} of {len(named)} runs kept in {runs}; {len(todo)} "
                 f"missing, not trained (report only)")

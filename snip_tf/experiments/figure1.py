@@ -1,6 +1,6 @@
 """Figure 1: test error of LeNet-300-100 and LeNet-5-Caffe pruned at 0, 10, ..., 90 % sparsity.
 
-    python -m snip_tf.experiments.figure1 --data_dir=../shared/data --seeds=0,1,2 --epochs=10
+    python -m snip_tf.experiments.figure1 --data_dir=../shared/data --seeds=0,1,2 --epochs=5
 
 Writes results/figure1/{figure1.csv,figure1.json,figure1.md,figure1.png}: each point the mean ±
 std test error over the seeds. Resumable; with --report_only, from the runs kept so far.
@@ -54,7 +54,8 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, p
                     yerr=[100 * sd for _, sd in stats], marker="o", capsize=3, label=model)
     ax.set_xlabel("sparsity (%)")
     ax.set_ylabel("test error (%)")
-    ax.set_title(f"SNIP on MNIST ({len(seeds)} seed(s), {budget})")
+    kept = len({r["seed"] for r in rows})
+    ax.set_title(f"SNIP on MNIST ({kept} seed{'s' if kept != 1 else ''}, {budget})")
     ax.legend()
     common.save_figure(fig, os.path.join(out, "figure1.png"))
     return rows

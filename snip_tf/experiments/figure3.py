@@ -1,6 +1,6 @@
 """Figure 3: the effect of the pruning batch size |D_b| at 90 % sparsity on LeNet-300-100.
 
-    python -m snip_tf.experiments.figure3 --data_dir=../shared/data --epochs=10
+    python -m snip_tf.experiments.figure3 --data_dir=../shared/data --seeds=0,1,2 --epochs=10
 
 For |D_b| in {1, 10, 100, 1000, 10000}: the first-layer mask image (mean over units) and the test
 error after training with that mask (mean ± std over the seeds). Writes

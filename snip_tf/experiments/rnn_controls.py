@@ -22,7 +22,9 @@ trained):
 
 Every run is resumable and kept in results/rnn_controls/runs/; writes rnn_controls.{csv,json,md}
 with each variant's mean ± std test error (last iteration) and its change from the baseline
-(--report_only: from the runs kept so far, each row with its number of seeds).
+(--report_only: from the runs kept so far, each row with its number of seeds). The tables hold
+the models, controls and seeds the command names: name them all (a kept run is not trained
+again), or table them with --report_only.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Table 3: the effect of the initializer (RN, TN, VS-X, VS-H) at 90 % sparsity.
 
-    python -m snip_tf.experiments.table3 --data_dir=../shared/data --epochs=10
+    python -m snip_tf.experiments.table3 --data_dir=../shared/data --epochs=5 --seeds=0,1,2,3,4
 
 LeNet-300-100, LeNet-5-Caffe (MNIST) and LSTM-s, GRU-s (sequential MNIST), each initialized four
 ways, pruned to 90 % with SNIP and trained. Writes results/table3/{table3.csv,table3.json,
@@ -52,7 +52,7 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, p
             values = errors[model, init]
             paper = PAPER.get(model, (None,) * 4)[INITIALIZERS.index(init)]
             seeds_run = f"{len(values)} seed" + ("" if len(values) == 1 else "s")
-            cells.append(f"{common.spread(values)} (paper {paper}; {seeds_run})")
+            cells.append(f"{common.spread(values)} (paper {paper:.2f}; {seeds_run})")
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     budget = f"{iterations} iterations" if iterations else f"{epochs} epochs"
     lines.append(f"\ntest error % at the last iteration, 90 % sparsity, mean ± std over seeds "
@@ -60,12 +60,15 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, p
     lines += ["| model | ours, best to worst | paper, best to worst | same best | same order |",
               "|---|---|---|---|---|"]
     for model, o in orders.items():
-        if o["ours"] is None:
-            lines.append(f"| {model} | – (an initializer has no run yet) | "
-                         f"{' < '.join(o['paper'])} | – | – |")
-            continue
-        lines.append(f"| {model} | {' < '.join(o['ours'])} | {' < '.join(o['paper'])} | "
-                     f"{'yes' if o['same_best'] else 'no'} | {'yes' if o['same_order'] else 'no'} |")
+        def cell(ranked, missing):
+            return " < ".join(ranked) if ranked else missing
+
+        def agree(same):
+            return {True: "yes", False: "no", None: "–"}[same]
+
+        lines.append(f"| {model} | {cell(o['ours'], '– (an initializer has no run yet)')} | "
+                     f"{cell(o['paper'], '–')} | {agree(o['same_best'])} | "
+                     f"{agree(o['same_order'])} |")
     lines.append("\n(mean test errors ranked; differences inside the seeds' spread are not "
                  "resolved by this ranking.)\n")
     common.write_text(os.path.join(out, "table3.md"), "\n".join(lines))
@@ -84,18 +87,34 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, p
     return rows
 
 
+def _ranked(initializers, value) -> list:
+    """``initializers`` ranked by ``value`` (lower first), upper-cased, equal values joined by
+    " = " into one place: [["VS-X"], ["RN", "TN"], ...]."""
+    places = {}
+    for init in sorted(initializers, key=value):
+        places.setdefault(value(init), []).append(init.upper())
+    return list(places.values())
+
+
 def ordering(model: str, initializers, errors: dict) -> dict:
     """The initializers ranked by mean test error, best first, ours and the paper's (over the
-    initializers run), and whether the best and the whole order agree. ``ours`` is None while an
+    initializers run; ties share a place, "RN = TN"), and whether the best and the whole order
+    agree (None where a tie or a missing paper figure leaves it open). ``ours`` is None while an
     initializer has no run."""
-    paper = sorted(initializers, key=lambda i: PAPER[model][INITIALIZERS.index(i)])
-    paper = [i.upper() for i in paper]
+    paper = None
+    if model in PAPER:
+        paper = _ranked(initializers, lambda i: PAPER[model][INITIALIZERS.index(i)])
+    out = {"ours": None, "paper": paper and [" = ".join(p) for p in paper], "same_best": None,
+           "same_order": None}
     if not all(errors[model, i] for i in initializers):
-        return {"ours": None, "paper": paper, "same_best": None, "same_order": None}
-    ours = [i.upper() for i in sorted(initializers,
-                                      key=lambda i: common.mean_std(errors[model, i])[0])]
-    return {"ours": ours, "paper": paper, "same_best": ours[0] == paper[0],
-            "same_order": ours == paper}
+        return out
+    ours = _ranked(initializers, lambda i: common.mean_std(errors[model, i])[0])
+    out["ours"] = [" = ".join(p) for p in ours]
+    if paper is not None and len(ours[0]) == len(paper[0]) == 1:
+        out["same_best"] = ours[0] == paper[0]
+    if paper is not None and all(len(p) == 1 for p in ours + paper):
+        out["same_order"] = ours == paper
+    return out
 
 
 def main(argv):
