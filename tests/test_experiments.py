@@ -388,3 +388,22 @@ def test_rnn_controls_report_only_tables_the_kept_runs(tiny_data, tmp_path):
     assert len(list((tmp_path / "runs").glob("*.json"))) == 2  # nothing trained
     table = (tmp_path / "rnn_controls.md").read_text()
     assert "| gru-s | gate |" in table and "| 1 |" in table
+
+
+def test_set_changes_one_field_of_every_run_and_checks_it():
+    from absl import app
+    from absl.testing import flagsaver
+
+    assert common.settings(["momentum=0", "snip.batch_size=100", "optimizer=adam"]) == {
+        "momentum": 0.0, "snip.batch_size": 100, "optimizer": "adam"}
+    for bad, message in [("nope=1", "not a field"), ("momentum", "takes key=value"),
+                         ("momentum=fast", "'momentum' takes a float"),
+                         ("snip.nope=1", "not a field")]:
+        with pytest.raises(app.UsageError, match=message):
+            common.settings([bad])
+    with flagsaver.flagsaver():
+        common.FLAGS(["prog", "--set=momentum=0.0", "--set=learning_rate=0.01"])
+        cfg = common.config("lenet-5-caffe", 0.5, seed=1)
+        assert (cfg.momentum, cfg.learning_rate, cfg.seed) == (0.0, 0.01, 1)
+        with pytest.raises(app.UsageError, match="sets itself"):
+            common.config("lenet-5-caffe", 0.5, learning_rate=0.1)

@@ -34,12 +34,15 @@ flags.DEFINE_integer("iterations", None, "Training iterations per run (default: 
 flags.DEFINE_integer("workers", 1, "Runs trained side by side, each in a process of its own with "
                      "an equal share of the CPU threads (1: one after another). The graph study: "
                      "networks trained at a time, in threads (default there: one per CPU core).")
+flags.DEFINE_multi_string("set", [], "Change one field of every run's config: key=value, a dotted "
+                          "key for a nested field (e.g. --set=momentum=0.0 --set=learning_rate="
+                          "0.01); the value is read as a Python literal. Repeat for several.")
 flags.DEFINE_bool("report_only", False, "Train nothing: table the runs already kept in the "
                   "results folder (e.g. while a long command is still running, or after it was "
                   "stopped); the missing runs are counted, not trained.")
 FLAGS = flags.FLAGS
 SHARED_FLAGS = ("data_dir", "results_dir", "seeds", "epochs", "iterations", "train_limit",
-                "protocol", "models", "workers", "report_only")
+                "protocol", "models", "workers", "set", "report_only")
 
 # The paper's weight decay of 0.0005 is a gradient coefficient: the authors' code adds
 # 0.00025 * sum(w^2) to the loss (snip/model.py), so the L2 penalty is l2=2.5e-4.
@@ -98,13 +101,53 @@ def config(model: str, sparsity: float, *, dataset: str = "mnist", seed: int = 0
         c.l2 = WEIGHT_DECAY_L2
         c.l2_bias = True
         c.initializer = "lecun"
-    for key, value in overrides.items():
+    given = settings(FLAGS.set) if FLAGS.is_parsed() else {}
+    clash = sorted(set(given) & set(overrides))
+    if clash:
+        raise app.UsageError(f"--set changes {clash}, which this experiment sets itself for its "
+                             "runs; leave them out of --set.")
+    for key, value in {**overrides, **given}.items():
         target = c
         *parents, leaf = key.split(".")
         for p in parents:
             target = target[p]
         target[leaf] = value
     return c
+
+
+def settings(pairs) -> dict:
+    """``--set`` pairs (``key=value``) as ``{key: value}``, each value read as a Python literal
+    (a bare word stays a string), each key checked against the run config's fields.
+
+    >>> settings(["momentum=0.0", "snip.batch_size=100", "optimizer=adam"])
+    {'momentum': 0.0, 'snip.batch_size': 100, 'optimizer': 'adam'}
+    """
+    import ast
+
+    fields, out = base_config(), {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise app.UsageError(f"--set takes key=value; got {pair!r}.")
+        *parents, leaf = key.split(".")
+        node = fields
+        for part in parents + [leaf]:
+            if not hasattr(node, "keys") or part not in node:
+                raise app.UsageError(f"--set names {key!r}, which is not a field of a run's "
+                                     f"config (snip_tf.config.base_config).")
+            parent, node = node, node[part]
+        try:
+            value = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            value = text.strip()
+        try:
+            parent[leaf] = value  # the config's own type check, on a copy
+        except TypeError:
+            raise app.UsageError(f"--set {key}={text.strip()}: {key!r} takes a "
+                                 f"{type(node).__name__}, not {value!r}.") from None
+        out[key] = parent[leaf]
+    return out
 
 
 def method(cfg) -> str:
