@@ -95,6 +95,22 @@ class StopAtIteration(_ByIteration):
             self.model.stop_training = True
 
 
+class StopOnDivergence(_ByIteration):
+    """Stop ``fit`` at the end of an epoch whose training loss is not finite: a diverged run
+    would spend the rest of its budget on NaN. :attr:`diverged_at` is then the iteration it
+    stopped at (else None)."""
+
+    def __init__(self, clock: Optional[IterationClock] = None):
+        super().__init__(clock)
+        self.diverged_at = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.diverged_at = self._iteration(self.clock.batch if self.clock else None)
+            self.model.stop_training = True
+
+
 class CheckpointEvaluation(_ByIteration):
     """The validation and test error at checkpoints: every ``every`` iterations over the last
     ``keep`` of them up to ``total`` (the authors' code saved every 1000 iterations; see
@@ -357,6 +373,8 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
     callbacks.append(clock)
     if config.iterations:
         callbacks.append(StopAtIteration(total_iterations, clock))
+    divergence = StopOnDivergence(clock)
+    callbacks.append(divergence)
     checkpoints = None
     if config.eval_every:
         checkpoints = CheckpointEvaluation(
@@ -390,6 +408,8 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
         "train_size": datasets.train_size,
         "iterations": int(model.optimizer.iterations.numpy()),
         "resumed": resumed,
+        # the iteration a run whose training loss became NaN or infinite stopped at (else None)
+        "diverged_at": divergence.diverged_at,
         "mask_sha256": mask_digest(model),
         "epochs": epochs,
         "metrics": {

@@ -78,6 +78,19 @@ def test_progress_lines_name_the_run_its_iteration_and_the_time_left(capsys):
     assert "iteration 20/20" in out[1]
 
 
+def test_a_diverged_run_stops_at_the_end_of_the_epoch_and_says_so():
+    from snip_tf.experiments import common
+
+    result = training.run(_config(epochs=3, learning_rate=1e12))  # 13 steps per epoch
+    assert result["diverged_at"] == 13 and result["iterations"] == 13
+    assert result["metrics"]["train_loss"] != result["metrics"]["train_loss"]  # NaN
+    row = common.row_of(_config(epochs=3), result)
+    note = common.diverged_note([row, {**row, "diverged_at": None}])
+    assert "1 of 2 runs diverged" in note and "mlp snip 50 % seed 0 (iteration 13)" in note
+    assert common.diverged_note([{**row, "diverged_at": None}]) == ""
+    assert training.run(_config(epochs=1))["diverged_at"] is None
+
+
 def test_without_iterations_the_run_trains_its_epochs():
     result = training.run(_config(epochs=2))
     assert result["iterations"] == 26 and result["checkpoints"] == []

@@ -170,6 +170,7 @@ def row_of(cfg, result: dict) -> dict:
             "reached_sparsity": result["sparsity"]["sparsity"],
             "collapsed": ";".join(result["sparsity"]["collapsed"]),
             "epochs": result["epochs"], "iterations": result["iterations"],
+            "diverged_at": result.get("diverged_at"),
             "train_size": result["train_size"], "wall_time_s": round(result["wall_time_s"], 1)}
 
 
@@ -384,6 +385,26 @@ def run_all(cfgs, data_dir: Optional[str], out: str, workers: int = 1, log=print
 def mean_std(values: Iterable[float]) -> tuple:
     values = list(values)
     return (statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def diverged_note(rows) -> str:
+    """A table's footnote naming its runs whose training loss became NaN or infinite (they stop
+    there, ``training.StopOnDivergence``; their error is the diverged network's), or ""."""
+    bad = [r for r in rows if r.get("diverged_at") is not None]
+    if not bad:
+        return ""
+    names = "; ".join(f"{r['model']} {method_label(r)} seed {r['seed']} (iteration "
+                      f"{r['diverged_at']})" for r in bad)
+    return (f"\n**{len(bad)} of {len(rows)} runs diverged** (training loss NaN or infinite; "
+            f"each stopped at the end of that epoch, and its error is the diverged network's): "
+            f"{names}.\n")
+
+
+def method_label(row) -> str:
+    """"dense" or "<criterion> <sparsity> %" for a row."""
+    if row.get("criterion") == "dense" or not row.get("sparsity"):
+        return "dense"
+    return f"{row.get('criterion', 'snip')} {100 * row['sparsity']:g} %"
 
 
 def spread(values: Iterable[float]) -> str:

@@ -44,7 +44,8 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, p
                      + f" | {'–'.join(map(str, dict.fromkeys([counts[0], counts[-1]])))} |")
     lines.append(f"\ntest error % at the last iteration against sparsity, mean ± std over seeds "
                  f"{list(seeds)}, {budget} per run, protocol '{protocol}'.\n")
-    common.write_text(os.path.join(out, "figure1.md"), "\n".join(lines))
+    common.write_text(os.path.join(out, "figure1.md"),
+                      "\n".join(lines) + common.diverged_note(rows))
     plt = common.pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for model in models:

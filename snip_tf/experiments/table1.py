@@ -61,7 +61,8 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=None, train_limit=0,
     common.write_json(os.path.join(out, "table1.json"),
                       {"rows": rows, "summary": summary, "seeds": list(seeds), **budget,
                        "train_limit": train_limit, "protocol": protocol})
-    common.write_text(os.path.join(out, "table1.md"), markdown(summary, seeds, budget, protocol))
+    common.write_text(os.path.join(out, "table1.md"),
+                      markdown(summary, seeds, budget, protocol) + common.diverged_note(rows))
     plot(summary, os.path.join(out, "table1.png"))
     return rows
 
