@@ -86,7 +86,9 @@ def test_a_diverged_run_stops_at_the_end_of_the_epoch_and_says_so():
     assert result["metrics"]["train_loss"] != result["metrics"]["train_loss"]  # NaN
     row = common.row_of(_config(epochs=3), result)
     note = common.diverged_note([row, {**row, "diverged_at": None}])
-    assert "1 of 2 runs diverged" in note and "mlp snip 50 % seed 0 (iteration 13)" in note
+    assert "1 of 2 runs diverged" in note and "mlp snip 50 %: seed 0 (by iteration 13)" in note
+    note = common.diverged_note([row, {**row, "seed": 4, "diverged_at": 26}])
+    assert "mlp snip 50 %: seeds 0, 4 (by iteration 26)" in note
     assert common.diverged_note([{**row, "diverged_at": None}]) == ""
     assert training.run(_config(epochs=1))["diverged_at"] is None
 

@@ -393,8 +393,12 @@ def diverged_note(rows) -> str:
     bad = [r for r in rows if r.get("diverged_at") is not None]
     if not bad:
         return ""
-    names = "; ".join(f"{r['model']} {method_label(r)} seed {r['seed']} (iteration "
-                      f"{r['diverged_at']})" for r in bad)
+    groups = {}
+    for r in bad:
+        groups.setdefault(f"{r['model']} {method_label(r)}", []).append(r)
+    names = "; ".join(f"{name}: seed{'s' if len(g) > 1 else ''} "
+                      f"{', '.join(str(r['seed']) for r in g)} (by iteration "
+                      f"{max(r['diverged_at'] for r in g)})" for name, g in groups.items())
     return (f"\n**{len(bad)} of {len(rows)} runs diverged** (training loss NaN or infinite; "
             f"each stopped at the end of that epoch, and its error is the diverged network's): "
             f"{names}.\n")
