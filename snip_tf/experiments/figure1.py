@@ -48,16 +48,20 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, p
                       "\n".join(lines) + common.diverged_note(rows))
     plt = common.pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    for model in models:
-        done = [s for s in sparsities if errors[model, s]]
-        stats = [common.mean_std(errors[model, s]) for s in done]
+    for model in models:  # diverged runs are left out of the curve (the table keeps them)
+        trained = {s: [r["test_error"] for r in rows if r["model"] == model and r["sparsity"] == s
+                       and r.get("diverged_at") is None] for s in sparsities}
+        done = [s for s in sparsities if trained[s]]
+        stats = [common.mean_std(trained[s]) for s in done]
+        left_out = sum(len(errors[model, s]) - len(trained[s]) for s in sparsities)
+        label = model + (f" ({left_out} diverged runs not drawn)" if left_out else "")
         ax.errorbar([100 * s for s in done], [100 * m for m, _ in stats],
-                    yerr=[100 * sd for _, sd in stats], marker="o", capsize=3, label=model)
+                    yerr=[100 * sd for _, sd in stats], marker="o", capsize=3, label=label)
     ax.set_xlabel("sparsity (%)")
     ax.set_ylabel("test error (%)")
     kept = len({r["seed"] for r in rows})
     ax.set_title(f"SNIP on MNIST ({kept} seed{'s' if kept != 1 else ''}, {budget})")
-    ax.legend()
+    ax.legend(fontsize=7)
     common.save_figure(fig, os.path.join(out, "figure1.png"))
     return rows
 
