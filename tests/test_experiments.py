@@ -407,3 +407,6 @@ def test_set_changes_one_field_of_every_run_and_checks_it():
         assert (cfg.momentum, cfg.learning_rate, cfg.seed) == (0.0, 0.01, 1)
         with pytest.raises(app.UsageError, match="sets itself"):
             common.config("lenet-5-caffe", 0.5, learning_rate=0.1)
+        assert common.protocol_label("paper") == \
+            "'paper' with --set momentum=0.0, learning_rate=0.01"
+    assert common.protocol_label("paper") == "'paper'"

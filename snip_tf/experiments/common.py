@@ -115,6 +115,13 @@ def config(model: str, sparsity: float, *, dataset: str = "mnist", seed: int = 0
     return c
 
 
+def protocol_label(protocol: str) -> str:
+    """How a table's footnote names the protocol of its runs: ``'paper'``, and the fields that
+    ``--set`` changed, e.g. ``'paper' with --set momentum=0.0``."""
+    given = FLAGS.set if FLAGS.is_parsed() else []
+    return f"'{protocol}'" + (f" with --set {', '.join(given)}" if given else "")
+
+
 def settings(pairs) -> dict:
     """``--set`` pairs (``key=value``) as ``{key: value}``, each value read as a Python literal
     (a bare word stays a string), each key checked against the run config's fields.

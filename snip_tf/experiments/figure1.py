@@ -43,7 +43,7 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, p
                                                   for s in sparsities)
                      + f" | {'–'.join(map(str, dict.fromkeys([counts[0], counts[-1]])))} |")
     lines.append(f"\ntest error % at the last iteration against sparsity, mean ± std over seeds "
-                 f"{list(seeds)}, {budget} per run, protocol '{protocol}'.\n")
+                 f"{list(seeds)}, {budget} per run, protocol {common.protocol_label(protocol)}.\n")
     common.write_text(os.path.join(out, "figure1.md"),
                       "\n".join(lines) + common.diverged_note(rows))
     plt = common.pyplot()

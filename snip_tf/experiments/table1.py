@@ -100,7 +100,7 @@ def markdown(summary, seeds, budget, protocol) -> str:
                        f"{s['wall_time_s']:.0f} |")
     what = ", ".join(f"{v} {k}" for k, v in budget.items())
     lines.append(f"\nmean ± std over seeds {list(seeds)}; {what} per run, protocol "
-                 f"'{protocol}'.\n")
+                 f"{common.protocol_label(protocol)}.\n")
     return "\n".join(lines)
 
 
