@@ -89,6 +89,9 @@ def test_a_diverged_run_stops_at_the_end_of_the_epoch_and_says_so():
     assert "1 of 2 runs diverged" in note and "mlp snip 50 %: seed 0 (by iteration 13)" in note
     note = common.diverged_note([row, {**row, "seed": 4, "diverged_at": 26}])
     assert "mlp snip 50 %: seeds 0, 4 (by iteration 26)" in note
+    rows = [{**row, "initializer": "rn"}, {**row, "initializer": "tn", "seed": 1}]
+    note = common.diverged_note(rows, "initializer")
+    assert "mlp snip 50 % initializer rn: seed 0" in note and "initializer tn: seed 1" in note
     assert common.diverged_note([{**row, "diverged_at": None}]) == ""
     assert training.run(_config(epochs=1))["diverged_at"] is None
 

@@ -394,15 +394,19 @@ def mean_std(values: Iterable[float]) -> tuple:
     return (statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def diverged_note(rows) -> str:
+def diverged_note(rows, detail: Optional[str] = None) -> str:
     """A table's footnote naming its runs whose training loss became NaN or infinite (they stop
-    there, ``training.StopOnDivergence``; their error is the diverged network's), or ""."""
+    there, ``training.StopOnDivergence``; their error is the diverged network's), or "".
+    ``detail``: the row key of the table's own axis (e.g. "initializer"), named per group."""
     bad = [r for r in rows if r.get("diverged_at") is not None]
     if not bad:
         return ""
     groups = {}
     for r in bad:
-        groups.setdefault(f"{r['model']} {method_label(r)}", []).append(r)
+        name = f"{r['model']} {method_label(r)}"
+        if detail is not None:
+            name += f" {detail} {r.get(detail)}"
+        groups.setdefault(name, []).append(r)
     names = "; ".join(f"{name}: seed{'s' if len(g) > 1 else ''} "
                       f"{', '.join(str(r['seed']) for r in g)} (by iteration "
                       f"{max(r['diverged_at'] for r in g)})" for name, g in groups.items())

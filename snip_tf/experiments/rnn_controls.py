@@ -102,7 +102,7 @@ def run(data_dir=None, results_dir=None, seeds=(0, 1), epochs=10, train_limit=0,
     lines.append(f"\n{100 * sparsity:g} % sparsity, mean ± std over seeds {list(seeds)}; "
                  f"baseline budget {budget} per run (``long``: three times that).\n")
     common.write_text(os.path.join(out, "rnn_controls.md"),
-                      "\n".join(lines) + common.diverged_note(rows))
+                      "\n".join(lines) + common.diverged_note(rows, "variant"))
     return rows
 
 

@@ -72,7 +72,7 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, p
     lines.append("\n(mean test errors ranked; differences inside the seeds' spread are not "
                  "resolved by this ranking.)\n")
     common.write_text(os.path.join(out, "table3.md"),
-                      "\n".join(lines) + common.diverged_note(rows))
+                      "\n".join(lines) + common.diverged_note(rows, "initializer"))
     plt = common.pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     width = 0.8 / len(initializers)
