@@ -84,7 +84,7 @@ def test_table1_is_resumable_run_by_run_and_reports_three_errors(tiny_data, tmp_
     # an experiment that tables complete results only refuses
     missing = common.config("lenet-300-100", 0.5, iterations=4)
     with pytest.raises(Exception, match="report_only: 1 of 1 runs are not in"):
-        common.run_all([missing], tiny_data, str(tmp_path), train=False)
+        common.run_all([missing], tiny_data, str(tmp_path), report_only=True)
     table1.run(tiny_data, str(tmp_path), **settings)
     # another budget is another config: its own runs
     table1.run(tiny_data, str(tmp_path), **{**settings, "iterations": 5})

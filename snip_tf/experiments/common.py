@@ -115,6 +115,15 @@ def config(model: str, sparsity: float, *, dataset: str = "mnist", seed: int = 0
     return c
 
 
+def budget_label(iterations: Optional[int], epochs: Optional[int]) -> str:
+    """How a table's footnote names the training budget of each run.
+
+    >>> budget_label(100000, None), budget_label(None, 5)
+    ('100000 iterations', '5 epochs')
+    """
+    return f"{iterations} iterations" if iterations else f"{epochs} epochs"
+
+
 def protocol_label(protocol: str) -> str:
     """How a table's footnote names the protocol of its runs: ``'paper'``, and the fields that
     ``--set`` changed, e.g. ``'paper' with --set momentum=0.0``."""
@@ -305,7 +314,7 @@ def failed_row(cfg, result: dict) -> dict:
 
 
 def run_all(cfgs, data_dir: Optional[str], out: str, workers: int = 1, log=print,
-            train: Optional[bool] = None, partial_ok: bool = False, row_of=row_of,
+            report_only: Optional[bool] = None, partial_ok: bool = False, row_of=row_of,
             failures_ok: bool = False) -> list:
     """Train every config of ``cfgs`` once; their rows (``row_of(cfg, result)``, by
     default this module's), in order.
@@ -315,8 +324,8 @@ def run_all(cfgs, data_dir: Optional[str], out: str, workers: int = 1, log=print
     there (recognized by the config it holds) is not trained again, and a run killed midway continues from its last finished
     epoch (``training.run(resume=True)``). Each run prints a progress line every tenth of its
     iterations. ``workers`` runs train side by side, each in a process of its own ("spawn"ed)
-    with an equal share of the CPU threads. ``train=False`` (default: not --report_only) trains
-    nothing: where ``partial_ok``, a missing run's row is None; otherwise an error if any run is
+    with an equal share of the CPU threads. ``report_only`` (default: the --report_only flag)
+    trains nothing: where ``partial_ok``, a missing run's row is None; otherwise an error if any run is
     missing. ``failures_ok`` keeps a run whose criterion cannot rank the model
     (:class:`snip_tf.pruning.ScoresError`) as failed, under its result's name, so that it is not
     tried again: its row is :func:`failed_row` (delete the file to try it again)."""
@@ -331,9 +340,9 @@ def run_all(cfgs, data_dir: Optional[str], out: str, workers: int = 1, log=print
     paths = [f[0] if f else os.path.join(runs, f"{training.run_name(c)}.json")
              for c, f in zip(named, found)]
     todo = [i for i, f in enumerate(found) if f is None]
-    if train is None:
-        train = not FLAGS.report_only if FLAGS.is_parsed() else True
-    if not train:
+    if report_only is None:
+        report_only = FLAGS.is_parsed() and FLAGS.report_only
+    if report_only:
         if todo and not partial_ok:
             raise app.UsageError(f"--report_only: {len(todo)} of {len(named)} runs are not in "
                                  f"{runs} yet, and this experiment tables complete results "
@@ -348,7 +357,7 @@ def run_all(cfgs, data_dir: Optional[str], out: str, workers: int = 1, log=print
         missing, todo = set(todo), []
     else:
         missing = set()
-    if log and train and len(todo) < len(named):
+    if log and not report_only and len(todo) < len(named):
         log(f"{len(named) - len(todo)} of {len(named)} runs already in {runs}; "
             f"training the other {len(todo)}")
 

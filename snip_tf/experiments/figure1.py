@@ -25,14 +25,14 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, p
                           train_limit=train_limit, protocol=protocol)
             for model in models for sparsity in sparsities for seed in seeds]
     rows = [r for r in common.run_all(cfgs, data_dir, out, workers, partial_ok=True,
-                                      train=None if report_only is None else not report_only)
+                                      report_only=report_only)
             if r is not None]  # (--report_only: the runs kept so far)
     common.write_rows(os.path.join(out, "figure1.csv"), rows)
     common.write_json(os.path.join(out, "figure1.json"), {"rows": rows, "seeds": list(seeds),
                                                            "epochs": epochs,
                                                            "iterations": iterations,
                                                            "protocol": protocol})
-    budget = f"{iterations} iterations" if iterations else f"{epochs} epochs"
+    budget = common.budget_label(iterations, epochs)
     errors = {(m, s): [r["test_error"] for r in rows if r["model"] == m and r["sparsity"] == s]
               for m in models for s in sparsities}
     lines = ["| model | " + " | ".join(f"{100 * s:.0f} %" for s in sparsities) + " | seeds |",

@@ -28,7 +28,7 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, p
                           **{"snip.batch_size": size})
             for size in batch_sizes for seed in seeds]
     trained = common.run_all(cfgs, data_dir, out, workers, partial_ok=True,
-                             train=None if report_only is None else not report_only)
+                             report_only=report_only)
     rows, images = [], {}
     for row, cfg in zip(trained, cfgs):
         if row is not None:  # (--report_only: the runs kept so far)
@@ -43,7 +43,7 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, p
                                                            "protocol": protocol})
     errors = {s: [r["test_error"] for r in rows if r["pruning_batch_size"] == s]
               for s in batch_sizes}
-    budget = f"{iterations} iterations" if iterations else f"{epochs} epochs"
+    budget = common.budget_label(iterations, epochs)
     common.write_text(os.path.join(out, "figure3.md"), "\n".join([
         "| \\|D_b\\| | " + " | ".join(str(s) for s in batch_sizes) + " |",
         "|---|" + "---|" * len(batch_sizes),

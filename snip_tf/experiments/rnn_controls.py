@@ -69,7 +69,7 @@ def run(data_dir=None, results_dir=None, seeds=(0, 1), epochs=10, train_limit=0,
                                           train_limit=train_limit, **overrides))
                 names.append(variant)
     trained = common.run_all(cfgs, data_dir, out, workers, partial_ok=True,
-                             train=None if report_only is None else not report_only)
+                             report_only=report_only)
     rows = []
     for row, name in zip(trained, names):  # (--report_only: the runs kept so far)
         if row is not None:
@@ -87,7 +87,7 @@ def run(data_dir=None, results_dir=None, seeds=(0, 1), epochs=10, train_limit=0,
                             "test_errors": values,
                             "change": None if base is None else mean - base,
                             "paper": PAPER[model]})
-    budget = f"{iterations} iterations" if iterations else f"{epochs} epochs"
+    budget = common.budget_label(iterations, epochs)
     common.write_json(os.path.join(out, "rnn_controls.json"),
                       {"rows": rows, "summary": summary, "seeds": list(seeds), "budget": budget,
                        "sparsity": sparsity})

@@ -54,7 +54,7 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=None, train_limit=0,
                                           protocol=protocol, **budget,
                                           **{"snip.criterion": criterion}))
     rows = [r for r in common.run_all(cfgs, data_dir, out, workers, partial_ok=True,
-                                      train=None if report_only is None else not report_only)
+                                      report_only=report_only)
             if r is not None]
     common.write_rows(os.path.join(out, "table1.csv"), rows)
     summary = summarize(rows)

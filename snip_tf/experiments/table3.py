@@ -30,7 +30,7 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, p
                           train_limit=train_limit, protocol=protocol, initializer=init)
             for model in models for init in initializers for seed in seeds]
     trained = common.run_all(cfgs, data_dir, out, workers, partial_ok=True,
-                             train=None if report_only is None else not report_only)
+                             report_only=report_only)
     rows = []
     for row, cfg in zip(trained, cfgs):  # (--report_only: the runs kept so far)
         if row is not None:
@@ -54,7 +54,7 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, p
             seeds_run = f"{len(values)} seed" + ("" if len(values) == 1 else "s")
             cells.append(f"{common.spread(values)} (paper {paper:.2f}; {seeds_run})")
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
-    budget = f"{iterations} iterations" if iterations else f"{epochs} epochs"
+    budget = common.budget_label(iterations, epochs)
     lines.append(f"\ntest error % at the last iteration, 90 % sparsity, mean ± std over seeds "
                  f"{list(seeds)}, {budget} per run, protocol {common.protocol_label(protocol)}.\n")
     lines += ["| model | ours, best to worst | paper, best to worst | same best | same order |",
