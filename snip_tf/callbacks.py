@@ -183,9 +183,48 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     model's mask record (``snip_tf.track``) is saved with the weights, so a resume restores the
     exact mask. Same arguments as Keras's callback.
 
+    A resumed ``fit`` returns the history of its own epochs only; this callback also keeps the
+    run's earlier epochs' logs and training time in the backup, so that :attr:`run_history` and
+    :meth:`run_elapsed_s` cover the whole run, every segment of it (:attr:`earlier_elapsed_s`:
+    the earlier segments' part; :attr:`restored_epoch`: the epoch a resumed segment started at,
+    None for a run that started afresh).
+
     >>> model.fit(x, y, epochs=50,                                           # doctest: +SKIP
     ...           callbacks=[snip_tf.SNIPCallback(0.9), BackupAndRestore("backup")])
     """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.restored_epoch = None
+        self._earlier, self._earlier_s = {}, 0.0
+        self._segment, self._began = {}, None
+
+    def on_train_begin(self, logs=None):
+        self.restored_epoch, self._earlier, self._earlier_s, self._segment = None, {}, 0.0, {}
+        self._began = time.perf_counter()
+        super().on_train_begin(logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            self._segment.setdefault(key, []).append(float(value))
+        super().on_epoch_end(epoch, logs)   # saves the backup (save_freq="epoch")
+
+    @property
+    def run_history(self) -> dict:
+        """Each logged metric's value after every epoch of the run, the restored ones first."""
+        return {key: list(self._earlier.get(key, [])) + list(self._segment.get(key, []))
+                for key in {**self._earlier, **self._segment}}
+
+    @property
+    def earlier_elapsed_s(self) -> float:
+        """Seconds the run's earlier segments spent in ``fit``, up to their last backup (0 for a
+        run that started afresh)."""
+        return self._earlier_s
+
+    def run_elapsed_s(self) -> float:
+        """Seconds in ``fit`` so far, over every segment of the run."""
+        now = time.perf_counter() - self._began if self._began is not None else 0.0
+        return self._earlier_s + now
 
     def _state_files(self):
         return [n for n in os.listdir(self.backup_dir)
@@ -202,7 +241,8 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         self.model.save_weights(os.path.join(self.backup_dir, name), overwrite=True)
         atomic.write_json(self._training_metadata_path,
                           {"epoch": self._current_epoch, "batch": self._last_batch_seen,
-                           "weights": name})
+                           "weights": name, "history": self.run_history,
+                           "elapsed_s": self.run_elapsed_s()})
         for old in self._state_files():
             if old != name:
                 os.remove(os.path.join(self.backup_dir, old))
@@ -222,9 +262,18 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
                              f"{metadata['weights']!r}, which are not there.")
         if self.model.optimizer is not None and not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
+        history, elapsed = metadata.get("history", {}), metadata.get("elapsed_s", 0.0)
+        if not (isinstance(history, dict) and all(
+                isinstance(v, list) and all(isinstance(x, (int, float)) for x in v)
+                for v in history.values()) and isinstance(elapsed, (int, float))):
+            raise ValueError(f"BackupAndRestore: {self._training_metadata_path!r} holds no valid "
+                             "run history (expected {'history': {metric: [numbers]}, "
+                             "'elapsed_s': seconds}).")
         self.model.load_weights(weights)
         self.model._initial_epoch = int(metadata["epoch"])
         self._current_epoch = int(metadata["epoch"])
+        self.restored_epoch = self._current_epoch
+        self._earlier, self._earlier_s = history, float(elapsed)
 
 
 def _unwrap(model, original, state, queue) -> None:

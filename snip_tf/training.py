@@ -357,14 +357,15 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
             config.sparsity, num_batches=config.snip.num_batches, **options)
         callbacks.append(snip_callback)
 
-    resumed, backup = False, None
+    resumed, backup, restore = False, None, None
     if resume:
         backup = os.path.join(results_dir or "results/runs", f"{run_name(config)}.backup")
         resumed = os.path.isdir(backup) and bool(os.listdir(backup))
         # SNIPCallback (if any) tracks the model before this restores it, so the mask comes back
         # exactly; with explicit scoring the model above was pruned the same way again.
         saving.track(model)
-        callbacks.append(snip_callbacks.BackupAndRestore(backup, save_freq="epoch"))
+        restore = snip_callbacks.BackupAndRestore(backup, save_freq="epoch")
+        callbacks.append(restore)
         if not resumed:  # records of an earlier attempt that left no backup are not this run's
             for leftover in (".checkpoints.json", ".memorization.json"):
                 if os.path.exists(backup + leftover):
@@ -401,6 +402,10 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
     test = model.evaluate(datasets.test, return_dict=True, verbose=0)
     report = pruning.sparsity_report(model, include_bias=config.snip.include_bias)
     wall = time.perf_counter() - start
+    # A resumed run's fit() returns its own epochs only: the backup keeps the earlier ones' logs
+    # and training time, so that the result covers the whole run.
+    logged = restore.run_history if restore is not None else history.history
+    wall += restore.earlier_elapsed_s if restore is not None else 0.0
 
     result = {
         "config": config.to_dict(),
@@ -408,6 +413,8 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
         "train_size": datasets.train_size,
         "iterations": int(model.optimizer.iterations.numpy()),
         "resumed": resumed,
+        # the epoch a resumed run continued from (None: it ran in one go)
+        "resumed_at_epoch": restore.restored_epoch if restore is not None else None,
         # the iteration a run whose training loss became NaN or infinite stopped at (else None)
         "diverged_at": divergence.diverged_at,
         "mask_sha256": mask_digest(model),
@@ -416,11 +423,10 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
             "test_accuracy": float(test["accuracy"]),
             "test_error": 1.0 - float(test["accuracy"]),
             "test_loss": float(test["loss"]),
-            # None when a resumed run had no epoch left to train.
-            "train_loss": (float(history.history["loss"][-1]) if history.history.get("loss")
-                           else None),
-            "validation_error": (1.0 - float(history.history["val_accuracy"][-1])
-                                 if "val_accuracy" in history.history else None),
+            # None when no epoch finished
+            "train_loss": float(logged["loss"][-1]) if logged.get("loss") else None,
+            "validation_error": (1.0 - float(logged["val_accuracy"][-1])
+                                 if logged.get("val_accuracy") else None),
             **(checkpoints.summary() if checkpoints else {}),
         },
         "checkpoints": checkpoints.records if checkpoints else [],
@@ -430,9 +436,11 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
                              "first_memorized_step": memorization.first_memorized_step,
                              "curve": memorization.curve}} if memorization else {}),
         "sparsity": report.to_dict(),
+        # the whole run's: a resumed one's earlier segments' time in fit() is included
         "wall_time_s": wall,
         "hardware": hardware(),
-        "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+        # every epoch of the run, a resumed one's earlier epochs included
+        "history": {k: [float(v) for v in vals] for k, vals in logged.items()},
     }
     if results_dir:
         path = os.path.join(results_dir, f"{run_name(config)}.json")

@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 import snip_tf
+from snip_tf import atomic
 from conftest import classification_data, mlp
 
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -423,6 +424,44 @@ def test_backup_survives_a_kill_while_it_is_written(tmp_path):
     for a, b in zip(_Capture.first, good):
         np.testing.assert_array_equal(a, b)          # resumed from the last complete backup
     assert snip_tf.is_pruned(fresh)
+
+
+def test_backup_keeps_the_whole_runs_history_and_time_across_a_kill(tmp_path):
+    x, y = classification_data(n=32)
+    backup = str(tmp_path / "backup")
+    first = snip_tf.BackupAndRestore(backup)
+    with pytest.raises(_Killed):
+        mlp().fit(x, y, epochs=5, batch_size=8, verbose=0,
+                  callbacks=[snip_tf.SNIPCallback(0.8), first, _StopAt(2)])
+    earlier = first.run_history["loss"]
+    assert len(earlier) == 2 and first.restored_epoch is None and first.earlier_elapsed_s == 0
+    second = snip_tf.BackupAndRestore(backup)
+    history = mlp().fit(x, y, epochs=5, batch_size=8, verbose=0,
+                        callbacks=[snip_tf.SNIPCallback(0.8), second])
+    assert len(history.history["loss"]) == 3               # fit's own: this segment only
+    assert second.restored_epoch == 2
+    assert second.run_history["loss"] == earlier + history.history["loss"]
+    assert set(second.run_history) == set(history.history)
+    assert 0 < second.earlier_elapsed_s < second.run_elapsed_s()
+
+
+def test_a_backup_with_a_damaged_history_is_named_and_leaves_the_model_alone(tmp_path):
+    x, y = classification_data(n=32)
+    backup = str(tmp_path / "backup")
+    with pytest.raises(_Killed):
+        mlp().fit(x, y, epochs=5, batch_size=8, verbose=0,
+                  callbacks=[snip_tf.SNIPCallback(0.8), snip_tf.BackupAndRestore(backup),
+                             _StopAt(2)])
+    path = os.path.join(backup, "training_metadata.json")
+    metadata = atomic.read_json(path, expect=dict)
+    atomic.write_json(path, {**metadata, "history": {"loss": "nan"}})
+    model = mlp()
+    before = [w.copy() for w in model.get_weights()]
+    with pytest.raises(ValueError, match="holds no valid run history"):
+        model.fit(x, y, epochs=5, batch_size=8, verbose=0,
+                  callbacks=[snip_tf.BackupAndRestore(backup)])
+    for a, b in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(a, b)
 
 
 class _StopAt(keras.callbacks.Callback):
