@@ -184,10 +184,12 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     exact mask. Same arguments as Keras's callback.
 
     A resumed ``fit`` returns the history of its own epochs only; this callback also keeps the
-    run's earlier epochs' logs and training time in the backup, so that :attr:`run_history` and
-    :meth:`run_elapsed_s` cover the whole run, every segment of it (:attr:`earlier_elapsed_s`:
-    the earlier segments' part; :attr:`restored_epoch`: the epoch a resumed segment started at,
-    None for a run that started afresh).
+    run's earlier epochs' logs (scalar metrics; a non-finite or non-scalar value is None) and
+    their time in ``fit`` in the backup. :attr:`earlier_history` and :attr:`earlier_elapsed_s`
+    are what a resumed run restored (:func:`join_histories` puts them before ``fit``'s own
+    history), :attr:`restored_epoch` the epoch it continued from (None for a run that started
+    afresh), and :attr:`history_complete` is False where the backup predates these records.
+    Only the keys logged by callbacks that come before this one are kept.
 
     >>> model.fit(x, y, epochs=50,                                           # doctest: +SKIP
     ...           callbacks=[snip_tf.SNIPCallback(0.9), BackupAndRestore("backup")])
@@ -195,36 +197,28 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.restored_epoch = None
-        self._earlier, self._earlier_s = {}, 0.0
+        self.restored_epoch, self.history_complete = None, True
+        self.earlier_history, self.earlier_elapsed_s = {}, 0.0
         self._segment, self._began = {}, None
 
     def on_train_begin(self, logs=None):
-        self.restored_epoch, self._earlier, self._earlier_s, self._segment = None, {}, 0.0, {}
+        # a second fit() with this callback starts from nothing but its backup
+        self._current_epoch = self._last_batch_seen = self._batches_seen_since_last_saving = 0
+        self.restored_epoch, self.history_complete = None, True
+        self.earlier_history, self.earlier_elapsed_s, self._segment = {}, 0.0, {}
         self._began = time.perf_counter()
         super().on_train_begin(logs)
 
     def on_epoch_end(self, epoch, logs=None):
-        for key, value in (logs or {}).items():
-            self._segment.setdefault(key, []).append(float(value))
+        self._segment = join_histories(self._segment, {k: [_scalar(v)] for k, v in
+                                                       (logs or {}).items()})
         super().on_epoch_end(epoch, logs)   # saves the backup (save_freq="epoch")
 
-    @property
-    def run_history(self) -> dict:
-        """Each logged metric's value after every epoch of the run, the restored ones first."""
-        return {key: list(self._earlier.get(key, [])) + list(self._segment.get(key, []))
-                for key in {**self._earlier, **self._segment}}
-
-    @property
-    def earlier_elapsed_s(self) -> float:
-        """Seconds the run's earlier segments spent in ``fit``, up to their last backup (0 for a
-        run that started afresh)."""
-        return self._earlier_s
-
     def run_elapsed_s(self) -> float:
-        """Seconds in ``fit`` so far, over every segment of the run."""
+        """Seconds in ``fit`` so far, over every segment of the run (of the earlier ones, up to
+        their last backup)."""
         now = time.perf_counter() - self._began if self._began is not None else 0.0
-        return self._earlier_s + now
+        return self.earlier_elapsed_s + now
 
     def _state_files(self):
         return [n for n in os.listdir(self.backup_dir)
@@ -241,7 +235,8 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         self.model.save_weights(os.path.join(self.backup_dir, name), overwrite=True)
         atomic.write_json(self._training_metadata_path,
                           {"epoch": self._current_epoch, "batch": self._last_batch_seen,
-                           "weights": name, "history": self.run_history,
+                           "weights": name,
+                           "history": join_histories(self.earlier_history, self._segment),
                            "elapsed_s": self.run_elapsed_s()})
         for old in self._state_files():
             if old != name:
@@ -264,16 +259,42 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
             self.model.optimizer.build(self.model.trainable_variables)
         history, elapsed = metadata.get("history", {}), metadata.get("elapsed_s", 0.0)
         if not (isinstance(history, dict) and all(
-                isinstance(v, list) and all(isinstance(x, (int, float)) for x in v)
+                isinstance(v, list) and all(x is None or isinstance(x, (int, float)) for x in v)
                 for v in history.values()) and isinstance(elapsed, (int, float))):
             raise ValueError(f"BackupAndRestore: {self._training_metadata_path!r} holds no valid "
-                             "run history (expected {'history': {metric: [numbers]}, "
+                             "run history (expected {'history': {metric: [numbers or null]}, "
                              "'elapsed_s': seconds}).")
         self.model.load_weights(weights)
         self.model._initial_epoch = int(metadata["epoch"])
         self._current_epoch = int(metadata["epoch"])
         self.restored_epoch = self._current_epoch
-        self._earlier, self._earlier_s = history, float(elapsed)
+        self.history_complete = "history" in metadata
+        self.earlier_history = {k: [float("nan") if x is None else float(x) for x in v]
+                                for k, v in history.items()}
+        self.earlier_elapsed_s = float(elapsed)
+
+
+def join_histories(earlier: dict, later: dict) -> dict:
+    """Two runs of epochs' logs (``{metric: [value per epoch]}``, as ``History.history``), one
+    after the other; a metric one side did not log is None for each of that side's epochs.
+
+    >>> join_histories({"loss": [0.9, 0.5]}, {"loss": [0.4], "acc": [0.8]})
+    {'loss': [0.9, 0.5, 0.4], 'acc': [None, None, 0.8]}
+    """
+    def length(h):
+        return max((len(v) for v in h.values()), default=0)
+
+    return {key: list(earlier.get(key, [None] * length(earlier)))
+            + list(later.get(key, [None] * length(later)))
+            for key in {**earlier, **later}}
+
+
+def _scalar(value):
+    """A log value as a float, or None where it is not a scalar (e.g. a per-class metric)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _unwrap(model, original, state, queue) -> None:

@@ -404,17 +404,23 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
     wall = time.perf_counter() - start
     # A resumed run's fit() returns its own epochs only: the backup keeps the earlier ones' logs
     # and training time, so that the result covers the whole run.
-    logged = restore.run_history if restore is not None else history.history
-    wall += restore.earlier_elapsed_s if restore is not None else 0.0
+    logged = history.history
+    if restore is not None:
+        logged = snip_callbacks.join_histories(restore.earlier_history, logged)
+        wall += restore.earlier_elapsed_s
+    resumed_at = restore.restored_epoch if restore is not None else None
 
     result = {
         "config": config.to_dict(),
         "dataset_source": datasets.source,
         "train_size": datasets.train_size,
         "iterations": int(model.optimizer.iterations.numpy()),
-        "resumed": resumed,
-        # the epoch a resumed run continued from (None: it ran in one go)
-        "resumed_at_epoch": restore.restored_epoch if restore is not None else None,
+        "resumed": resumed_at is not None,
+        # the epoch a resumed run continued from (None: it ran in one go), and whether its
+        # backup held the earlier epochs' history and time (False: a backup from before they
+        # were kept; history and wall_time_s then cover the last segment only)
+        "resumed_at_epoch": resumed_at,
+        "history_complete": restore.history_complete if restore is not None else True,
         # the iteration a run whose training loss became NaN or infinite stopped at (else None)
         "diverged_at": divergence.diverged_at,
         "mask_sha256": mask_digest(model),
@@ -424,9 +430,11 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
             "test_error": 1.0 - float(test["accuracy"]),
             "test_loss": float(test["loss"]),
             # None when no epoch finished
-            "train_loss": float(logged["loss"][-1]) if logged.get("loss") else None,
+            "train_loss": (float(logged["loss"][-1]) if logged.get("loss")
+                           and logged["loss"][-1] is not None else None),
             "validation_error": (1.0 - float(logged["val_accuracy"][-1])
-                                 if logged.get("val_accuracy") else None),
+                                 if logged.get("val_accuracy")
+                                 and logged["val_accuracy"][-1] is not None else None),
             **(checkpoints.summary() if checkpoints else {}),
         },
         "checkpoints": checkpoints.records if checkpoints else [],
@@ -440,7 +448,8 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
         "wall_time_s": wall,
         "hardware": hardware(),
         # every epoch of the run, a resumed one's earlier epochs included
-        "history": {k: [float(v) for v in vals] for k, vals in logged.items()},
+        "history": {k: [None if v is None else float(v) for v in vals]
+                    for k, vals in logged.items()},
     }
     if results_dir:
         path = os.path.join(results_dir, f"{run_name(config)}.json")

@@ -137,6 +137,7 @@ def test_train_py_resume_continues_a_killed_run_with_its_exact_mask(tmp_path):
     assert result["iterations"] == 60 * steps           # optimizer state continued, no epoch lost
     assert 2 <= result["resumed_at_epoch"] < 60         # it did not start over ...
     assert len(result["history"]["loss"]) == 60         # ... and its history is the whole run's
+    assert result["history_complete"] is True
     assert result["metrics"]["train_loss"] == result["history"]["loss"][-1]
     assert result["sparsity"]["sparsity"] == pytest.approx(0.9, abs=1e-4)
     assert not backup.exists()                           # cleaned up after a finished run

@@ -429,20 +429,42 @@ def test_backup_survives_a_kill_while_it_is_written(tmp_path):
 def test_backup_keeps_the_whole_runs_history_and_time_across_a_kill(tmp_path):
     x, y = classification_data(n=32)
     backup = str(tmp_path / "backup")
+
+    class AddsALog(keras.callbacks.Callback):        # after the backup: not in its records
+        def on_epoch_end(self, epoch, logs=None):
+            logs["late"] = 1.0
+
     first = snip_tf.BackupAndRestore(backup)
     with pytest.raises(_Killed):
         mlp().fit(x, y, epochs=5, batch_size=8, verbose=0,
-                  callbacks=[snip_tf.SNIPCallback(0.8), first, _StopAt(2)])
-    earlier = first.run_history["loss"]
-    assert len(earlier) == 2 and first.restored_epoch is None and first.earlier_elapsed_s == 0
+                  callbacks=[snip_tf.SNIPCallback(0.8), first, AddsALog(), _StopAt(2)])
+    assert first.restored_epoch is None and first.earlier_elapsed_s == 0
     second = snip_tf.BackupAndRestore(backup)
     history = mlp().fit(x, y, epochs=5, batch_size=8, verbose=0,
-                        callbacks=[snip_tf.SNIPCallback(0.8), second])
+                        callbacks=[snip_tf.SNIPCallback(0.8), second, AddsALog()])
     assert len(history.history["loss"]) == 3               # fit's own: this segment only
-    assert second.restored_epoch == 2
-    assert second.run_history["loss"] == earlier + history.history["loss"]
-    assert set(second.run_history) == set(history.history)
+    assert second.restored_epoch == 2 and second.history_complete
+    assert len(second.earlier_history["loss"]) == 2 and "late" not in second.earlier_history
     assert 0 < second.earlier_elapsed_s < second.run_elapsed_s()
+    whole = snip_tf.callbacks.join_histories(second.earlier_history, history.history)
+    assert whole["loss"] == second.earlier_history["loss"] + history.history["loss"]
+    assert whole["late"] == [None, None, 1.0, 1.0, 1.0]    # aligned with the epochs
+
+
+def test_a_backup_keeps_a_diverged_epochs_nan_loss_and_resumes(tmp_path):
+    x, y = classification_data(n=32)
+    backup = str(tmp_path / "backup")
+
+    class Diverges(keras.callbacks.Callback):          # before the backup: it records the NaN
+        def on_epoch_end(self, epoch, logs=None):
+            logs["loss"] = float("nan")
+
+    with pytest.raises(_Killed):
+        mlp().fit(x, y, epochs=5, batch_size=8, verbose=0,
+                  callbacks=[Diverges(), snip_tf.BackupAndRestore(backup), _StopAt(2)])
+    callback = snip_tf.BackupAndRestore(backup)
+    mlp().fit(x, y, epochs=3, batch_size=8, verbose=0, callbacks=[callback])
+    assert callback.restored_epoch == 2 and np.isnan(callback.earlier_history["loss"]).all()
 
 
 def test_a_backup_with_a_damaged_history_is_named_and_leaves_the_model_alone(tmp_path):
