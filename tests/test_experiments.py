@@ -359,6 +359,15 @@ def test_rnn_controls(tiny_data, tmp_path):
     assert gate["change"] == pytest.approx(gate["test_error_mean"] - base)
     table = (tmp_path / "rnn_controls.md").read_text()
     assert "| gru-s | gate |" in table and "| gru-s | baseline |" in table
+    # each run's own line: its validation and last-epoch training errors beside the test error
+    (long,) = [r for r in rows if r["variant"] == "long"]
+    (kept,) = [result for result in (json.loads(p.read_text())
+                                     for p in (tmp_path / "runs").glob("*.json"))
+               if result["iterations"] == 6]
+    assert long["train_error"] == pytest.approx(1 - kept["history"]["accuracy"][-1], abs=1e-6)
+    assert (f"| gru-s | long | 0 | {common.pct(long['test_error'])} | "
+            f"{common.pct(long['validation_error'])} | {long['train_loss']:.3f} | "
+            f"{common.pct(long['train_error'])} |") in table
     with pytest.raises(ValueError, match="unknown variants"):
         rnn_controls.run(tiny_data, str(tmp_path), variants=("adamw",))
 

@@ -183,11 +183,24 @@ def row_of(cfg, result: dict) -> dict:
             "test_error_validation_selected": checked["test_error_validation_selected"],
             "validation_error": metrics["validation_error"],
             "train_loss": metrics["train_loss"],
+            # the running training error over the last epoch (what the progress lines show)
+            "train_error": last_epoch_error(result),
             "reached_sparsity": result["sparsity"]["sparsity"],
             "collapsed": ";".join(result["sparsity"]["collapsed"]),
             "epochs": result["epochs"], "iterations": result["iterations"],
             "diverged_at": result.get("diverged_at"),
             "train_size": result["train_size"], "wall_time_s": round(result["wall_time_s"], 1)}
+
+
+def last_epoch_error(result: dict) -> Optional[float]:
+    """A run's training error over its last epoch (1 − the epoch's running accuracy, from its
+    ``history``), or None where it has none.
+
+    >>> last_epoch_error({"history": {"accuracy": [0.9, 0.995]}})
+    0.005
+    """
+    accuracy = (result.get("history") or {}).get("accuracy") or [None]
+    return None if accuracy[-1] is None else round(1.0 - float(accuracy[-1]), 6)
 
 
 def label(cfg) -> str:

@@ -77,30 +77,50 @@ def run(data_dir=None, results_dir=None, seeds=(0, 1), epochs=10, train_limit=0,
     common.write_rows(os.path.join(out, "rnn_controls.csv"), rows)
     summary = []
     for model in models:
-        groups = {v: [r["test_error"] for r in rows if r["model"] == model
-                      and r["variant"] == v] for v in variants}
-        stats = {v: (common.mean_std(g), g) for v, g in groups.items() if g}
-        base = stats["baseline"][0][0] if "baseline" in stats else None
-        for variant, ((mean, std), values) in stats.items():
+        groups = {v: [r for r in rows if r["model"] == model and r["variant"] == v]
+                  for v in variants}
+        groups = {v: g for v, g in groups.items() if g}
+        base = (common.mean_std(r["test_error"] for r in groups["baseline"])[0]
+                if "baseline" in groups else None)
+        for variant, group in groups.items():
+            mean, std = common.mean_std(r["test_error"] for r in group)
             summary.append({"model": model, "variant": variant, "test_error_mean": mean,
-                            "test_error_std": std, "seeds": len(values),
-                            "test_errors": values,
+                            "test_error_std": std, "seeds": len(group),
+                            "test_errors": [r["test_error"] for r in group],
+                            "validation_errors": [r["validation_error"] for r in group],
+                            "train_errors": [r["train_error"] for r in group],
                             "change": None if base is None else mean - base,
                             "paper": PAPER[model]})
     budget = common.budget_label(iterations, epochs)
     common.write_json(os.path.join(out, "rnn_controls.json"),
                       {"rows": rows, "summary": summary, "seeds": list(seeds), "budget": budget,
                        "sparsity": sparsity})
-    lines = ["| model | variant | test error % (last iteration) | seeds | change from baseline | "
-             "paper % |", "|---|---|---|---|---|---|"]
+
+    def cell(values):
+        known = [v for v in values if v is not None]
+        return common.spread(known) if len(known) == len(values) else "–"
+
+    lines = ["| model | variant | test error % (last iteration) | validation error % | "
+             "last-epoch training error % | seeds | change from baseline | paper % |",
+             "|---|---|---|---|---|---|---|---|"]
     for s in summary:
         change = "–" if s["change"] is None or s["variant"] == "baseline" else \
             f"{100 * s['change']:+.2f}"
         lines.append(f"| {s['model']} | {s['variant']} | {common.spread(s['test_errors'])} | "
-                     f"{s['seeds']} | {change} | "
-                     f"{s['paper']} |")
+                     f"{cell(s['validation_errors'])} | {cell(s['train_errors'])} | "
+                     f"{s['seeds']} | {change} | {s['paper']} |")
     lines.append(f"\n{100 * sparsity:g} % sparsity, mean ± std over seeds {list(seeds)}; "
-                 f"baseline budget {budget} per run (``long``: three times that).\n")
+                 f"baseline budget {budget} per run (``long``: three times that). The "
+                 "training error is the running error over the last epoch; a training error "
+                 "far below the test error is overfitting. The final training loss includes the "
+                 "weight-decay penalty where a variant has one.\n")
+    lines += ["| model | variant | seed | test error % | validation error % | final training "
+              "loss | last-epoch training error % |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['variant']} | {r['seed']} | "
+                     f"{common.pct(r['test_error'])} | {cell([r['validation_error']])} | "
+                     + ("–" if r["train_loss"] is None else f"{r['train_loss']:.3f}")
+                     + f" | {cell([r['train_error']])} |")
     common.write_text(os.path.join(out, "rnn_controls.md"),
                       "\n".join(lines) + common.diverged_note(rows, "variant"))
     return rows
