@@ -410,6 +410,10 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
         wall += restore.earlier_elapsed_s
     resumed_at = restore.restored_epoch if restore is not None else None
 
+    def last(key):  # the metric after the run's last epoch, or None
+        values = logged.get(key) or [None]
+        return None if values[-1] is None else float(values[-1])
+
     result = {
         "config": config.to_dict(),
         "dataset_source": datasets.source,
@@ -430,11 +434,9 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
             "test_error": 1.0 - float(test["accuracy"]),
             "test_loss": float(test["loss"]),
             # None when no epoch finished
-            "train_loss": (float(logged["loss"][-1]) if logged.get("loss")
-                           and logged["loss"][-1] is not None else None),
-            "validation_error": (1.0 - float(logged["val_accuracy"][-1])
-                                 if logged.get("val_accuracy")
-                                 and logged["val_accuracy"][-1] is not None else None),
+            "train_loss": last("loss"),
+            "validation_error": (None if last("val_accuracy") is None
+                                 else 1.0 - last("val_accuracy")),
             **(checkpoints.summary() if checkpoints else {}),
         },
         "checkpoints": checkpoints.records if checkpoints else [],

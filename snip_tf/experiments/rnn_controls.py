@@ -96,9 +96,8 @@ def run(data_dir=None, results_dir=None, seeds=(0, 1), epochs=10, train_limit=0,
                       {"rows": rows, "summary": summary, "seeds": list(seeds), "budget": budget,
                        "sparsity": sparsity})
 
-    def cell(values):
-        known = [v for v in values if v is not None]
-        return common.spread(known) if len(known) == len(values) else "–"
+    def cell(values):  # "–" where a run lacks the figure
+        return "–" if None in values else common.spread(values)
 
     lines = ["| model | variant | test error % (last iteration) | validation error % | "
              "last-epoch training error % | seeds | change from baseline | paper % |",

@@ -98,7 +98,7 @@ def markdown(summary, seeds, budget, protocol) -> str:
                      + " | ".join(common.spread(s[f"{key}_values"]) for key in ERRORS)
                      + f" | {paper} | {s['seeds']} | {s['iterations']} | "
                        f"{s['wall_time_s']:.0f} |")
-    what = ", ".join(f"{v} {k}" for k, v in budget.items())
+    what = common.budget_label(budget.get("iterations"), budget.get("epochs"))
     lines.append(f"\nmean ± std over seeds {list(seeds)}; {what} per run, protocol "
                  f"{common.protocol_label(protocol)}.\n")
     return "\n".join(lines)
