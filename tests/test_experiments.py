@@ -418,4 +418,8 @@ def test_set_changes_one_field_of_every_run_and_checks_it():
             common.config("lenet-5-caffe", 0.5, learning_rate=0.1)
         assert common.protocol_label("paper") == \
             "'paper' with --set momentum=0.0, learning_rate=0.01"
+        # the runs' optimizers as trained, after --set
+        assert common.protocol_label("paper", [cfg, common.config("gru-s", 0.9)]) == (
+            "'paper' with --set momentum=0.0, learning_rate=0.01 "
+            "(lenet-5-caffe: sgd 0.01, momentum 0; gru-s: adam 0.01)")
     assert common.protocol_label("paper") == "'paper'"

@@ -23,7 +23,9 @@ flags.DEFINE_list("seeds", ["0"], "Seeds; each configuration is run once per see
 flags.DEFINE_integer("epochs", None, "Training epochs per run (default: the experiment's).")
 flags.DEFINE_integer("train_limit", 0, "Use only this many training examples (0: all).")
 flags.DEFINE_enum("protocol", "paper", ["paper", "authors"],
-                  "paper: as the paper states it; authors: details of the authors' code "
+                  "paper: as the paper states it (the recurrent models: our short-budget Adam "
+                  "protocol, common.RNN; the paper's SGD is rnn_controls' sgd-wd); authors: "
+                  "details of the authors' code "
                   "(score one draw and train a fresh one, biases ranked and L2-penalized with "
                   "0.00025*sum(w^2), variance-scaling fan_in initialization).")
 flags.DEFINE_list("models", [], "Only these models (default: all of the experiment's).")
@@ -128,11 +130,22 @@ def budget_label(iterations: Optional[int], epochs: Optional[int]) -> str:
     return f"{iterations} iterations" if iterations else f"{epochs} epochs"
 
 
-def protocol_label(protocol: str) -> str:
+def protocol_label(protocol: str, cfgs: Iterable = ()) -> str:
     """How a table's footnote names the protocol of its runs: ``'paper'``, and the fields that
-    ``--set`` changed, e.g. ``'paper' with --set momentum=0.0``."""
+    ``--set`` changed, e.g. ``'paper' with --set momentum=0.0``. Given the runs' ``cfgs``, it also
+    names each model's optimizer as trained: a table that mixes the LeNets with the recurrent
+    models (whose ``'paper'`` runs use the Adam protocol of ``RNN``, not the paper's SGD) says so.
+
+    >>> cfgs = [config("lenet-300-100", 0.9), config("lstm-s", 0.9)]
+    >>> protocol_label("paper", cfgs)
+    "'paper' (lenet-300-100: sgd 0.1, momentum 0.9; lstm-s: adam 0.001)"
+    """
     given = FLAGS.set if FLAGS.is_parsed() else []
-    return f"'{protocol}'" + (f" with --set {', '.join(given)}" if given else "")
+    label = f"'{protocol}'" + (f" with --set {', '.join(given)}" if given else "")
+    optimizers = dict.fromkeys(
+        f"{c.model}: {c.optimizer} {c.learning_rate:g}"
+        + (f", momentum {c.momentum:g}" if c.optimizer == "sgd" else "") for c in cfgs)
+    return label + (f" ({'; '.join(optimizers)})" if optimizers else "")
 
 
 def settings(pairs) -> dict:

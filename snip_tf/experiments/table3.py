@@ -56,7 +56,7 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, p
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     budget = common.budget_label(iterations, epochs)
     lines.append(f"\ntest error % at the last iteration, 90 % sparsity, mean ± std over seeds "
-                 f"{list(seeds)}, {budget} per run, protocol {common.protocol_label(protocol)}.\n")
+                 f"{list(seeds)}, {budget} per run, protocol {common.protocol_label(protocol, cfgs)}.\n")
     lines += ["| model | ours, best to worst | paper, best to worst | same best | same order |",
               "|---|---|---|---|---|"]
     for model, o in orders.items():
