@@ -26,6 +26,8 @@ def base_config() -> ml_collections.ConfigDict:
     # model
     c.model = "mlp"
     c.initializer = "vs-x"          # rn | tn | vs-x | vs-h | lecun (the authors' code's "vs")
+    c.recurrent_fan = "split"       # split (Keras: each recurrent kernel's fans from its own
+                                    # shape) | cell (TF 1's cells: one kernel over [input, state])
     c.l2 = 5e-4                     # L2 penalty: l2 * sum(w^2) on kernels
     c.l2_bias = False               # also on biases (the authors' code: all masked parameters)
     # pruning
@@ -161,6 +163,7 @@ def validate(config) -> None:
     _choice(config, "snip.criterion", criteria.names())
     _choice(config, "snip.scope", selection.SCOPES)
     _choice(config, "initializer", tuple(models.INITIALIZERS))
+    _choice(config, "recurrent_fan", models.RECURRENT_FANS)
     _choice(config, "model", models.names())
     _choice(config, "tune.tuner", ("random", "bayesian", "hyperband"))
     for name in ("lr_decay_fractions", "lr_boundaries"):

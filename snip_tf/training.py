@@ -267,7 +267,8 @@ def _prepare(config, data_dir):
     def new_model(seed):
         return models.get(config.model, input_shape=datasets.input_shape,
                           num_classes=datasets.num_classes, initializer=config.initializer,
-                          l2=config.l2, l2_bias=config.l2_bias, seed=seed)
+                          l2=config.l2, l2_bias=config.l2_bias, seed=seed,
+                          recurrent_fan=config.recurrent_fan)
 
     return datasets, new_model(config.seed), new_model
 

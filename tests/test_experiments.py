@@ -174,6 +174,8 @@ def test_table3_ordering_shares_a_place_between_ties():
     errors["lstm-s", "rn"] = [0.01]
     assert table3.ordering("lstm-s", table3.INITIALIZERS, errors)["same_best"] is None
     assert table3.ordering("my-net", ("rn",), {("my-net", "rn"): [0.02]})["paper"] is None
+    with pytest.raises(ValueError, match=r"unknown initializers \['he'\]"):
+        table3.run(None, None, initializers=("vs-h", "he"))
 
 
 def test_table3_report_only_ranks_only_complete_models(tiny_data, tmp_path, monkeypatch):

@@ -157,3 +157,55 @@ def test_recurrent_kernels_take_the_configured_variance_scaling_not_keras_orthog
     gram = recurrent @ recurrent.T
     assert np.abs(gram - np.eye(fan_in)).max() > 0.3
     assert np.all(cell.bias.numpy()[128:256] == 1.0)  # Keras's unit forget bias, kept
+
+
+@pytest.mark.parametrize("name, blocks", [("lstm-s", (4,)), ("gru-s", (2, 1))])
+@pytest.mark.parametrize("initializer", ["vs-x", "vs-h"])
+def test_cell_fans_give_each_recurrent_kernel_tf1s_variance(name, blocks, initializer):
+    # TF 1's cells hold one kernel over [input, state] (LSTM: 256 x 512 here; GRU: 256 x 256 for
+    # the gates and 256 x 128 for the candidate), and variance scaling took its fans from it.
+    units, rows = 128, 256
+    cell = models.get(name, seed=0, initializer=initializer, recurrent_fan="cell").layers[1].cell
+    for kernel in (cell.kernel.numpy(), cell.recurrent_kernel.numpy()):
+        start = 0
+        for width in (b * units for b in blocks):
+            expected = (np.sqrt(2 / (rows + width)) if initializer == "vs-x" else
+                        np.sqrt(2 / rows))
+            assert kernel[:, start:start + width].std() == pytest.approx(expected, rel=0.03)
+            start += width
+    split = models.get(name, seed=0, initializer=initializer).layers[1].cell
+    # Keras's split fans: He's std is sqrt(2 / 128) there, sqrt(2) times TF 1's
+    if initializer == "vs-h":
+        assert split.kernel.numpy().std() == pytest.approx(np.sqrt(2 / units), rel=0.03)
+
+
+def test_cell_fans_leave_fixed_stddev_draws_and_other_layers_alone_and_serialize():
+    for init in ("rn", "tn"):
+        a = models.get("lstm-s", seed=3, initializer=init, recurrent_fan="cell")
+        b = models.get("lstm-s", seed=3, initializer=init)
+        for va, vb in zip(a.weights, b.weights):
+            np.testing.assert_array_equal(va.numpy(), vb.numpy())
+    a = models.get("gru-s", seed=3, initializer="vs-h", recurrent_fan="cell")
+    b = models.get("gru-s", seed=3, initializer="vs-h")
+    np.testing.assert_array_equal(a.layers[0].kernel.numpy(), b.layers[0].kernel.numpy())
+    assert not np.allclose(a.layers[1].cell.kernel.numpy(), b.layers[1].cell.kernel.numpy())
+    # the initializer is a registered Keras object: the model's config rebuilds it
+    again = keras.Sequential.from_config(a.get_config())
+    init = again.layers[1].cell.kernel_initializer
+    assert isinstance(init, models.CellVarianceScaling)
+    assert (init.fused_rows, init.blocks, init.mode) == (256, (256, 128), "fan_in")
+
+
+def test_cell_fans_reject_what_they_cannot_draw():
+    with pytest.raises(ValueError, match="Unknown recurrent_fan"):
+        models.get("lstm-s", recurrent_fan="fused")
+    with pytest.raises(ValueError, match="input width"):
+        models.Layers("vs-h", 0.0, 0, recurrent_fan="cell").rnn(keras.layers.LSTM, 8)
+    init = models.CellVarianceScaling(2.0, "fan_in", fused_rows=16, blocks=(32,), seed=0)
+    with pytest.raises(ValueError, match="32 columns wide"):
+        init((8, 24))
+    from snip_tf import config as config_lib
+    c = config_lib.base_config()
+    c.recurrent_fan = "fused"
+    with pytest.raises(ValueError, match="recurrent_fan"):
+        config_lib.validate(c)

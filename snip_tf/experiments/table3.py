@@ -14,17 +14,25 @@ from __future__ import annotations
 import os
 from typing import Optional
 
+from absl import flags
+
 from snip_tf.experiments import common
 
 # Paper's Table 3 (test error %), columns RN, TN, VS-X, VS-H.
 PAPER = {"lenet-300-100": (1.90, 1.96, 1.91, 1.95), "lenet-5-caffe": (0.89, 0.84, 0.95, 0.86),
          "lstm-s": (2.93, 1.15, 1.20, 1.09), "gru-s": (1.78, 1.73, 1.85, 1.62)}
 INITIALIZERS = ("rn", "tn", "vs-x", "vs-h")
+flags.DEFINE_list("initializers", list(INITIALIZERS), "The initializers to run, of rn, tn, "
+                  "vs-x, vs-h: e.g. only vs-x,vs-h with --set=recurrent_fan=cell, which leaves "
+                  "the fixed-stddev rn and tn as they were.")
 
 
 def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, protocol="paper",
         models=tuple(PAPER), initializers=INITIALIZERS, iterations=0, workers=1,
         report_only: Optional[bool] = None) -> list:
+    unknown = [i for i in initializers if i not in INITIALIZERS]
+    if unknown:
+        raise ValueError(f"unknown initializers {unknown}; Table 3's are {list(INITIALIZERS)}.")
     out = common.out_dir("table3", results_dir)
     cfgs = [common.config(model, 0.9, seed=seed, epochs=epochs, iterations=iterations,
                           train_limit=train_limit, protocol=protocol, initializer=init)

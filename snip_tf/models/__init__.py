@@ -10,6 +10,8 @@ One module per family (``lenet``, ``recurrent``, ``cifar``, ``reber``) registers
 
 from snip_tf.models import cifar, lenet, reber, recurrent  # noqa: F401 - they register the zoo
 from snip_tf.models.reber import REBER_EMBEDDINGS, REBER_PADDINGS
-from snip_tf.models.registry import INITIALIZERS, Layers, get, names, register
+from snip_tf.models.registry import (INITIALIZERS, RECURRENT_FANS, CellVarianceScaling, Layers, get,
+                                     names, register)
 
-__all__ = ["INITIALIZERS", "Layers", "REBER_EMBEDDINGS", "REBER_PADDINGS", "get", "names", "register"]
+__all__ = ["INITIALIZERS", "RECURRENT_FANS", "CellVarianceScaling", "Layers", "REBER_EMBEDDINGS",
+           "REBER_PADDINGS", "get", "names", "register"]

@@ -57,7 +57,7 @@ def _reber(variant):
         x = L.Embedding(vocab_size, units, mask_zero=padding == "masked", name="embedding",
                         embeddings_initializer=embeddings_init)(inputs)
         for i in range(layers):
-            x = f.rnn(cls, units, return_sequences=i < layers - 1, **kwargs)(x)
+            x = f.rnn(cls, units, input_dim=units, return_sequences=i < layers - 1, **kwargs)(x)
         return keras.Model(inputs, f.dense(num_classes, fan_in=units)(x),
                            name=f"reber_{variant}".replace("-", "_"))
     return build
