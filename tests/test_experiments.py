@@ -191,6 +191,18 @@ def test_table3_report_only_ranks_only_complete_models(tiny_data, tmp_path, monk
         table3.run(tiny_data, str(tmp_path / "empty"), **settings, report_only=True)
 
 
+def test_table3_command_runs_only_the_initializers_it_names(monkeypatch):
+    # --initializers was once defined but not passed on, and all four were trained
+    from absl.testing import flagsaver
+
+    seen = {}
+    monkeypatch.setattr(table3, "run", lambda *a, **k: seen.update(k))
+    with flagsaver.flagsaver():
+        common.FLAGS(["prog", "--initializers=vs-x,vs-h", "--models=lstm-s"])
+        table3.main([])
+    assert seen["initializers"] == ("vs-x", "vs-h") and seen["models"] == ("lstm-s",)
+
+
 def _must_not_train(*args, **kwargs):
     raise AssertionError("a kept run was trained again")
 

@@ -130,8 +130,8 @@ def main(argv):
     del argv
     F = common.FLAGS
     run(F.data_dir, F.results_dir, common.seeds(), F.epochs or 10, F.train_limit,
-        F.protocol, models=common.chosen_models(PAPER), iterations=F.iterations or 0,
-        workers=F.workers, report_only=F.report_only)
+        F.protocol, models=common.chosen_models(PAPER), initializers=tuple(F.initializers),
+        iterations=F.iterations or 0, workers=F.workers, report_only=F.report_only)
 
 
 if __name__ == "__main__":
