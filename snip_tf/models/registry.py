@@ -43,7 +43,8 @@ class CellVarianceScaling(keras.initializers.Initializer):
     the gates and (input_dim + units, units) for the candidate. A variance-scaling initializer
     took its fans from those shapes. Keras's LSTM and GRU split each kernel by rows into a kernel
     (input_dim, G * units) and a recurrent kernel (units, G * units), so the fans Keras computes
-    are smaller: He's variance 2 / fan_in is (input_dim + units) / input_dim times TF 1's.
+    are smaller: He's variance 2 / fan_in is (input_dim + units) / input_dim times TF 1's. (The
+    shapes: TensorFlow's ``tensorflow/python/keras/layers/legacy_rnn/rnn_cell_impl.py``.)
 
     This draws either Keras kernel with TF 1's variance. ``fused_rows`` is input_dim + units;
     ``blocks`` are the column widths of TF 1's kernels, in Keras's column order (LSTM:
