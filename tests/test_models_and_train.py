@@ -209,3 +209,16 @@ def test_cell_fans_reject_what_they_cannot_draw():
     c.recurrent_fan = "fused"
     with pytest.raises(ValueError, match="recurrent_fan"):
         config_lib.validate(c)
+
+
+def test_a_run_config_passes_recurrent_fan_to_its_model():
+    from snip_tf import config as config_lib, training
+
+    c = config_lib.base_config()
+    c.update({"dataset": "digits", "sequential": True, "model": "lstm-s", "initializer": "vs-h",
+              "recurrent_fan": "cell"})
+    _, model, new_model = training._prepare(c, None)
+    for m in (model, new_model(1)):
+        cell = m.layers[1].cell
+        assert isinstance(cell.kernel_initializer, models.CellVarianceScaling)
+        assert cell.recurrent_kernel.numpy().std() == pytest.approx(np.sqrt(2 / 256), rel=0.03)
