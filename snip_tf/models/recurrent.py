@@ -14,7 +14,8 @@ def _recurrent(cls, units, name):
         # One Dense projection of each 28-pixel row to the hidden size, then one recurrent layer:
         # the parameter counts of the paper's Table 2 imply this projection.
         return keras.Sequential([
-            keras.Input(input_shape), f.dense(units), f.rnn(cls, units, input_dim=units), f.dense(num_classes),
+            keras.Input(input_shape), f.dense(units), f.rnn(cls, units, input_dim=units),
+            f.dense(num_classes),
         ], name=name.replace("-", "_"))
     return build
 

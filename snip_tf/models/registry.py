@@ -66,7 +66,8 @@ class CellVarianceScaling(keras.initializers.Initializer):
             raise ValueError(f"fused_rows and blocks must be positive; got {fused_rows!r} and "
                              f"{blocks!r}.")
         self.scale, self.mode, self.distribution = float(scale), mode, distribution
-        self.fused_rows, self.blocks, self.seed = int(fused_rows), tuple(int(b) for b in blocks), seed
+        self.fused_rows, self.blocks = int(fused_rows), tuple(int(b) for b in blocks)
+        self.seed = seed
 
     def __call__(self, shape, dtype=None):
         if len(shape) != 2 or shape[1] != sum(self.blocks):
