@@ -199,6 +199,8 @@ def test_cell_fans_leave_fixed_stddev_draws_and_other_layers_alone_and_serialize
 def test_cell_fans_reject_what_they_cannot_draw():
     with pytest.raises(ValueError, match="Unknown recurrent_fan"):
         models.get("lstm-s", recurrent_fan="fused")
+    with pytest.raises(ValueError, match="'torch' initializer draws PyTorch's cells"):
+        models.get("reber-gru", vocab_size=8, initializer="torch", recurrent_fan="cell")
     with pytest.raises(ValueError, match="input width"):
         models.Layers("vs-h", 0.0, 0, recurrent_fan="cell").rnn(keras.layers.LSTM, 8)
     init = models.CellVarianceScaling(2.0, "fan_in", fused_rows=16, blocks=(32,), seed=0)

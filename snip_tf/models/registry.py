@@ -116,6 +116,10 @@ class Layers:
         if recurrent_fan not in RECURRENT_FANS:
             raise ValueError(f"Unknown recurrent_fan {recurrent_fan!r}; expected one of "
                              f"{list(RECURRENT_FANS)}.")
+        if recurrent_fan == "cell" and key == "torch":
+            raise ValueError("recurrent_fan='cell' gives TensorFlow 1's fans; the 'torch' "
+                             "initializer draws PyTorch's cells, whose bound is 1/sqrt(units): "
+                             "use recurrent_fan='split' with it.")
         self.recurrent_fan = recurrent_fan
         self._make_init = INITIALIZERS[key]
         self.initializer = key
@@ -206,7 +210,8 @@ def get(name: str, *, input_shape=None, num_classes: Optional[int] = None,
         recurrent_fan: how a variance-scaling initializer takes the fans of a recurrent layer's
             kernels: "split" (Keras's: the input and the recurrent kernel each by its own shape)
             or "cell" (TensorFlow 1's cells: one kernel over [input, state], see
-            :class:`CellVarianceScaling`). The fixed-stddev initializers ("rn", "tn") ignore it.
+            :class:`CellVarianceScaling`). The fixed-stddev initializers ("rn", "tn") ignore it;
+            "torch" (PyTorch's cells) takes only "split".
     """
     key = name.lower()
     if key not in _REGISTRY:
