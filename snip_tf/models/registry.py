@@ -173,12 +173,12 @@ class Layers:
             if blocks is None or not input_dim:
                 raise ValueError(f"recurrent_fan='cell' needs an LSTM, GRU or SimpleRNN and its "
                                  f"input width; got {cls.__name__} with input_dim={input_dim!r}.")
-            for name in ("kernel_initializer", "recurrent_initializer"):
+            for i, name in enumerate(("kernel_initializer", "recurrent_initializer")):
                 init = made[name]
                 if isinstance(init, keras.initializers.VarianceScaling):
                     made[name] = CellVarianceScaling(
                         init.scale, init.mode, init.distribution, fused_rows=input_dim + units,
-                        blocks=blocks, seed=init._init_seed)
+                        blocks=blocks, seed=self.weight_seed(i))
         if self.initializer == "torch":
             # PyTorch's cells: every weight and bias uniform(±1/sqrt(units)), no forget bias.
             made["bias_initializer"] = self._torch_bias(units, 2)
