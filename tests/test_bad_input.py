@@ -265,6 +265,15 @@ def test_experiment_help_lists_shared_flags_and_prints_percent():
                            "--models=lenet-9000"], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode != 0 and "lenet-9000" in proc.stdout + proc.stderr
+    # a shared flag the command does not read is refused, not ignored, and --help leaves it out
+    proc = subprocess.run([sys.executable, "-m", "snip_tf.experiments.figure2", "--epochs=3",
+                           "--protocol=authors", "--data_dir=/nonexistent"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "figure2 does not read --epochs, --protocol" in proc.stdout + proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "snip_tf.experiments.figure2", "--help"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert "--seeds" in proc.stdout + proc.stderr and "--epochs" not in proc.stdout + proc.stderr
 
 
 class SmallNet(keras.Model):

@@ -122,9 +122,12 @@ def test_documented_command_exists_and_takes_its_flags(where, command):
         relative = target.replace(".", "/") + ".py"
         assert os.path.exists(os.path.join(REPO, relative)), f"{where}: no module {target}"
         defined, bools = _absl_flags(relative)
+        unused = re.search(r"^UNUSED_FLAGS = \(([^)]*)\)", _source(relative), re.M)
+        refused = set(re.findall(r"\"(\w+)\"", unused.group(1))) if unused else set()
         for flag in flags:
             ok = flag in defined or (flag.startswith("no") and flag[2:] in bools)
             assert ok, f"{where}: {command!r}: {target} has no flag --{flag}"
+            assert flag not in refused, f"{where}: {command!r}: {target} does not read --{flag}"
         return
     if target in RETIRED:                    # reported figures keep their commands
         assert not os.path.exists(os.path.join(REPO, target)), f"{target} is listed as retired"

@@ -203,6 +203,85 @@ def test_table3_command_runs_only_the_initializers_it_names(monkeypatch):
     assert seen["initializers"] == ("vs-x", "vs-h") and seen["models"] == ("lstm-s",)
 
 
+def test_table2_command_passes_its_protocol_on(tiny_data, tmp_path, monkeypatch):
+    # table2 once ignored --protocol and trained the paper protocol whatever was asked
+    from absl.testing import flagsaver
+
+    seen = {}
+    monkeypatch.setattr(table2, "run", lambda *a, **k: seen.update(k))
+    with flagsaver.flagsaver():
+        common.FLAGS(["prog", "--protocol=authors", "--models=lstm-s"])
+        table2.main([])
+    assert seen["protocol"] == "authors"
+    monkeypatch.undo()
+    rows = table2.run(tiny_data, str(tmp_path), epochs=1, models=("lstm-s",), train_limit=60,
+                      protocol="authors")
+    assert [r["sparsity"] for r in rows] == [0.0, 0.95]
+    assert json.load(open(tmp_path / "table2.json"))["protocol"] == "authors"
+    assert "Protocol 'authors' (lstm-s: adam 0.001)" in (tmp_path / "table2.md").read_text()
+
+
+# What in a command's source shows that it reads a shared flag, itself or through common.
+READS = {"data_dir": ("F.data_dir", "FLAGS.data_dir"),
+         "results_dir": ("F.results_dir", "FLAGS.results_dir"),
+         "seeds": ("common.seeds()", "common.one_seed("), "epochs": ("F.epochs",),
+         "iterations": ("F.iterations",), "train_limit": ("F.train_limit",),
+         "protocol": ("F.protocol",), "models": ("common.chosen_models(",),
+         "criteria": ("F.criteria",), "workers": ("F.workers",), "set": ("common.config(",),
+         "report_only": ("common.run_all(", "F.report_only")}
+
+
+def _commands():
+    import pkgutil
+
+    import snip_tf.experiments as package
+    return sorted(m.name for m in pkgutil.iter_modules(package.__path__) if m.name != "common")
+
+
+@pytest.mark.parametrize("name", _commands())
+def test_each_command_declares_the_shared_flags_it_does_not_read(name):
+    import importlib
+    import inspect
+
+    assert set(READS) == set(common.SHARED_FLAGS)
+    module = importlib.import_module(f"snip_tf.experiments.{name}")
+    source = inspect.getsource(module)
+    reads = {flag for flag, marks in READS.items() if any(m in source for m in marks)}
+    assert set(module.UNUSED_FLAGS) == set(common.SHARED_FLAGS) - reads
+    assert "common.run_app(main, unused=UNUSED_FLAGS)" in source
+
+
+def test_the_docs_table_of_unused_flags_matches_the_commands():
+    import importlib
+    import re
+
+    from conftest import REPO
+    text = open(os.path.join(REPO, "docs", "experiments.md"), encoding="utf-8").read()
+    table = {}
+    for commands, flags in re.findall(r"^\| (`\w+`(?:, `\w+`)*) \| (.*) \|$", text, re.M):
+        for command in re.findall(r"`(\w+)`", commands):
+            table[command] = set(re.findall(r"`--(\w+)`", flags))
+    assert set(table) == set(_commands())
+    for name, flags in table.items():
+        module = importlib.import_module(f"snip_tf.experiments.{name}")
+        assert flags == set(module.UNUSED_FLAGS), name
+
+
+def test_refuse_unused_names_every_flag_given():
+    from absl import app
+    from absl.testing import flagsaver
+
+    with flagsaver.flagsaver():
+        common.FLAGS(["prog", "--seeds=1"])
+        common.refuse_unused("figure2", figure2.UNUSED_FLAGS)  # --seeds is read: no error
+        common.FLAGS(["prog", "--epochs=3", "--set=momentum=0.0", "--seeds=1"])
+        with pytest.raises(app.UsageError, match="figure2 does not read --epochs, --set; of "
+                           "the shared flags it reads --data_dir, --results_dir, --seeds "):
+            common.refuse_unused("figure2", figure2.UNUSED_FLAGS)
+    with pytest.raises(ValueError, match="not shared flags"):
+        common.refuse_unused("figure2", ("epoch",))
+
+
 def _must_not_train(*args, **kwargs):
     raise AssertionError("a kept run was trained again")
 

@@ -44,7 +44,7 @@ flags.DEFINE_bool("report_only", False, "Train nothing: table the runs already k
                   "stopped); the missing runs are counted, not trained.")
 FLAGS = flags.FLAGS
 SHARED_FLAGS = ("data_dir", "results_dir", "seeds", "epochs", "iterations", "train_limit",
-                "protocol", "models", "workers", "set", "report_only")
+                "protocol", "models", "criteria", "workers", "set", "report_only")
 
 # The paper's weight decay of 0.0005 is a gradient coefficient: the authors' code adds
 # 0.00025 * sum(w^2) to the loss (snip/model.py), so the L2 penalty is l2=2.5e-4.
@@ -68,15 +68,36 @@ RNN = dict(batch_size=100, optimizer="adam", learning_rate=1e-3, l2=0.0, clipnor
            sequential=True, lr_decay_fractions=(0.5, 0.75))
 
 
-def run_app(main) -> None:
+def run_app(main, unused=()) -> None:
     """``absl.app.run(main)`` for an experiment command: its ``--help`` shows the command's
-    docstring as written (absl %-formats it) and the flags shared from this module beside its own."""
+    docstring as written (absl %-formats it) and the flags shared from this module that it reads
+    beside its own. ``unused``: the shared flags the command does not read; given on its command
+    line, each is a usage error (``refuse_unused``) rather than silently ignored."""
     module = sys.modules["__main__"]
     if module.__doc__:
         module.__doc__ = module.__doc__.replace("%", "%%")
+    command = os.path.splitext(os.path.basename(sys.argv[0]))[0]
     for name in SHARED_FLAGS:
-        FLAGS.register_key_flag_for_module(sys.argv[0], FLAGS[name])
-    app.run(main)
+        if name not in unused:
+            FLAGS.register_key_flag_for_module(sys.argv[0], FLAGS[name])
+
+    def checked_main(argv):
+        refuse_unused(command, unused)
+        return main(argv)
+    app.run(checked_main)
+
+
+def refuse_unused(command: str, unused) -> None:
+    """A usage error naming each flag of ``unused`` that the command line gave: ``command`` does
+    not read it, so running on would ignore what the user asked for."""
+    unknown = [name for name in unused if name not in SHARED_FLAGS]
+    if unknown:
+        raise ValueError(f"unused names {unknown}, which are not shared flags {SHARED_FLAGS}.")
+    given = [f"--{name}" for name in unused if FLAGS[name].present]
+    if given:
+        reads = [f"--{name}" for name in SHARED_FLAGS if name not in unused]
+        raise app.UsageError(f"{command} does not read {', '.join(given)}; of the shared flags "
+                             f"it reads {', '.join(reads)} (and its own: see --help).")
 
 
 def chosen_models(known) -> tuple:

@@ -169,6 +169,10 @@ def plot(rows, models, criteria, sparsities, path):
     common.save_figure(fig, path)
 
 
+# The shared flags (common.SHARED_FLAGS) this command does not read: given, each is an error.
+UNUSED_FLAGS = ("iterations", "protocol")
+
+
 def main(argv):
     del argv
     F = common.FLAGS
@@ -185,4 +189,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    common.run_app(main)
+    common.run_app(main, unused=UNUSED_FLAGS)

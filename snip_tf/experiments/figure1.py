@@ -66,6 +66,10 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, p
     return rows
 
 
+# The shared flags (common.SHARED_FLAGS) this command does not read: given, each is an error.
+UNUSED_FLAGS = ("criteria",)
+
+
 def main(argv):
     del argv
     F = common.FLAGS
@@ -75,4 +79,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    common.run_app(main)
+    common.run_app(main, unused=UNUSED_FLAGS)

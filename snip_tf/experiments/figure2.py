@@ -75,10 +75,15 @@ def run(data_dir=None, results_dir=None, seed=0, datasets=("mnist", "fashion_mni
     return summary
 
 
+# The shared flags (common.SHARED_FLAGS) this command does not read: given, each is an error.
+UNUSED_FLAGS = ("epochs", "iterations", "train_limit", "protocol", "models", "criteria", "workers",
+                "set", "report_only")
+
+
 def main(argv):
     del argv
     run(common.FLAGS.data_dir, common.FLAGS.results_dir, common.one_seed("figure2"))
 
 
 if __name__ == "__main__":
-    common.run_app(main)
+    common.run_app(main, unused=UNUSED_FLAGS)

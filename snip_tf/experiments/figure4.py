@@ -66,6 +66,10 @@ def run(data_dir=None, results_dir=None, seed=0, epochs=30, train_limit=10000, t
     return rows
 
 
+# The shared flags (common.SHARED_FLAGS) this command does not read: given, each is an error.
+UNUSED_FLAGS = ("iterations", "protocol", "models", "criteria")
+
+
 def main(argv):
     del argv
     F = common.FLAGS
@@ -74,4 +78,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    common.run_app(main)
+    common.run_app(main, unused=UNUSED_FLAGS)

@@ -61,6 +61,11 @@ def run(data_dir=None, results_dir=None, models_=("lstm-s", "gru-s"), sparsity=0
     return report
 
 
+# The shared flags (common.SHARED_FLAGS) this command does not read: given, each is an error.
+UNUSED_FLAGS = ("epochs", "iterations", "train_limit", "protocol", "criteria", "workers", "set",
+                "report_only")
+
+
 def main(argv):
     del argv
     F = common.FLAGS
@@ -69,4 +74,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    common.run_app(main)
+    common.run_app(main, unused=UNUSED_FLAGS)

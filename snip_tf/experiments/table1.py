@@ -121,6 +121,10 @@ def plot(summary, path):
     common.save_figure(fig, path)
 
 
+# The shared flags (common.SHARED_FLAGS) this command does not read: given, each is an error.
+UNUSED_FLAGS = ()
+
+
 def main(argv):
     del argv
     F = common.FLAGS
@@ -130,4 +134,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    common.run_app(main)
+    common.run_app(main, unused=UNUSED_FLAGS)

@@ -31,9 +31,10 @@ CIFAR = dict(batch_size=128, augment=True, optimizer="sgd", learning_rate=0.1, m
 
 
 def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0,
-        include_cifar=False, models=(), iterations=0, workers=1, **overrides) -> list:
-    """``iterations`` per run if given, else ``epochs``; ``overrides``: config fields for every
-    run (e.g. ``optimizer="sgd"``, for the controlled runs)."""
+        include_cifar=False, models=(), iterations=0, workers=1, protocol="paper",
+        **overrides) -> list:
+    """``iterations`` per run if given, else ``epochs``; ``protocol``: ``common.config``'s;
+    ``overrides``: config fields for every run (e.g. ``optimizer="sgd"``)."""
     out = common.out_dir("table2", results_dir)
     slots, cfgs = [], []  # each row: a "not run" row, or the index of its config
     for model, dataset, sparsity, paper_dense, paper_pruned in ROWS:
@@ -49,7 +50,7 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0,
                 extra = CIFAR if dataset == "cifar10" else {}
                 cfgs.append(common.config(model, s, dataset=dataset, seed=seed, epochs=epochs,
                                           iterations=iterations, train_limit=train_limit,
-                                          **{**extra, **overrides}))
+                                          protocol=protocol, **{**extra, **overrides}))
                 slots.append((len(cfgs) - 1, paper))
     trained = common.run_all(cfgs, data_dir, out, workers)
     rows = []
@@ -62,7 +63,8 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0,
     common.write_rows(os.path.join(out, "table2.csv"), rows)
     common.write_json(os.path.join(out, "table2.json"), {"rows": rows, "seeds": list(seeds),
                                                            "epochs": epochs,
-                                                           "iterations": iterations})
+                                                           "iterations": iterations,
+                                                           "protocol": protocol})
     lines = ["| model | sparsity | test error % (ours) | paper % | seeds | iterations |",
              "|---|---|---|---|---|---|"]
     keys = list(dict.fromkeys((r["model"], r["sparsity"]) for r in rows))
@@ -77,6 +79,8 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0,
             seeds_cell, epochs_cell = str(len(group)), str(group[0]["iterations"])
         lines.append(f"| {model} | {100 * s:.0f} % | {ours} | {paper:.2f} | {seeds_cell} | "
                      f"{epochs_cell} |")
+    if cfgs:
+        lines.append(f"\nProtocol {common.protocol_label(protocol, cfgs)}.")
     common.write_text(os.path.join(out, "table2.md"), "\n".join(lines) + "\n")
     ran = [k for k in keys if any(r["status"] == "run" for r in rows if (r["model"], r["sparsity"]) == k)]
     if ran:
@@ -96,13 +100,17 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0,
     return rows
 
 
+# The shared flags (common.SHARED_FLAGS) this command does not read: given, each is an error.
+UNUSED_FLAGS = ("criteria",)
+
+
 def main(argv):
     del argv
     F = common.FLAGS
     run(F.data_dir, F.results_dir, common.seeds(), F.epochs or 10, F.train_limit,
         F.include_cifar, common.chosen_models(dict.fromkeys(r[0] for r in ROWS)),
-        iterations=F.iterations or 0, workers=F.workers)
+        iterations=F.iterations or 0, workers=F.workers, protocol=F.protocol)
 
 
 if __name__ == "__main__":
-    common.run_app(main)
+    common.run_app(main, unused=UNUSED_FLAGS)

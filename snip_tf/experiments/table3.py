@@ -126,6 +126,10 @@ def ordering(model: str, initializers, errors: dict) -> dict:
     return out
 
 
+# The shared flags (common.SHARED_FLAGS) this command does not read: given, each is an error.
+UNUSED_FLAGS = ("criteria",)
+
+
 def main(argv):
     del argv
     F = common.FLAGS
@@ -135,4 +139,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    common.run_app(main)
+    common.run_app(main, unused=UNUSED_FLAGS)
