@@ -267,6 +267,22 @@ def test_the_docs_table_of_unused_flags_matches_the_commands():
         assert flags == set(module.UNUSED_FLAGS), name
 
 
+def test_unknown_names_are_refused_before_anything_is_written(tmp_path):
+    from snip_tf.experiments import criteria_comparison, rnn_controls
+
+    out = tmp_path / "out"
+    for call, what in [(lambda: table1.run(results_dir=str(out), criteria=("snipp",)), "criteria"),
+                       (lambda: table3.run(results_dir=str(out), initializers=("he",)),
+                        "initializers"),
+                       (lambda: rnn_controls.run(results_dir=str(out), variants=("adam",)),
+                        "variants"),
+                       (lambda: criteria_comparison.run(results_dir=str(out), criteria=["snipp"]),
+                        "criteria")]:
+        with pytest.raises(ValueError, match=rf"unknown {what} \['"):
+            call()
+    assert not out.exists()
+
+
 def test_refuse_unused_names_every_flag_given():
     from absl import app
     from absl.testing import flagsaver

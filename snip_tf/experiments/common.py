@@ -103,12 +103,26 @@ def refuse_unused(command: str, unused) -> None:
 def chosen_models(known) -> tuple:
     """The ``--models`` the user named (default: all of ``known``); an unknown name is a usage
     error that lists the experiment's models."""
-    known = tuple(known)
-    unknown = [m for m in FLAGS.models if m not in known]
+    try:
+        return check_names("models", FLAGS.models, known) or tuple(known)
+    except ValueError as e:
+        raise app.UsageError(f"--models: {e}") from None
+
+
+def check_names(what: str, given, known) -> tuple:
+    """``given`` as a tuple, each name one of ``known``; an unknown one is a ValueError that
+    names it and lists ``known`` (``what``: the kind of name, e.g. "initializers").
+
+    >>> check_names("initializers", ["tn"], ("rn", "tn"))
+    ('tn',)
+    >>> check_names("initializers", ["he"], ("rn", "tn"))
+    Traceback (most recent call last):
+    ValueError: unknown initializers ['he']; the initializers are ['rn', 'tn'].
+    """
+    unknown = [name for name in given if name not in known]
     if unknown:
-        raise app.UsageError(f"--models names {unknown}, which this experiment does not run; its "
-                             f"models are {list(known)}.")
-    return tuple(FLAGS.models) or known
+        raise ValueError(f"unknown {what} {unknown}; the {what} are {list(known)}.")
+    return tuple(given)
 
 
 def config(model: str, sparsity: float, *, dataset: str = "mnist", seed: int = 0,

@@ -84,8 +84,9 @@ def _reber_kept(out, sparsity, criterion, seed, epochs, data_dir, train_limit) -
 
 def run(data_dir=None, results_dir=None, seeds=(0,), epochs=5, train_limit=0,
         models=MODELS, criteria=None, sparsities=SPARSITIES, workers=1) -> list:
+    known = snip_criteria.names() + [DENSE]
+    criteria = list(common.check_names("criteria", criteria or (), known) or known)
     out = common.out_dir("criteria_comparison", results_dir)
-    criteria = list(criteria or snip_criteria.names() + [DENSE])
     settings = []
     for model in models:
         runs = [(0.0, DENSE)] if DENSE in criteria else []

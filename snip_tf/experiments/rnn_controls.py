@@ -54,9 +54,7 @@ flags.DEFINE_list("controls", list(VARIANTS), "The variants to run (baseline, lo
 def run(data_dir=None, results_dir=None, seeds=(0, 1), epochs=10, train_limit=0,
         models=MODELS, variants=tuple(VARIANTS), iterations=0, workers=1,
         sparsity=0.95, report_only=None) -> list:
-    unknown = [v for v in variants if v not in VARIANTS]
-    if unknown:
-        raise ValueError(f"unknown variants {unknown}; the variants are {list(VARIANTS)}.")
+    variants = common.check_names("variants", variants, VARIANTS)
     out = common.out_dir("rnn_controls", results_dir)
     cfgs, names = [], []
     for model in models:

@@ -38,9 +38,7 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=None, train_limit=0,
         criteria=CRITERIA, report_only: Optional[bool] = None) -> list:
     """``iterations`` per run if given, else ``epochs`` epochs if given, else the paper's 100k
     iterations. ``criteria`` picks among the dense reference and the three criteria."""
-    unknown = [c for c in criteria if c not in CRITERIA]
-    if unknown:
-        raise ValueError(f"table1 runs the criteria {list(CRITERIA)}; got {unknown}.")
+    criteria = common.check_names("criteria", criteria, CRITERIA)
     out = common.out_dir("table1", results_dir)
     budget = ({"iterations": iterations} if iterations else {"epochs": epochs} if epochs else
               {"iterations": common.PAPER_ITERATIONS})

@@ -30,9 +30,7 @@ flags.DEFINE_list("initializers", list(INITIALIZERS), "The initializers to run, 
 def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, protocol="paper",
         models=tuple(PAPER), initializers=INITIALIZERS, iterations=0, workers=1,
         report_only: Optional[bool] = None) -> list:
-    unknown = [i for i in initializers if i not in INITIALIZERS]
-    if unknown:
-        raise ValueError(f"unknown initializers {unknown}; Table 3's are {list(INITIALIZERS)}.")
+    initializers = common.check_names("initializers", initializers, INITIALIZERS)
     out = common.out_dir("table3", results_dir)
     cfgs = [common.config(model, 0.9, seed=seed, epochs=epochs, iterations=iterations,
                           train_limit=train_limit, protocol=protocol, initializer=init)
