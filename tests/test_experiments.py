@@ -108,7 +108,7 @@ def test_table1_criteria_pick_the_dense_reference_too(tiny_data, tmp_path):
     rows = table1.run(tiny_data, str(tmp_path), iterations=2, models=("lenet-300-100",),
                       criteria=("random",))
     assert [(r["sparsity"], r["criterion"]) for r in rows] == [(0.95, "random"), (0.98, "random")]
-    with pytest.raises(ValueError, match=r"got \['snipp'\]"):
+    with pytest.raises(ValueError, match=r"unknown criteria \['snipp'\]"):
         table1.run(tiny_data, str(tmp_path), models=("lenet-300-100",), criteria=("snipp",))
 
 
@@ -280,6 +280,10 @@ def test_unknown_names_are_refused_before_anything_is_written(tmp_path):
                         "criteria")]:
         with pytest.raises(ValueError, match=rf"unknown {what} \['"):
             call()
+    assert not out.exists()
+    bad = common.config("lenet-300-100", 0.9, learning_rate=-1.0)  # e.g. from --set
+    with pytest.raises(ValueError, match="config.learning_rate"):
+        common.run_all([common.config("lenet-300-100", 0.9), bad], None, str(out))
     assert not out.exists()
 
 

@@ -397,6 +397,10 @@ def run_all(cfgs, data_dir: Optional[str], out: str, workers: int = 1, log=print
     import concurrent.futures
     import multiprocessing
 
+    from snip_tf import config as snip_config
+
+    for cfg in cfgs:  # a bad field (e.g. from --set) is refused before anything is written
+        snip_config.validate(cfg)
     runs = os.path.join(out, "runs")
     os.makedirs(runs, exist_ok=True)
     named = [_named(c) for c in cfgs]
