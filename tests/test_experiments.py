@@ -218,7 +218,8 @@ def test_table2_command_passes_its_protocol_on(tiny_data, tmp_path, monkeypatch)
                       protocol="authors")
     assert [r["sparsity"] for r in rows] == [0.0, 0.95]
     assert json.load(open(tmp_path / "table2.json"))["protocol"] == "authors"
-    assert "Protocol 'authors' (lstm-s: adam 0.001)" in (tmp_path / "table2.md").read_text()
+    assert ("Protocol 'authors' (lstm-s: sgd 0.1, momentum 0.9, l2 0.00025)"
+            in (tmp_path / "table2.md").read_text())
 
 
 # What in a command's source shows that it reads a shared flag, itself or through common.
@@ -489,7 +490,8 @@ def test_rnn_controls_sgd_wd_adds_the_papers_weight_decay_to_every_kernel():
     from snip_tf import models
     from snip_tf.experiments import common, rnn_controls
 
-    cfgs = {v: common.config("lstm-s", 0.95, **rnn_controls.VARIANTS[v]) for v in ("sgd", "sgd-wd")}
+    cfgs = {v: common.config("lstm-s", 0.95, protocol="short", **rnn_controls.VARIANTS[v])
+            for v in ("sgd", "sgd-wd")}
     assert cfgs["sgd"].l2 == 0.0 and cfgs["sgd-wd"].l2 == pytest.approx(2.5e-4)
     assert {k: cfgs["sgd-wd"][k] for k in ("optimizer", "learning_rate", "momentum")} == \
         {k: cfgs["sgd"][k] for k in ("optimizer", "learning_rate", "momentum")}
@@ -532,7 +534,27 @@ def test_set_changes_one_field_of_every_run_and_checks_it():
         assert common.protocol_label("paper") == \
             "'paper' with --set momentum=0.0, learning_rate=0.01"
         # the runs' optimizers as trained, after --set
-        assert common.protocol_label("paper", [cfg, common.config("gru-s", 0.9)]) == (
+        short = common.config("gru-s", 0.9, protocol="short")
+        assert common.protocol_label("paper", [cfg, short]) == (
             "'paper' with --set momentum=0.0, learning_rate=0.01 "
-            "(lenet-5-caffe: sgd 0.01, momentum 0; gru-s: adam 0.01)")
+            "(lenet-5-caffe: sgd 0.01, momentum 0, l2 0.00025; gru-s: adam 0.01)")
     assert common.protocol_label("paper") == "'paper'"
+
+
+def test_protocols_of_the_recurrent_models():
+    from snip_tf.experiments import rnn_controls
+
+    paper, short = (common.config("lstm-s", 0.95, iterations=100000, protocol=p)
+                    for p in ("paper", "short"))
+    assert (paper.optimizer, paper.learning_rate, paper.momentum, paper.l2) == (
+        "sgd", 0.1, 0.9, common.WEIGHT_DECAY_L2)
+    assert (short.optimizer, short.learning_rate, short.l2) == ("adam", 1e-3, 0.0)
+    # "paper" is rnn_controls' sgd-wd and "short" its baseline, to the digest: kept runs stay
+    sgd_wd = common.config("lstm-s", 0.95, iterations=100000, protocol="short",
+                           **rnn_controls.VARIANTS["sgd-wd"])
+    assert common._digest(paper.to_dict()) == common._digest(sgd_wd.to_dict())
+    assert common._digest(short.to_dict()) != common._digest(paper.to_dict())
+    lenet = [common.config("lenet-300-100", 0.9, protocol=p) for p in ("paper", "short")]
+    assert lenet[0] == lenet[1]                     # "short" changes the recurrent models only
+    with pytest.raises(ValueError, match="unknown protocol 'adam'"):
+        common.config("lstm-s", 0.95, protocol="adam")

@@ -5,7 +5,7 @@ paper's 1.57 and 2.41 %.
     python -m snip_tf.experiments.rnn_controls --data_dir=../shared/data --seeds=0,1 --epochs=10 --workers=2
     python -m snip_tf.experiments.rnn_controls --data_dir=../shared/data --controls=baseline,gate
 
-Each variant changes one thing from the baseline (Table 2's protocol: Adam 1e-3, gradient norm
+Each variant changes one thing from the baseline (the "short" protocol: Adam 1e-3, gradient norm
 clipped at 5, the learning rate divided by 10 at half and three quarters of the run, VS-X
 (Glorot) for every kernel, the recurrent one included, SNIP's global ranking on the draw that is
 trained):
@@ -63,6 +63,7 @@ def run(data_dir=None, results_dir=None, seeds=(0, 1), epochs=10, train_limit=0,
             factor = overrides.pop("budget_factor", 1)
             for seed in seeds:
                 cfgs.append(common.config(model, sparsity, seed=seed, epochs=epochs * factor,
+                                          protocol="short",
                                           iterations=iterations * factor,
                                           train_limit=train_limit, **overrides))
                 names.append(variant)
