@@ -1,6 +1,7 @@
 """Table 2: every model of the zoo, dense vs pruned at the paper's sparsity.
 
-    python -m snip_tf.experiments.table2 --data_dir=../shared/data --epochs=10       # RNN rows
+    python -m snip_tf.experiments.table2 --data_dir=../shared/data --epochs=10 --protocol=short  # RNN rows, Adam
+    python -m snip_tf.experiments.table2 --data_dir=../shared/data --iterations=100000  # the paper's SGD
     python -m snip_tf.experiments.table2 --data_dir=... --include_cifar --epochs=...  # + CIFAR (GPU)
 
 The recurrent rows (sequential MNIST) run on the CPU. The CIFAR-10 rows need a GPU: without

@@ -1,12 +1,14 @@
 """Table 3: the effect of the initializer (RN, TN, VS-X, VS-H) at 90 % sparsity.
 
-    python -m snip_tf.experiments.table3 --data_dir=../shared/data --epochs=5 --seeds=0,1,2,3,4
+    python -m snip_tf.experiments.table3 --data_dir=../shared/data --epochs=5 --seeds=0,1,2,3,4 --protocol=short
+    python -m snip_tf.experiments.table3 --data_dir=../shared/data --iterations=10000 --models=lstm-s,gru-s
 
 LeNet-300-100, LeNet-5-Caffe (MNIST) and LSTM-s, GRU-s (sequential MNIST), each initialized four
 ways, pruned to 90 % with SNIP and trained. Writes results/table3/{table3.csv,table3.json,
 table3.md,table3.png}: each cell the mean ± std test error over the seeds, and each model's
 initializers ranked best to worst beside the paper's ranking. Resumable; with --report_only,
-from the runs kept so far (each cell with its number of seeds).
+from the runs kept so far (each cell with its number of seeds). The recurrent models train on
+the paper's SGD by default; --protocol=short trains them with Adam, which fits a 5-epoch budget.
 """
 
 from __future__ import annotations
