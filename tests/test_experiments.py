@@ -227,8 +227,8 @@ READS = {"data_dir": ("F.data_dir", "FLAGS.data_dir"),
          "results_dir": ("F.results_dir", "FLAGS.results_dir"),
          "seeds": ("common.seeds()", "common.one_seed("), "epochs": ("F.epochs",),
          "iterations": ("F.iterations",), "train_limit": ("F.train_limit",),
-         "protocol": ("F.protocol",), "models": ("common.chosen_models(",),
-         "criteria": ("F.criteria",), "workers": ("F.workers",), "set": ("common.config(",),
+         "protocol": ("F.protocol",), "models": ('common.chosen("models"',),
+         "criteria": ('common.chosen("criteria"',), "workers": ("F.workers",), "set": ("common.config(",),
          "report_only": ("common.run_all(", "F.report_only")}
 
 
@@ -282,10 +282,38 @@ def test_unknown_names_are_refused_before_anything_is_written(tmp_path):
         with pytest.raises(ValueError, match=rf"unknown {what} \['"):
             call()
     assert not out.exists()
-    bad = common.config("lenet-300-100", 0.9, learning_rate=-1.0)  # e.g. from --set
-    with pytest.raises(ValueError, match="config.learning_rate"):
-        common.run_all([common.config("lenet-300-100", 0.9), bad], None, str(out))
+    from absl.testing import flagsaver
+
+    with flagsaver.flagsaver():                                  # a bad value given with --set
+        common.FLAGS(["prog", "--set=clipnorm=-1.0"])
+        for call in (lambda: table3.run(results_dir=str(out)),
+                     lambda: table2.run(results_dir=str(out), models=("lstm-s",)),
+                     lambda: rnn_controls.run(results_dir=str(out)),
+                     lambda: criteria_comparison.run(results_dir=str(out)),
+                     lambda: figure1.run(results_dir=str(out)),
+                     lambda: figure3.run(results_dir=str(out)),
+                     lambda: figure4.run(results_dir=str(out)),
+                     lambda: table1.run(results_dir=str(out))):
+            with pytest.raises(ValueError, match="config.clipnorm"):
+                call()
     assert not out.exists()
+
+
+def test_unknown_names_on_the_command_line_are_usage_errors_that_name_the_flag():
+    from absl import app
+    from absl.testing import flagsaver
+
+    from snip_tf.experiments import rnn_controls
+
+    for module, argv, message in [
+            (table3, ["--initializers=vs-h,he"], r"--initializers: unknown initializers \['he'\]"),
+            (rnn_controls, ["--controls=adam"], r"--controls: unknown controls \['adam'\]"),
+            (table1, ["--criteria=snipp"], r"--criteria: unknown criteria \['snipp'\]"),
+            (figure1, ["--models=lenet-9000"], r"--models: unknown models \['lenet-9000'\]")]:
+        with flagsaver.flagsaver():
+            common.FLAGS(["prog", *argv])
+            with pytest.raises(app.UsageError, match=message):
+                module.main([])
 
 
 def test_refuse_unused_names_every_flag_given():
@@ -539,6 +567,22 @@ def test_set_changes_one_field_of_every_run_and_checks_it():
             "'paper' with --set momentum=0.0, learning_rate=0.01 "
             "(lenet-5-caffe: sgd 0.01, momentum 0, l2 0.00025; gru-s: adam 0.01)")
     assert common.protocol_label("paper") == "'paper'"
+
+
+def test_criteria_comparison_trains_lstm_s_with_adam(monkeypatch, tmp_path):
+    # its LSTM-s tables are Adam runs; --protocol=paper's change to SGD must not reach them
+    from snip_tf.experiments import criteria_comparison
+
+    class Seen(Exception):
+        pass
+
+    def capture(cfgs, *args, **kwargs):
+        raise Seen(cfgs)
+    monkeypatch.setattr(common, "run_all", capture)
+    with pytest.raises(Seen) as seen:
+        criteria_comparison.run(None, str(tmp_path), models=("lstm-s",), criteria=["snip"],
+                                sparsities=(0.9,))
+    assert [(c.model, c.optimizer, c.l2) for c in seen.value.args[0]] == [("lstm-s", "adam", 0.0)]
 
 
 def test_protocols_of_the_recurrent_models():

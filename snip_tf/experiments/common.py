@@ -14,6 +14,7 @@ from typing import Iterable, Optional
 import ml_collections
 from absl import app, flags
 
+from snip_tf import config as snip_config
 from snip_tf.config import base_config
 from snip_tf import atomic, training
 
@@ -107,13 +108,13 @@ def refuse_unused(command: str, unused) -> None:
                              f"it reads {', '.join(reads)} (and its own: see --help).")
 
 
-def chosen_models(known) -> tuple:
-    """The ``--models`` the user named (default: all of ``known``); an unknown name is a usage
-    error that lists the experiment's models."""
+def chosen(flag: str, known) -> tuple:
+    """The names the user gave with ``--<flag>`` (default: all of ``known``); an unknown one is a
+    usage error that names the flag and lists ``known``."""
     try:
-        return check_names("models", FLAGS.models, known) or tuple(known)
+        return check_names(flag, FLAGS[flag].value, known) or tuple(known)
     except ValueError as e:
-        raise app.UsageError(f"--models: {e}") from None
+        raise app.UsageError(f"--{flag}: {e}") from None
 
 
 def check_names(what: str, given, known) -> tuple:
@@ -164,6 +165,7 @@ def config(model: str, sparsity: float, *, dataset: str = "mnist", seed: int = 0
         for p in parents:
             target = target[p]
         target[leaf] = value
+    snip_config.validate(c)  # a bad field (e.g. from --set) is refused before any run starts
     return c
 
 
@@ -409,10 +411,6 @@ def run_all(cfgs, data_dir: Optional[str], out: str, workers: int = 1, log=print
     import concurrent.futures
     import multiprocessing
 
-    from snip_tf import config as snip_config
-
-    for cfg in cfgs:  # a bad field (e.g. from --set) is refused before anything is written
-        snip_config.validate(cfg)
     runs = os.path.join(out, "runs")
     os.makedirs(runs, exist_ok=True)
     named = [_named(c) for c in cfgs]

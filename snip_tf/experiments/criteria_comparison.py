@@ -5,7 +5,8 @@
 
 LeNet-5-Caffe on MNIST, LSTM-s on sequential MNIST and the thesis's GRU on the Reber grammar, at
 90, 95, 98, 99, 99.5, 99.8 and 99.9 % sparsity, pruned by snip, iterative_snip, grasp, synflow,
-magnitude and random: test error and whether a layer collapsed. A criterion that fails (e.g.
+magnitude and random: test error and whether a layer collapsed. The Keras models train on the
+"short" protocol (LSTM-s: Adam, which fits a few epochs). A criterion that fails (e.g.
 SynFlow's non-finite scores) is tabled as failed. Each run's result is kept in
 results/criteria_comparison/runs/ as it finishes (a failed run too: delete its file to try it
 again), and the command run again trains only what is missing (--workers=2: two Keras runs at a
@@ -86,7 +87,6 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=5, train_limit=0,
         models=MODELS, criteria=None, sparsities=SPARSITIES, workers=1) -> list:
     known = snip_criteria.names() + [DENSE]
     criteria = list(common.check_names("criteria", criteria or (), known) or known)
-    out = common.out_dir("criteria_comparison", results_dir)
     settings = []
     for model in models:
         runs = [(0.0, DENSE)] if DENSE in criteria else []
@@ -94,9 +94,11 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=5, train_limit=0,
         settings += [(model, sparsity, criterion, seed) for sparsity, criterion in runs
                      for seed in seeds]
     cfgs = [common.config(model, sparsity, seed=seed, epochs=epochs, train_limit=train_limit,
+                          protocol="short",
                           **{"snip.criterion": criterion if criterion != DENSE else "snip",
                              "snip.batch_size": 100})
             for model, sparsity, criterion, seed in settings if model != "reber-gru"]
+    out = common.out_dir("criteria_comparison", results_dir)  # after the configs, as above
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", pruning.LayerCollapseWarning)
         trained = iter(common.run_all(
@@ -185,7 +187,8 @@ def main(argv):
              sorted({r["sparsity"] for r in rows}), os.path.join(out, "comparison.png"))
         return
     run(F.data_dir, F.results_dir, common.seeds(), F.epochs or 5, F.train_limit,
-        common.chosen_models(MODELS), F.criteria or None,
+        common.chosen("models", MODELS),
+        common.chosen("criteria", snip_criteria.names() + [DENSE]),
         tuple(float(s) for s in F.sparsities) or SPARSITIES, workers=F.workers)
 
 

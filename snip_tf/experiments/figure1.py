@@ -20,10 +20,10 @@ MODELS = ("lenet-300-100", "lenet-5-caffe")
 def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, protocol="paper",
         models=MODELS, sparsities=SPARSITIES, iterations=0, workers=1,
         report_only: Optional[bool] = None) -> list:
-    out = common.out_dir("figure1", results_dir)
     cfgs = [common.config(model, sparsity, seed=seed, epochs=epochs, iterations=iterations,
                           train_limit=train_limit, protocol=protocol)
             for model in models for sparsity in sparsities for seed in seeds]
+    out = common.out_dir("figure1", results_dir)  # after the configs: a bad one writes nothing
     rows = [r for r in common.run_all(cfgs, data_dir, out, workers, partial_ok=True,
                                       report_only=report_only)
             if r is not None]  # (--report_only: the runs kept so far)
@@ -74,7 +74,7 @@ def main(argv):
     del argv
     F = common.FLAGS
     run(F.data_dir, F.results_dir, common.seeds(), F.epochs or 10, F.train_limit,
-        F.protocol, models=common.chosen_models(MODELS), iterations=F.iterations or 0,
+        F.protocol, models=common.chosen("models", MODELS), iterations=F.iterations or 0,
         workers=F.workers, report_only=F.report_only)
 
 

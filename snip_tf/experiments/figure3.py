@@ -22,11 +22,11 @@ BATCH_SIZES = (1, 10, 100, 1000, 10000)
 def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, protocol="paper",
         batch_sizes=BATCH_SIZES, dataset="mnist", sparsity=0.9, iterations=0,
         workers=1, report_only: Optional[bool] = None) -> list:
-    out = common.out_dir("figure3", results_dir)
     cfgs = [common.config("lenet-300-100", sparsity, dataset=dataset, seed=seed, epochs=epochs,
                           iterations=iterations, train_limit=train_limit, protocol=protocol,
                           **{"snip.batch_size": size})
             for size in batch_sizes for seed in seeds]
+    out = common.out_dir("figure3", results_dir)  # after the configs: a bad one writes nothing
     trained = common.run_all(cfgs, data_dir, out, workers, partial_ok=True,
                              report_only=report_only)
     rows, images = [], {}

@@ -28,7 +28,6 @@ RUNS = (  # (label, sparsity, labels, l2)
 
 def run(data_dir=None, results_dir=None, seed=0, epochs=30, train_limit=10000, threshold=0.9,
         model="lenet-5-caffe", runs=RUNS, workers=1) -> list:
-    out = common.out_dir("figure4", results_dir)
     cfgs = [common.config(model, sparsity, seed=seed, epochs=epochs, train_limit=train_limit,
                           label_noise=labels, l2=l2, lr_decay_fractions=(), learning_rate=0.01,
                           memorization=threshold, **{"snip.batch_size": 100})
@@ -40,6 +39,7 @@ def run(data_dir=None, results_dir=None, seed=0, epochs=30, train_limit=10000, t
                 "memorized": memo["memorized"], "final_fit_accuracy": memo["curve"]["accuracy"][-1],
                 "final_fit_loss": memo["curve"]["loss"][-1], "curve": memo["curve"]}
 
+    out = common.out_dir("figure4", results_dir)  # after the configs: a bad one writes nothing
     rows = common.run_all(cfgs, data_dir, out, workers, row_of=row)
     curves = {}
     for (label, *_), r in zip(runs, rows):

@@ -69,7 +69,7 @@ UNUSED_FLAGS = ("epochs", "iterations", "train_limit", "protocol", "criteria", "
 def main(argv):
     del argv
     F = common.FLAGS
-    run(F.data_dir, F.results_dir, common.chosen_models(("lstm-s", "gru-s")), F.sparsity,
+    run(F.data_dir, F.results_dir, common.chosen("models", ("lstm-s", "gru-s")), F.sparsity,
         common.one_seed("gate_usage"), F.scope)
 
 

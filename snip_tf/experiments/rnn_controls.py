@@ -55,7 +55,6 @@ def run(data_dir=None, results_dir=None, seeds=(0, 1), epochs=10, train_limit=0,
         models=MODELS, variants=tuple(VARIANTS), iterations=0, workers=1,
         sparsity=0.95, report_only=None) -> list:
     variants = common.check_names("variants", variants, VARIANTS)
-    out = common.out_dir("rnn_controls", results_dir)
     cfgs, names = [], []
     for model in models:
         for variant in variants:
@@ -67,6 +66,7 @@ def run(data_dir=None, results_dir=None, seeds=(0, 1), epochs=10, train_limit=0,
                                           iterations=iterations * factor,
                                           train_limit=train_limit, **overrides))
                 names.append(variant)
+    out = common.out_dir("rnn_controls", results_dir)  # after the configs: a bad one writes nothing
     trained = common.run_all(cfgs, data_dir, out, workers, partial_ok=True,
                              report_only=report_only)
     rows = []
@@ -132,7 +132,7 @@ def main(argv):
     del argv
     F = common.FLAGS
     run(F.data_dir, F.results_dir, common.seeds(), F.epochs or 10, F.train_limit,
-        common.chosen_models(MODELS), tuple(F.controls), F.iterations or 0, F.workers,
+        common.chosen("models", MODELS), common.chosen("controls", VARIANTS), F.iterations or 0, F.workers,
         report_only=F.report_only)
 
 

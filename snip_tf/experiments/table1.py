@@ -39,7 +39,6 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=None, train_limit=0,
     """``iterations`` per run if given, else ``epochs`` epochs if given, else the paper's 100k
     iterations. ``criteria`` picks among the dense reference and the three criteria."""
     criteria = common.check_names("criteria", criteria, CRITERIA)
-    out = common.out_dir("table1", results_dir)
     budget = ({"iterations": iterations} if iterations else {"epochs": epochs} if epochs else
               {"iterations": common.PAPER_ITERATIONS})
     cfgs = []
@@ -51,6 +50,7 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=None, train_limit=0,
                 cfgs.append(common.config(model, sparsity, seed=seed, train_limit=train_limit,
                                           protocol=protocol, **budget,
                                           **{"snip.criterion": criterion}))
+    out = common.out_dir("table1", results_dir)  # after the configs: a bad one writes nothing
     rows = [r for r in common.run_all(cfgs, data_dir, out, workers, partial_ok=True,
                                       report_only=report_only)
             if r is not None]
@@ -127,8 +127,8 @@ def main(argv):
     del argv
     F = common.FLAGS
     run(F.data_dir, F.results_dir, common.seeds(), F.epochs, F.train_limit, F.protocol,
-        models=common.chosen_models(SETTINGS), iterations=F.iterations, workers=F.workers,
-        criteria=tuple(F.criteria) or CRITERIA)
+        models=common.chosen("models", SETTINGS), iterations=F.iterations, workers=F.workers,
+        criteria=common.chosen("criteria", CRITERIA))
 
 
 if __name__ == "__main__":

@@ -36,7 +36,6 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0,
         **overrides) -> list:
     """``iterations`` per run if given, else ``epochs``; ``protocol``: ``common.config``'s;
     ``overrides``: config fields for every run (e.g. ``optimizer="sgd"``)."""
-    out = common.out_dir("table2", results_dir)
     slots, cfgs = [], []  # each row: a "not run" row, or the index of its config
     for model, dataset, sparsity, paper_dense, paper_pruned in ROWS:
         if models and model not in models:
@@ -53,6 +52,7 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0,
                                           iterations=iterations, train_limit=train_limit,
                                           protocol=protocol, **{**extra, **overrides}))
                 slots.append((len(cfgs) - 1, paper))
+    out = common.out_dir("table2", results_dir)  # after the configs: a bad one writes nothing
     trained = common.run_all(cfgs, data_dir, out, workers)
     rows = []
     for slot in slots:
@@ -109,7 +109,7 @@ def main(argv):
     del argv
     F = common.FLAGS
     run(F.data_dir, F.results_dir, common.seeds(), F.epochs or 10, F.train_limit,
-        F.include_cifar, common.chosen_models(dict.fromkeys(r[0] for r in ROWS)),
+        F.include_cifar, common.chosen("models", dict.fromkeys(r[0] for r in ROWS)),
         iterations=F.iterations or 0, workers=F.workers, protocol=F.protocol)
 
 

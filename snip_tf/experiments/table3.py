@@ -33,10 +33,10 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, p
         models=tuple(PAPER), initializers=INITIALIZERS, iterations=0, workers=1,
         report_only: Optional[bool] = None) -> list:
     initializers = common.check_names("initializers", initializers, INITIALIZERS)
-    out = common.out_dir("table3", results_dir)
     cfgs = [common.config(model, 0.9, seed=seed, epochs=epochs, iterations=iterations,
                           train_limit=train_limit, protocol=protocol, initializer=init)
             for model in models for init in initializers for seed in seeds]
+    out = common.out_dir("table3", results_dir)  # after the configs: a bad one writes nothing
     trained = common.run_all(cfgs, data_dir, out, workers, partial_ok=True,
                              report_only=report_only)
     rows = []
@@ -134,7 +134,7 @@ def main(argv):
     del argv
     F = common.FLAGS
     run(F.data_dir, F.results_dir, common.seeds(), F.epochs or 10, F.train_limit,
-        F.protocol, models=common.chosen_models(PAPER), initializers=tuple(F.initializers),
+        F.protocol, models=common.chosen("models", PAPER), initializers=common.chosen("initializers", INITIALIZERS),
         iterations=F.iterations or 0, workers=F.workers, report_only=F.report_only)
 
 
