@@ -316,6 +316,19 @@ def test_unknown_names_on_the_command_line_are_usage_errors_that_name_the_flag()
                 module.main([])
 
 
+def test_criteria_comparison_refuses_set_for_the_reber_gru(tmp_path):
+    from absl import app
+    from absl.testing import flagsaver
+
+    from snip_tf.experiments import criteria_comparison
+
+    with flagsaver.flagsaver():
+        common.FLAGS(["prog", "--set=momentum=0.5"])
+        with pytest.raises(app.UsageError, match="reber-gru trains by the thesis's own loop"):
+            criteria_comparison.run(None, str(tmp_path / "out"), models=("reber-gru",))
+    assert not (tmp_path / "out").exists()
+
+
 def test_refuse_unused_names_every_flag_given():
     from absl import app
     from absl.testing import flagsaver

@@ -87,6 +87,10 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=5, train_limit=0,
         models=MODELS, criteria=None, sparsities=SPARSITIES, workers=1) -> list:
     known = snip_criteria.names() + [DENSE]
     criteria = list(common.check_names("criteria", criteria or (), known) or known)
+    if "reber-gru" in models and common.FLAGS.is_parsed() and common.FLAGS.set:
+        raise app.UsageError("--set changes the configs of the Keras runs; reber-gru trains by "
+                             "the thesis's own loop, which it would not reach. Run reber-gru "
+                             "without --set (e.g. --models=lenet-5-caffe,lstm-s with it).")
     settings = []
     for model in models:
         runs = [(0.0, DENSE)] if DENSE in criteria else []
