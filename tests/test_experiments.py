@@ -329,6 +329,19 @@ def test_criteria_comparison_refuses_set_for_the_reber_gru(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_criteria_comparison_replot_refuses_the_flags_it_would_ignore(tmp_path):
+    from absl import app
+    from absl.testing import flagsaver
+
+    from snip_tf.experiments import criteria_comparison
+
+    with flagsaver.flagsaver():
+        common.FLAGS(["prog", "--replot", "--epochs=3", f"--results_dir={tmp_path}"])
+        with pytest.raises(app.UsageError, match="criteria_comparison --replot does not read "
+                                                 "--epochs"):
+            criteria_comparison.main([])
+
+
 def test_refuse_unused_names_every_flag_given():
     from absl import app
     from absl.testing import flagsaver

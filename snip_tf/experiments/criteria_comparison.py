@@ -183,7 +183,9 @@ UNUSED_FLAGS = ("iterations", "protocol")
 def main(argv):
     del argv
     F = common.FLAGS
-    if F.replot:
+    if F.replot:  # draws the kept table again: every shared flag but --results_dir is moot
+        common.refuse_unused("criteria_comparison --replot",
+                             [name for name in common.SHARED_FLAGS if name != "results_dir"])
         out = common.out_dir("criteria_comparison", F.results_dir)
         rows = atomic.read_json(os.path.join(out, "comparison.json"), expect=dict)["rows"]
         models = list(dict.fromkeys(r["model"] for r in rows))
