@@ -300,6 +300,22 @@ def test_unknown_names_are_refused_before_anything_is_written(tmp_path):
     assert not out.exists()
 
 
+def test_a_command_that_writes_nothing_creates_no_folder(tmp_path):
+    # the results folder appears with the first file written into it, not before
+    from absl import app
+
+    from snip_tf.studies import graph_architectures
+
+    out = tmp_path / "out"
+    with pytest.raises(app.UsageError, match="1 of 1 runs are not in"):
+        common.run_all([common.config("lstm-s", 0.9, iterations=2)], None, str(out),
+                       report_only=True)
+    with pytest.raises(FileNotFoundError, match="No per-variant CSV"):
+        graph_architectures.refit(str(out))
+    assert not out.exists()
+    assert common.out_dir("table1", None) == os.path.join("results", "table1")
+
+
 def test_unknown_names_on_the_command_line_are_usage_errors_that_name_the_flag():
     from absl import app
     from absl.testing import flagsaver

@@ -308,7 +308,7 @@ def _kept_runs(runs: str) -> dict:
     """``{digest: (path, result)}`` of the finished runs in the folder ``runs``, recognized by
     the config each result holds (so also under another name)."""
     kept = {}
-    for entry in sorted(os.listdir(runs)):
+    for entry in sorted(os.listdir(runs)) if os.path.isdir(runs) else ():
         path = os.path.join(runs, entry)
         if not entry.endswith(".json") or not os.path.isfile(path):
             continue
@@ -412,7 +412,6 @@ def run_all(cfgs, data_dir: Optional[str], out: str, workers: int = 1, log=print
     import multiprocessing
 
     runs = os.path.join(out, "runs")
-    os.makedirs(runs, exist_ok=True)
     named = [_named(c) for c in cfgs]
     kept = _kept_runs(runs)
     found = [kept.get(_digest(c.to_dict())) for c in named]
@@ -439,6 +438,9 @@ def run_all(cfgs, data_dir: Optional[str], out: str, workers: int = 1, log=print
     if log and not report_only and len(todo) < len(named):
         log(f"{len(named) - len(todo)} of {len(named)} runs already in {runs}; "
             f"training the other {len(todo)}")
+
+    if todo:
+        os.makedirs(runs, exist_ok=True)
 
     def task(i):
         return named[i].to_json(), data_dir, runs, 10, failures_ok
@@ -525,9 +527,15 @@ def spread(values: Iterable[float]) -> str:
 
 
 def out_dir(name: str, results_dir: Optional[str]) -> str:
-    path = results_dir or os.path.join("results", name)
-    os.makedirs(path, exist_ok=True)
-    return path
+    """The results folder of the command ``name``: ``results_dir``, or ``results/<name>``.
+    Nothing is created here: each writer (``write_rows``, ``write_json``, ``write_text``,
+    ``save_figure``, ``run_all``) creates the folder when it first writes into it, so a command
+    that fails before writing leaves no empty folder behind.
+
+    >>> out_dir("table1", None), out_dir("table1", "/tmp/mine")
+    ('results/table1', '/tmp/mine')
+    """
+    return results_dir or os.path.join("results", name)
 
 
 def changed_settings(before: dict, settings: dict) -> dict:
@@ -578,11 +586,13 @@ def pyplot():
 
 
 def save_figure(fig, path: str) -> str:
-    """Lay out, write and close a matplotlib figure."""
+    """Lay out, write (atomically, in the format of ``path``'s ending) and close a matplotlib
+    figure."""
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=os.path.splitext(path)[1][1:] or "png", dpi=120)
     pyplot().close(fig)
-    return path
+    return atomic.write_bytes(path, buffer.getvalue())
 
 
 def seeds() -> list:

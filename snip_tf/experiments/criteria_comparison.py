@@ -102,7 +102,7 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=5, train_limit=0,
                           **{"snip.criterion": criterion if criterion != DENSE else "snip",
                              "snip.batch_size": 100})
             for model, sparsity, criterion, seed in settings if model != "reber-gru"]
-    out = common.out_dir("criteria_comparison", results_dir)  # after the configs, as above
+    out = common.out_dir("criteria_comparison", results_dir)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", pruning.LayerCollapseWarning)
         trained = iter(common.run_all(

@@ -23,7 +23,7 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, p
     cfgs = [common.config(model, sparsity, seed=seed, epochs=epochs, iterations=iterations,
                           train_limit=train_limit, protocol=protocol)
             for model in models for sparsity in sparsities for seed in seeds]
-    out = common.out_dir("figure1", results_dir)  # after the configs: a bad one writes nothing
+    out = common.out_dir("figure1", results_dir)
     rows = [r for r in common.run_all(cfgs, data_dir, out, workers, partial_ok=True,
                                       report_only=report_only)
             if r is not None]  # (--report_only: the runs kept so far)

@@ -26,7 +26,7 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, p
                           iterations=iterations, train_limit=train_limit, protocol=protocol,
                           **{"snip.batch_size": size})
             for size in batch_sizes for seed in seeds]
-    out = common.out_dir("figure3", results_dir)  # after the configs: a bad one writes nothing
+    out = common.out_dir("figure3", results_dir)
     trained = common.run_all(cfgs, data_dir, out, workers, partial_ok=True,
                              report_only=report_only)
     rows, images = [], {}

@@ -39,7 +39,7 @@ def run(data_dir=None, results_dir=None, seed=0, epochs=30, train_limit=10000, t
                 "memorized": memo["memorized"], "final_fit_accuracy": memo["curve"]["accuracy"][-1],
                 "final_fit_loss": memo["curve"]["loss"][-1], "curve": memo["curve"]}
 
-    out = common.out_dir("figure4", results_dir)  # after the configs: a bad one writes nothing
+    out = common.out_dir("figure4", results_dir)
     rows = common.run_all(cfgs, data_dir, out, workers, row_of=row)
     curves = {}
     for (label, *_), r in zip(runs, rows):

@@ -66,7 +66,7 @@ def run(data_dir=None, results_dir=None, seeds=(0, 1), epochs=10, train_limit=0,
                                           iterations=iterations * factor,
                                           train_limit=train_limit, **overrides))
                 names.append(variant)
-    out = common.out_dir("rnn_controls", results_dir)  # after the configs: a bad one writes nothing
+    out = common.out_dir("rnn_controls", results_dir)
     trained = common.run_all(cfgs, data_dir, out, workers, partial_ok=True,
                              report_only=report_only)
     rows = []

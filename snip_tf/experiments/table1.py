@@ -50,7 +50,7 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=None, train_limit=0,
                 cfgs.append(common.config(model, sparsity, seed=seed, train_limit=train_limit,
                                           protocol=protocol, **budget,
                                           **{"snip.criterion": criterion}))
-    out = common.out_dir("table1", results_dir)  # after the configs: a bad one writes nothing
+    out = common.out_dir("table1", results_dir)
     rows = [r for r in common.run_all(cfgs, data_dir, out, workers, partial_ok=True,
                                       report_only=report_only)
             if r is not None]

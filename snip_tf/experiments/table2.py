@@ -52,7 +52,7 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0,
                                           iterations=iterations, train_limit=train_limit,
                                           protocol=protocol, **{**extra, **overrides}))
                 slots.append((len(cfgs) - 1, paper))
-    out = common.out_dir("table2", results_dir)  # after the configs: a bad one writes nothing
+    out = common.out_dir("table2", results_dir)
     trained = common.run_all(cfgs, data_dir, out, workers)
     rows = []
     for slot in slots:

@@ -36,7 +36,7 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, p
     cfgs = [common.config(model, 0.9, seed=seed, epochs=epochs, iterations=iterations,
                           train_limit=train_limit, protocol=protocol, initializer=init)
             for model in models for init in initializers for seed in seeds]
-    out = common.out_dir("table3", results_dir)  # after the configs: a bad one writes nothing
+    out = common.out_dir("table3", results_dir)
     trained = common.run_all(cfgs, data_dir, out, workers, partial_ok=True,
                              report_only=report_only)
     rows = []

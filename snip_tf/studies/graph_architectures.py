@@ -332,7 +332,8 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
             for i in range(num_graphs):
                 n = int(rng.integers(min_nodes, max_nodes + 1))
                 graph = random_graph(kind, n, seed=seed * 100003 + i)
-                nx.write_graphml(graph, _graph_path(out, variant, kind, i))
+                common.write_text(_graph_path(out, variant, kind, i),
+                                  "\n".join(nx.generate_graphml(graph)))
                 rows.append({"mode": variant, "graph": kind, "graph_nr": i,
                              **graph_properties(graph)})
                 graphs.append(graph)

@@ -18,6 +18,7 @@ mean over the seeds and its range.
 from __future__ import annotations
 
 import csv
+import io
 import os
 import warnings
 from typing import Optional
@@ -196,7 +197,9 @@ class StudyProgress:
     def record_base(self, weights: list, rows: list) -> None:
         self.base_weights, self.base_rows = weights, rows
         if self.stem:
-            np.savez(self._paths()[0], *weights)
+            buffer = io.BytesIO()
+            np.savez(buffer, *weights)
+            atomic.write_bytes(self._paths()[0], buffer.getvalue())
         self._changed()
 
     def record_cell(self, key: str, rows: list, entry: dict) -> None:
