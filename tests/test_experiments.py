@@ -222,6 +222,36 @@ def test_table2_command_passes_its_protocol_on(tiny_data, tmp_path, monkeypatch)
             in (tmp_path / "table2.md").read_text())
 
 
+def test_recurrent_tables_show_the_three_test_errors_where_runs_have_checkpoints(tiny_data,
+                                                                                 tmp_path):
+    # the issue's three figures: last iteration, the authors' rule, validation-selected; "–"
+    # for the checkpoint figures of runs trained without checkpoint evaluation
+    from absl.testing import flagsaver
+
+    from snip_tf.experiments import rnn_controls
+
+    def cells(table, start):
+        line = next(line for line in table.splitlines() if line.startswith(start))
+        return [c.strip() for c in line.split("|")[3:6]]
+
+    rows = table2.run(tiny_data, str(tmp_path / "plain"), iterations=4, models=("lstm-s",),
+                      train_limit=60, protocol="short")
+    assert cells((tmp_path / "plain" / "table2.md").read_text(), "| lstm-s | 95 %") == [
+        common.pct(rows[1]["test_error"]), "–", "–"]
+    rows = table2.run(tiny_data, str(tmp_path / "evaluated"), iterations=4, models=("lstm-s",),
+                      train_limit=60, protocol="short", eval_every=2)
+    pruned = rows[1]
+    assert None not in (pruned["test_error_authors_rule"], pruned["test_error_validation_selected"])
+    assert cells((tmp_path / "evaluated" / "table2.md").read_text(), "| lstm-s | 95 %") == [
+        common.pct(pruned[key]) for key in common.ERRORS]
+    with flagsaver.flagsaver():
+        common.FLAGS(["prog", "--set=eval_every=2"])
+        (row,) = rnn_controls.run(tiny_data, str(tmp_path / "controls"), seeds=(0,),
+                                  iterations=4, models=("gru-s",), variants=("baseline",))
+    assert cells((tmp_path / "controls" / "rnn_controls.md").read_text(), "| gru-s | baseline") \
+        == [common.pct(row[key]) for key in common.ERRORS]
+
+
 # What in a command's source shows that it reads a shared flag, itself or through common.
 READS = {"data_dir": ("F.data_dir", "FLAGS.data_dir"),
          "results_dir": ("F.results_dir", "FLAGS.results_dir"),

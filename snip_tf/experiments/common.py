@@ -526,6 +526,38 @@ def spread(values: Iterable[float]) -> str:
     return pct(mean) if len(values) < 2 else f"{pct(mean)} ± {pct(std)}"
 
 
+# The three test errors of a run (row keys of ``row_of``), as the tables label them: at the last
+# iteration; by the authors' rule (the best of the last 5 checkpoints, selected on the test set);
+# at the checkpoint with the best validation error. The last two need checkpoint evaluation
+# (``config.eval_every``).
+ERRORS = {"test_error": "last iteration", "test_error_authors_rule": "authors' rule",
+          "test_error_validation_selected": "validation-selected"}
+
+
+def cell(values) -> str:
+    """:func:`spread` of a figure over a group of runs, or "–" where a run lacks it (None: e.g.
+    the checkpoint figures of a run trained without checkpoint evaluation), never a mean over
+    some of the runs.
+
+    >>> cell([0.012, 0.011]), cell([0.012, None])
+    ('1.15 ± 0.07', '–')
+    """
+    values = list(values)
+    return "–" if None in values else spread(values)
+
+
+def error_cells(rows) -> list:
+    """The :func:`cell` of each of the three test errors (``ERRORS``, in its order) of a group of
+    runs.
+
+    >>> error_cells([{"test_error": 0.012, "test_error_authors_rule": 0.011,
+    ...               "test_error_validation_selected": None}])
+    ['1.20', '1.10', '–']
+    """
+    rows = list(rows)
+    return [cell(r.get(key) for r in rows) for key in ERRORS]
+
+
 def out_dir(name: str, results_dir: Optional[str]) -> str:
     """The results folder of the command ``name``: ``results_dir``, or ``results/<name>``.
     Nothing is created here: each writer (``write_rows``, ``write_json``, ``write_text``,

@@ -86,6 +86,10 @@ def run(data_dir=None, results_dir=None, seeds=(0, 1), epochs=10, train_limit=0,
             summary.append({"model": model, "variant": variant, "test_error_mean": mean,
                             "test_error_std": std, "seeds": len(group),
                             "test_errors": [r["test_error"] for r in group],
+                            "authors_rule_errors": [r["test_error_authors_rule"]
+                                                    for r in group],
+                            "validation_selected_errors": [r["test_error_validation_selected"]
+                                                           for r in group],
                             "validation_errors": [r["validation_error"] for r in group],
                             "train_errors": [r["train_error"] for r in group],
                             "change": None if base is None else mean - base,
@@ -95,23 +99,26 @@ def run(data_dir=None, results_dir=None, seeds=(0, 1), epochs=10, train_limit=0,
                       {"rows": rows, "summary": summary, "seeds": list(seeds), "budget": budget,
                        "sparsity": sparsity})
 
-    def cell(values):  # "–" where a run lacks the figure
-        return "–" if None in values else common.spread(values)
-
-    lines = ["| model | variant | test error % (last iteration) | validation error % | "
-             "last-epoch training error % | seeds | change from baseline | paper % |",
-             "|---|---|---|---|---|---|---|---|"]
+    cell = common.cell
+    lines = ["| model | variant | " + " | ".join(f"test error % ({v})"
+                                               for v in common.ERRORS.values())
+             + " | validation error % (last iteration) | last-epoch training error % | seeds | "
+             "change from baseline | paper % |", "|---|---|---|---|---|---|---|---|---|---|"]
     for s in summary:
         change = "–" if s["change"] is None or s["variant"] == "baseline" else \
             f"{100 * s['change']:+.2f}"
         lines.append(f"| {s['model']} | {s['variant']} | {common.spread(s['test_errors'])} | "
+                     f"{cell(s['authors_rule_errors'])} | "
+                     f"{cell(s['validation_selected_errors'])} | "
                      f"{cell(s['validation_errors'])} | {cell(s['train_errors'])} | "
                      f"{s['seeds']} | {change} | {s['paper']} |")
     lines.append(f"\n{100 * sparsity:g} % sparsity, mean ± std over seeds {list(seeds)}; "
                  f"baseline budget {budget} per run (``long``: three times that). The "
                  "training error is the running error over the last epoch; a training error "
                  "far below the test error is overfitting. The final training loss includes the "
-                 "weight-decay penalty where a variant has one.\n")
+                 "weight-decay penalty where a variant has one. The authors' rule and the "
+                 "validation-selected error need checkpoint evaluation (`--set=eval_every=1000`): "
+                 "\"–\" where a run was trained without it.\n")
     lines += ["| model | variant | seed | test error % | validation error % | final training "
               "loss | last-epoch training error % |", "|---|---|---|---|---|---|---|"]
     for r in rows:

@@ -28,9 +28,7 @@ SETTINGS = {"lenet-300-100": (0.95, 0.98), "lenet-5-caffe": (0.98, 0.99)}
 # What each setting runs: the dense reference and three criteria (``--criteria`` picks some).
 DENSE = "dense"
 CRITERIA = (DENSE, "snip", "magnitude", "random")
-# The three test errors of a run (row keys), as the tables label them.
-ERRORS = {"test_error": "last iteration", "test_error_authors_rule": "authors' rule",
-          "test_error_validation_selected": "validation-selected"}
+ERRORS = common.ERRORS
 
 
 def run(data_dir=None, results_dir=None, seeds=(0,), epochs=None, train_limit=0,
@@ -77,9 +75,9 @@ def summarize(rows) -> list:
                  "collapsed": any(r["collapsed"] for r in group),
                  "paper": PAPER.get((model, sparsity)) if criterion in ("snip", "dense")
                  else None}
-        for key in ERRORS:
-            values = [r[key] for r in group if r.get(key) is not None]
-            mean, std = common.mean_std(values) if values else (None, None)
+        for key in ERRORS:  # a figure some run lacks has no mean (its cell is "–")
+            values = [r.get(key) for r in group]
+            mean, std = (None, None) if None in values else common.mean_std(values)
             entry[f"{key}_mean"], entry[f"{key}_std"] = mean, std
             entry[f"{key}_values"] = values
         summary.append(entry)
@@ -93,7 +91,7 @@ def markdown(summary, seeds, budget, protocol) -> str:
     for s in summary:
         paper = f"{s['paper']:.1f}" if s["paper"] is not None else "–"
         lines.append(f"| {s['model']} | {100 * s['sparsity']:.0f} % | {s['criterion']} | "
-                     + " | ".join(common.spread(s[f"{key}_values"]) for key in ERRORS)
+                     + " | ".join(common.cell(s[f"{key}_values"]) for key in ERRORS)
                      + f" | {paper} | {s['seeds']} | {s['iterations']} | "
                        f"{s['wall_time_s']:.0f} |")
     what = common.budget_label(budget.get("iterations"), budget.get("epochs"))
