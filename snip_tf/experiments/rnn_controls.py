@@ -119,8 +119,8 @@ def run(data_dir=None, results_dir=None, seeds=(0, 1), epochs=10, train_limit=0,
                  "weight-decay penalty where a variant has one. The authors' rule and the "
                  "validation-selected error need checkpoint evaluation (`--set=eval_every=1000`): "
                  "\"–\" where a run was trained without it.\n")
-    lines += ["| model | variant | seed | test error % | validation error % | final training "
-              "loss | last-epoch training error % |", "|---|---|---|---|---|---|---|"]
+    lines += ["| model | variant | seed | test error % (last iteration) | validation error % | "
+              "final training loss | last-epoch training error % |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['model']} | {r['variant']} | {r['seed']} | "
                      f"{common.pct(r['test_error'])} | {cell([r['validation_error']])} | "

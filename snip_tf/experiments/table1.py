@@ -64,6 +64,8 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=None, train_limit=0,
 
 
 def summarize(rows) -> list:
+    """One entry per (model, sparsity, criterion): per ``ERRORS`` key the values of its runs (None
+    for a run without that figure) and their mean and std (None unless every run has it)."""
     groups = {}
     for r in rows:
         groups.setdefault((r["model"], r["sparsity"], r["criterion"]), []).append(r)

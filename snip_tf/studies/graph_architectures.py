@@ -311,7 +311,6 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
     networks first, so the CSV of an unfinished variant holds the larger networks, not a
     sample: fit regressors on finished variants only."""
     out = common.out_dir("graph_architectures", results_dir)
-    os.makedirs(_graph_dir(out), exist_ok=True)
     settings = {"seed": seed, "epochs": epochs, "patience": patience, "min_delta": min_delta,
                 "layout": layout,
                 "bucket_width": bucket_width, "source": source, "train_limit": train_limit,
@@ -320,8 +319,8 @@ def run(data_dir=None, results_dir=None, variants=rc.VARIANTS, generators=GENERA
                 "padding": padding, "init": init,
                 "init_seed": seed if init_seed is None else init_seed,
                 "full_batches": full_batches}
-    _check_settings(os.path.join(out, "study.json"), settings, resume)
     data = rc.load(source, data_dir, seed=seed, train_limit=train_limit)
+    _check_settings(os.path.join(out, "study.json"), settings, resume)  # its first write
     rng = np.random.default_rng(seed)
     report, finished = {}, {}
     start = time.perf_counter()
