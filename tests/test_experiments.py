@@ -100,8 +100,10 @@ def test_runs_in_two_worker_processes(tiny_data, tmp_path, capfd):
 
 def test_table1_authors_protocol(tiny_data, tmp_path):
     rows = table1.run(tiny_data, str(tmp_path), epochs=1, models=("lenet-5-caffe",),
-                      protocol="authors")
-    assert len(rows) == 7 and json.load(open(tmp_path / "table1.json"))["protocol"] == "authors"
+                      protocol="authors", criteria=("dense", "snip"))
+    assert [(r["sparsity"], r["criterion"]) for r in rows] == [
+        (0.0, "dense"), (0.98, "snip"), (0.99, "snip")]
+    assert json.load(open(tmp_path / "table1.json"))["protocol"] == "authors"
 
 
 def test_table1_criteria_pick_the_dense_reference_too(tiny_data, tmp_path):
@@ -224,8 +226,8 @@ def test_table2_command_passes_its_protocol_on(tiny_data, tmp_path, monkeypatch)
 
 def test_recurrent_tables_show_the_three_test_errors_where_runs_have_checkpoints(tiny_data,
                                                                                  tmp_path):
-    # the issue's three figures: last iteration, the authors' rule, validation-selected; "–"
-    # for the checkpoint figures of runs trained without checkpoint evaluation
+    # the issue's three figures: last iteration, the authors' rule, validation-selected (runs
+    # without checkpoint evaluation: test_rnn_controls)
     from absl.testing import flagsaver
 
     from snip_tf.experiments import rnn_controls
@@ -234,10 +236,6 @@ def test_recurrent_tables_show_the_three_test_errors_where_runs_have_checkpoints
         line = next(line for line in table.splitlines() if line.startswith(start))
         return [c.strip() for c in line.split("|")[3:6]]
 
-    rows = table2.run(tiny_data, str(tmp_path / "plain"), iterations=4, models=("lstm-s",),
-                      train_limit=60, protocol="short")
-    assert cells((tmp_path / "plain" / "table2.md").read_text(), "| lstm-s | 95 %") == [
-        common.pct(rows[1]["test_error"]), "–", "–"]
     rows = table2.run(tiny_data, str(tmp_path / "evaluated"), iterations=4, models=("lstm-s",),
                       train_limit=60, protocol="short", eval_every=2)
     pruned = rows[1]
@@ -574,6 +572,10 @@ def test_rnn_controls(tiny_data, tmp_path):
     assert gate["change"] == pytest.approx(gate["test_error_mean"] - base)
     table = (tmp_path / "rnn_controls.md").read_text()
     assert "| gru-s | gate |" in table and "| gru-s | baseline |" in table
+    # trained without checkpoint evaluation: the authors' rule and validation-selected read "–"
+    line = next(line for line in table.splitlines() if line.startswith("| gru-s | baseline |"))
+    assert [c.strip() for c in line.split("|")[3:6]] == [
+        common.pct(next(r for r in rows if r["variant"] == "baseline")["test_error"]), "–", "–"]
     # each run's own line: its validation and last-epoch training errors beside the test error
     (long,) = [r for r in rows if r["variant"] == "long"]
     (kept,) = [result for result in (json.loads(p.read_text())
