@@ -28,7 +28,6 @@ SETTINGS = {"lenet-300-100": (0.95, 0.98), "lenet-5-caffe": (0.98, 0.99)}
 # What each setting runs: the dense reference and three criteria (``--criteria`` picks some).
 DENSE = "dense"
 CRITERIA = (DENSE, "snip", "magnitude", "random")
-ERRORS = common.ERRORS
 
 
 def run(data_dir=None, results_dir=None, seeds=(0,), epochs=None, train_limit=0,
@@ -64,8 +63,9 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=None, train_limit=0,
 
 
 def summarize(rows) -> list:
-    """One entry per (model, sparsity, criterion): per ``ERRORS`` key the values of its runs (None
-    for a run without that figure) and their mean and std (None unless every run has it)."""
+    """One entry per (model, sparsity, criterion): per ``common.ERRORS`` key the values of its
+    runs (None for a run without that figure) and their mean and std (None unless every run has
+    it)."""
     groups = {}
     for r in rows:
         groups.setdefault((r["model"], r["sparsity"], r["criterion"]), []).append(r)
@@ -77,7 +77,7 @@ def summarize(rows) -> list:
                  "collapsed": any(r["collapsed"] for r in group),
                  "paper": PAPER.get((model, sparsity)) if criterion in ("snip", "dense")
                  else None}
-        for key in ERRORS:  # a figure some run lacks has no mean (its cell is "–")
+        for key in common.ERRORS:  # a figure some run lacks has no mean (its cell is "–")
             values = [r.get(key) for r in group]
             mean, std = (None, None) if None in values else common.mean_std(values)
             entry[f"{key}_mean"], entry[f"{key}_std"] = mean, std
@@ -87,13 +87,14 @@ def summarize(rows) -> list:
 
 
 def markdown(summary, seeds, budget, protocol) -> str:
-    lines = ["| model | sparsity | method | " + " | ".join(f"{v} %" for v in ERRORS.values())
+    lines = ["| model | sparsity | method | "
+             + " | ".join(f"{v} %" for v in common.ERRORS.values())
              + " | paper % | seeds | iterations | wall s |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for s in summary:
         paper = f"{s['paper']:.1f}" if s["paper"] is not None else "–"
         lines.append(f"| {s['model']} | {100 * s['sparsity']:.0f} % | {s['criterion']} | "
-                     + " | ".join(common.cell(s[f"{key}_values"]) for key in ERRORS)
+                     + " | ".join(common.cell(s[f"{key}_values"]) for key in common.ERRORS)
                      + f" | {paper} | {s['seeds']} | {s['iterations']} | "
                        f"{s['wall_time_s']:.0f} |")
     what = common.budget_label(budget.get("iterations"), budget.get("epochs"))
