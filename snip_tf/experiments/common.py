@@ -534,6 +534,12 @@ ERRORS = {"test_error": "last iteration", "test_error_authors_rule": "authors' r
           "test_error_validation_selected": "validation-selected"}
 
 
+# The footnote of a table with ``error_cells``: why a checkpoint figure can read "–".
+CHECKPOINT_NOTE = ("The authors' rule and the validation-selected error need checkpoint "
+                   "evaluation (`--set=eval_every=1000`): \"–\" where a run was trained "
+                   "without it.")
+
+
 def cell(values) -> str:
     """:func:`spread` of a figure over a group of runs, or "–" where a run lacks it (None: e.g.
     the checkpoint figures of a run trained without checkpoint evaluation), never a mean over

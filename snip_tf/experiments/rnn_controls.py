@@ -116,9 +116,7 @@ def run(data_dir=None, results_dir=None, seeds=(0, 1), epochs=10, train_limit=0,
                  f"baseline budget {budget} per run (``long``: three times that). The "
                  "training error is the running error over the last epoch; a training error "
                  "far below the test error is overfitting. The final training loss includes the "
-                 "weight-decay penalty where a variant has one. The authors' rule and the "
-                 "validation-selected error need checkpoint evaluation (`--set=eval_every=1000`): "
-                 "\"–\" where a run was trained without it.\n")
+                 f"weight-decay penalty where a variant has one. {common.CHECKPOINT_NOTE}\n")
     lines += ["| model | variant | seed | test error % (last iteration) | validation error % | "
               "final training loss | last-epoch training error % |", "|---|---|---|---|---|---|---|"]
     for r in rows:

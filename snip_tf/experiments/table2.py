@@ -82,9 +82,8 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0,
         lines.append(f"| {model} | {100 * s:.0f} % | {' | '.join(ours)} | {paper:.2f} | "
                      f"{seeds_cell} | {epochs_cell} |")
     if cfgs:
-        lines.append(f"\nProtocol {common.protocol_label(protocol, cfgs)}. The authors' rule and "
-                     "the validation-selected error need checkpoint evaluation "
-                     "(`--set=eval_every=1000`): \"–\" where a run was trained without it.")
+        lines.append(f"\nProtocol {common.protocol_label(protocol, cfgs)}. "
+                     + common.CHECKPOINT_NOTE)
     common.write_text(os.path.join(out, "table2.md"), "\n".join(lines) + "\n")
     ran = [k for k in keys if any(r["status"] == "run" for r in rows if (r["model"], r["sparsity"]) == k)]
     if ran:
