@@ -26,10 +26,17 @@ def _params(model):
     return out
 
 
-def _bn(x):
-    # tf.layers.batch_normalization at inference with fresh statistics (mean 0, variance 1,
-    # gamma 1, beta 0, epsilon 1e-3)
-    return x / np.sqrt(1.0 + 1e-3)
+def _batch_norms(model):
+    """The model's BatchNormalization layers in order: the authors' ``batch_normalization``
+    calls, one after each hidden conv/dense layer."""
+    return [layer for layer in model._flatten_layers(include_self=False)
+            if layer.__class__.__name__ == "BatchNormalization"]
+
+
+def _bn(x, w, i):
+    # tf.layers.batch_normalization at inference (epsilon 1e-3) with the i-th layer's statistics
+    return (w[f"gamma{i}"] * (x - w[f"mean{i}"]) / tf.sqrt(w[f"variance{i}"] + 1e-3)
+            + w[f"beta{i}"])
 
 
 def _lenet300(w, x):
@@ -51,10 +58,10 @@ def _lenet5(w, x):
 
 def _alexnet(w, x):
     for i in range(1, 6):  # CIFAR: stride 2 for every conv, SAME padding
-        x = tf.nn.relu(_bn(tf.nn.conv2d(x, w[f"w{i}"], [1, 2, 2, 1], "SAME") + w[f"b{i}"]))
+        x = tf.nn.relu(_bn(tf.nn.conv2d(x, w[f"w{i}"], [1, 2, 2, 1], "SAME") + w[f"b{i}"], w, i))
     x = tf.reshape(x, [tf.shape(x)[0], -1])
     for i in (6, 7):
-        x = tf.nn.relu(_bn(tf.matmul(x, w[f"w{i}"]) + w[f"b{i}"]))
+        x = tf.nn.relu(_bn(tf.matmul(x, w[f"w{i}"]) + w[f"b{i}"], w, i))
     return tf.matmul(x, w["w8"]) + w["b8"]
 
 
@@ -66,13 +73,13 @@ def _vgg(version):
         for block in blocks:
             for i in block:
                 x = tf.nn.relu(_bn(tf.nn.conv2d(x, w[f"w{i}"], [1, 1, 1, 1], "SAME")
-                                   + w[f"b{i}"]))
+                                   + w[f"b{i}"], w, i))
             x = tf.nn.max_pool(x, [1, 2, 2, 1], [1, 2, 2, 1], "SAME")
         x = tf.reshape(x, [tf.shape(x)[0], -1])
-        x = tf.nn.relu(_bn(tf.matmul(x, w["w14"]) + w["b14"]))
+        x = tf.nn.relu(_bn(tf.matmul(x, w["w14"]) + w["b14"], w, 14))
         if version == "like":
             return tf.matmul(x, w["w15"]) + w["b15"]
-        x = tf.nn.relu(_bn(tf.matmul(x, w["w15"]) + w["b15"]))
+        x = tf.nn.relu(_bn(tf.matmul(x, w["w15"]) + w["b15"], w, 15))
         return tf.matmul(x, w["w16"]) + w["b16"]
     return forward
 
@@ -94,9 +101,11 @@ SHAPES = {"lenet-300-100": {"w1": (784, 300), "w2": (300, 100), "w3": (100, 10)}
           "vgg-like": {"w13": (3, 3, 512, 512), "w15": (512, 10)}}
 
 
-# the number of weight layers of each of the authors' networks
+# the number of weight layers of each of the authors' networks, and of batch normalizations
 LAYERS = {"lenet-300-100": 3, "lenet-5-caffe": 4, "alexnet-s": 8, "alexnet-b": 8, "vgg-c": 16,
           "vgg-d": 16, "vgg-like": 15}
+BATCH_NORMS = {"lenet-300-100": 0, "lenet-5-caffe": 0, "alexnet-s": 7, "alexnet-b": 7,
+               "vgg-c": 15, "vgg-d": 15, "vgg-like": 14}
 
 
 @pytest.mark.parametrize("name", sorted(AUTHORS))
@@ -111,8 +120,21 @@ def test_zoo_models_compute_the_authors_networks(name):
     for key, variable in params.items():  # non-zero biases, so that their wiring is checked
         if key.startswith("b"):
             variable.assign(rng.normal(0, 0.1, variable.shape).astype("float32"))
+    # Random statistics for each BatchNormalization (a negative shift among them), so that its
+    # place (before or after the ReLU) and its wiring are checked, not only its presence.
+    norms = _batch_norms(model)
+    assert len(norms) == BATCH_NORMS[name]
+    bn = {}
+    for i, layer in enumerate(norms, start=1):
+        for field, value in (("gamma", rng.uniform(0.5, 1.5, layer.gamma.shape)),
+                             ("beta", rng.normal(-0.2, 0.3, layer.beta.shape)),
+                             ("mean", rng.normal(0.1, 0.3, layer.moving_mean.shape)),
+                             ("variance", rng.uniform(0.5, 2.0, layer.moving_variance.shape))):
+            variable = getattr(layer, "moving_" + field if field in ("mean", "variance") else field)
+            variable.assign(value.astype("float32"))
+            bn[f"{field}{i}"] = tf.constant(value.astype("float32"))
     x = rng.normal(size=(4, *shape)).astype("float32")
-    weights = {k: tf.constant(v.numpy()) for k, v in params.items()}
+    weights = {**{k: tf.constant(v.numpy()) for k, v in params.items()}, **bn}
     np.testing.assert_allclose(model(x, training=False).numpy(), forward(weights, x).numpy(),
                                rtol=1e-4, atol=1e-4)
 
