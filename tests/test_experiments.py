@@ -123,6 +123,21 @@ def test_figure1(tiny_data, tmp_path):
     row = (tmp_path / "figure1.md").read_text().splitlines()[2]
     assert row.startswith("| lenet-300-100 |") and row.endswith(" | 2 |")
     assert common.spread(half) in row.split(" | ")[2]
+    _assert_evaluations(tmp_path / "figure1.md", {
+        f"lenet-300-100 | {100 * s:.0f} %": [r for r in rows if r["sparsity"] == s]
+        for s in (0.0, 0.5)})
+
+
+def _assert_evaluations(path, groups):
+    """The command's table of the three test errors has one row per group, its cells each
+    group's figures (the LeNets' protocols evaluate checkpoints, so these have numbers)."""
+    table = path.read_text()
+    assert "| test error % (last iteration) | test error % (authors' rule) | " in table
+    for label, group in groups.items():
+        cells = common.error_cells(group)
+        assert f"| {label} | {' | '.join(cells)} | {len(group)} |" in table
+        if label.startswith("lenet"):
+            assert "–" not in cells, cells
 
 
 def test_figure1_report_only_tables_the_kept_runs(tiny_data, tmp_path, monkeypatch):
@@ -147,6 +162,8 @@ def test_figure3(tiny_data, tmp_path):
     table = (tmp_path / "figure3.md").read_text()
     assert "| test error % | " + " | ".join(common.pct(r["test_error"]) for r in rows) in table
     assert "| seeds | 1 | 1 |" in table
+    _assert_evaluations(tmp_path / "figure3.md", {
+        f"{s}": [r for r in rows if r["pruning_batch_size"] == s] for s in (1, 10)})
 
 
 def test_table3(tiny_data, tmp_path):
@@ -164,6 +181,8 @@ def test_table3(tiny_data, tmp_path):
         assert orders[model]["ours"][0] == " = ".join(best)
         assert orders[model]["same_best"] == (None if len(best) > 1
                                               else best[0] == orders[model]["paper"][0])
+    _assert_evaluations(tmp_path / "table3.md", {
+        f"{r['model']} | {r['initializer'].upper()}": [r] for r in rows})
 
 
 def test_table3_ordering_shares_a_place_between_ties():

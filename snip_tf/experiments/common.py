@@ -564,6 +564,28 @@ def error_cells(rows) -> list:
     return [cell(r.get(key) for r in rows) for key in ERRORS]
 
 
+def evaluations_table(groups: dict, headers) -> str:
+    """A markdown table of the three test errors (``ERRORS``) per group of runs, with the
+    ``CHECKPOINT_NOTE``: ``groups`` maps a tuple of cells (one per header) to the group's rows.
+
+    >>> print(evaluations_table({("a",): [{"test_error": 0.012, "test_error_authors_rule": 0.011,
+    ...                                    "test_error_validation_selected": 0.013}]}, ["model"]))
+    ... # doctest: +ELLIPSIS
+    | model | test error % (last iteration) | test error % (authors' rule) | ... | seeds |
+    |---|---|---|---|---|
+    | a | 1.20 | 1.10 | 1.30 | 1 |
+    <BLANKLINE>
+    The authors' rule and the validation-selected error need checkpoint evaluation ...
+    """
+    headers = list(headers) + [f"test error % ({v})" for v in ERRORS.values()] + ["seeds"]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for label, rows in groups.items():
+        rows = list(rows)
+        lines.append("| " + " | ".join([*map(str, label), *error_cells(rows), str(len(rows))])
+                     + " |")
+    return "\n".join(lines) + "\n\n" + CHECKPOINT_NOTE + "\n"
+
+
 def out_dir(name: str, results_dir: Optional[str]) -> str:
     """The results folder of the command ``name``: ``results_dir``, or ``results/<name>``.
     Nothing is created here: each writer (``write_rows``, ``write_json``, ``write_text``,

@@ -44,8 +44,13 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, p
                      + f" | {'–'.join(map(str, dict.fromkeys([counts[0], counts[-1]])))} |")
     lines.append(f"\ntest error % at the last iteration against sparsity, mean ± std over seeds "
                  f"{list(seeds)}, {budget} per run, protocol {common.protocol_label(protocol)}.\n")
+    groups = {(model, f"{100 * s:.0f} %"): [r for r in rows
+                                            if r["model"] == model and r["sparsity"] == s]
+              for model in models for s in sparsities}
     common.write_text(os.path.join(out, "figure1.md"),
-                      "\n".join(lines) + common.diverged_note(rows))
+                      "\n".join(lines) + common.diverged_note(rows) + "\n"
+                      + common.evaluations_table({k: v for k, v in groups.items() if v},
+                                                 ["model", "sparsity"]))
     plt = common.pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for model in models:  # diverged runs are left out of the curve (the table keeps them)

@@ -3,7 +3,8 @@
     python -m snip_tf.experiments.figure4 --data_dir=../shared/data --epochs=30 --train_limit=10000
 
 LeNet-5-Caffe dense and pruned at 99 % (the mask always scored on true labels), trained on true
-labels and on random labels, plus the dense network on random labels with L2 (5e-4). The training
+labels and on random labels, plus the dense network on random labels with the paper's weight decay
+0.0005 (a gradient coefficient: the L2 penalty ``0.00025 * sum(w^2)``, ``common.WEIGHT_DECAY_L2``). The training
 loss and accuracy on the labels trained on are recorded after each epoch by
 ``snip_tf.MemorizationCallback`` (``config.memorization``), which also says whether each run
 memorized its labels. Each run's result is kept in results/figure4/runs/ as it finishes, and the
@@ -22,7 +23,7 @@ RUNS = (  # (label, sparsity, labels, l2)
     ("pruned 99 %, true labels", 0.99, "none", 0.0),
     ("dense, random labels", 0.0, "random", 0.0),
     ("pruned 99 %, random labels", 0.99, "random", 0.0),
-    ("dense, random labels, L2", 0.0, "random", 5e-4),
+    ("dense, random labels, weight decay", 0.0, "random", common.WEIGHT_DECAY_L2),
 )
 
 

@@ -79,8 +79,13 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, p
                      f"{agree(o['same_order'])} |")
     lines.append("\n(mean test errors ranked; differences inside the seeds' spread are not "
                  "resolved by this ranking.)\n")
+    groups = {(model, init.upper()): [r for r in rows
+                                      if r["model"] == model and r["initializer"] == init]
+              for model in models for init in initializers}
     common.write_text(os.path.join(out, "table3.md"),
-                      "\n".join(lines) + common.diverged_note(rows, "initializer"))
+                      "\n".join(lines) + common.diverged_note(rows, "initializer") + "\n"
+                      + common.evaluations_table({k: v for k, v in groups.items() if v},
+                                                 ["model", "initializer"]))
     plt = common.pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     width = 0.8 / len(initializers)
