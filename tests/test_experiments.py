@@ -455,6 +455,19 @@ def test_table2_cifar_row_on_a_few_steps(tiny_data, tmp_path):
     assert abs(rows[1]["reached_sparsity"] - 0.97) < 1e-4
 
 
+# The other CIFAR rows' command on two steps each: builds, scores and trains every model of the
+# paper's CIFAR rows (WRN steps take seconds each here: the slow run).
+@pytest.mark.slow
+@pytest.mark.parametrize("model", [m for m, dataset, *_ in table2.ROWS
+                                   if dataset == "cifar10" and m != "vgg-like"])
+def test_table2_every_cifar_row_on_two_steps(tiny_data, tmp_path, model):
+    rows = table2.run(tiny_data, str(tmp_path), iterations=2, models=(model,),
+                      include_cifar=True)
+    sparsity = next(s for m, _, s, *_ in table2.ROWS if m == model)
+    assert [(r["status"], r["iterations"]) for r in rows] == [("run", 2), ("run", 2)]
+    assert abs(rows[1]["reached_sparsity"] - sparsity) < 1e-4
+
+
 def test_criteria_comparison(tiny_data, tmp_path, monkeypatch):
     from snip_tf.experiments import criteria_comparison
 
