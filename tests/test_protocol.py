@@ -207,3 +207,25 @@ def test_pruned_at_init_gives_the_mask_of_the_run():
     assert set(masks) == {v.path for v in model.trainable_variables if v.name == "kernel"}
     with pytest.raises(ValueError, match="needs a config that prunes before fit"):
         training.pruned_at_init(_config())
+
+
+def test_a_resumed_run_trains_as_the_uninterrupted_one(tmp_path, monkeypatch):
+    # Killed after its second epoch's backup and started again, a run sees the same shuffles of
+    # the training set as one that ran in one go: the same weights, so the same errors.
+    config = _config(epochs=4, seed=3)
+    whole = training.run(config, results_dir=str(tmp_path / "whole"), resume=True)
+
+    real = training.StopOnDivergence.on_epoch_end
+
+    def killed(self, epoch, logs=None):  # after the backup of that epoch (an earlier callback)
+        real(self, epoch, logs)
+        if epoch == 1:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(training.StopOnDivergence, "on_epoch_end", killed)
+    with pytest.raises(KeyboardInterrupt):
+        training.run(config, results_dir=str(tmp_path / "resumed"), resume=True)
+    monkeypatch.setattr(training.StopOnDivergence, "on_epoch_end", real)
+    resumed = training.run(config, results_dir=str(tmp_path / "resumed"), resume=True)
+    assert resumed["resumed_at_epoch"] == 2
+    assert resumed["history"]["loss"] == whole["history"]["loss"]
+    assert resumed["metrics"] == whole["metrics"]
