@@ -181,7 +181,14 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     weights file; the small metadata file that names it (epoch, batch, file) is replaced
     atomically once the weights are complete, and older weights files are deleted only then. The
     model's mask record (``snip_tf.track``) is saved with the weights, so a resume restores the
-    exact mask. Same arguments as Keras's callback.
+    exact mask. Same arguments as Keras's callback, and ``shuffled``: the ``tf.data.Dataset``
+    that ``fit`` trains on. ``tf.data``'s ``shuffle(seed=..., reshuffle_each_iteration=True)``
+    draws each epoch's order from a sequence that starts again with the process, so a run
+    restored at epoch ``k`` would see the orders of epochs 0, 1, ... again; given the dataset,
+    the restore makes the iterators the lost epochs made (Keras's epoch iterator makes two per
+    epoch for a dataset of known length: the epoch's, and one at its end that the next epoch
+    replaces; one otherwise), and the resumed run trains as the uninterrupted one. Random
+    augmentation draws from its own generators and is not replayed.
 
     A resumed ``fit`` returns the history of its own epochs only; this callback also keeps the
     run's earlier epochs' logs (scalar metrics; a non-finite or non-scalar value is None) and
@@ -193,10 +200,13 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
 
     >>> model.fit(x, y, epochs=50,                                           # doctest: +SKIP
     ...           callbacks=[snip_tf.SNIPCallback(0.9), BackupAndRestore("backup")])
+    >>> model.fit(train, epochs=50,                                          # doctest: +SKIP
+    ...           callbacks=[BackupAndRestore("backup", shuffled=train)])
     """
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, shuffled=None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.shuffled = shuffled
         self.restored_epoch, self.history_complete = None, True
         self.earlier_history, self.earlier_elapsed_s = {}, 0.0
         self._segment, self._began = {}, None
@@ -208,6 +218,10 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         self.earlier_history, self.earlier_elapsed_s, self._segment = {}, 0.0, {}
         self._began = time.perf_counter()
         super().on_train_begin(logs)
+        if self.shuffled is not None and self.restored_epoch:
+            per_epoch = 2 if int(self.shuffled.cardinality()) > 0 else 1
+            for _ in range(per_epoch * self.restored_epoch):
+                iter(self.shuffled)
 
     def on_epoch_end(self, epoch, logs=None):
         self._segment = join_histories(self._segment, {k: [_scalar(v)] for k, v in

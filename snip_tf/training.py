@@ -95,29 +95,6 @@ class StopAtIteration(_ByIteration):
             self.model.stop_training = True
 
 
-class ReplayShuffles(keras.callbacks.Callback):
-    """Put a resumed run's training set at the shuffle of the epoch it continues from.
-
-    ``tf.data``'s ``shuffle(seed=..., reshuffle_each_iteration=True)`` draws each epoch's order
-    from a sequence that starts again with the process, so a run restored at epoch ``k`` would
-    see the orders of epochs 0, 1, ... again. Placed after ``restore`` (a
-    :class:`snip_tf.callbacks.BackupAndRestore`), this makes the iterators the lost epochs made:
-    Keras's epoch iterator makes two per epoch when the dataset's length is known (the epoch's,
-    and one at its end that the next epoch replaces), one otherwise. A resumed run then trains as
-    the uninterrupted one (``tests/test_protocol.py``). Random augmentation (CIFAR's flips and
-    crops) draws from its own generators and is not replayed."""
-
-    def __init__(self, dataset, restore):
-        super().__init__()
-        self.dataset, self.restore = dataset, restore
-
-    def on_train_begin(self, logs=None):
-        epochs = self.restore.restored_epoch or 0
-        per_epoch = 2 if int(self.dataset.cardinality()) > 0 else 1
-        for _ in range(per_epoch * epochs):
-            iter(self.dataset)
-
-
 class StopOnDivergence(_ByIteration):
     """Stop ``fit`` at the end of an epoch whose training loss is not finite: a diverged run
     would spend the rest of its budget on NaN. :attr:`diverged_at` is then the iteration it
@@ -388,8 +365,9 @@ def run(config, *, data_dir: Optional[str] = None, results_dir: Optional[str] = 
         # SNIPCallback (if any) tracks the model before this restores it, so the mask comes back
         # exactly; with explicit scoring the model above was pruned the same way again.
         saving.track(model)
-        restore = snip_callbacks.BackupAndRestore(backup, save_freq="epoch")
-        callbacks += [restore, ReplayShuffles(datasets.train, restore)]
+        restore = snip_callbacks.BackupAndRestore(backup, save_freq="epoch",
+                                                  shuffled=datasets.train)
+        callbacks.append(restore)
         if not resumed:  # records of an earlier attempt that left no backup are not this run's
             for leftover in (".checkpoints.json", ".memorization.json"):
                 if os.path.exists(backup + leftover):

@@ -6,6 +6,7 @@ import json
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import snip_tf
 from snip_tf import atomic, training
@@ -229,3 +230,39 @@ def test_a_resumed_run_trains_as_the_uninterrupted_one(tmp_path, monkeypatch):
     assert resumed["resumed_at_epoch"] == 2
     assert resumed["history"]["loss"] == whole["history"]["loss"]
     assert resumed["metrics"] == whole["metrics"]
+
+
+def test_backup_and_restore_replays_the_shuffles_of_a_users_fit(tmp_path):
+    # The public callback in a plain fit(): killed after epoch 2, resumed, the same weights as
+    # the run in one go; without `shuffled` the resumed epochs see other orders.
+    from snip_tf.callbacks import BackupAndRestore
+
+    x = np.random.default_rng(0).normal(size=(40, 3)).astype("float32")
+    y = x @ np.array([[1.0], [-2.0], [0.5]], "float32")
+
+    def train(folder, epochs, shuffled_too=True, stop_after=None):
+        keras.utils.set_random_seed(1)
+        data = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(
+            40, seed=2, reshuffle_each_iteration=True).batch(8)
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
+        model.fit(x[:1], y[:1], epochs=0, verbose=0)  # built, as the callback needs
+        callbacks = [BackupAndRestore(str(tmp_path / folder), save_freq="epoch",
+                                      shuffled=data if shuffled_too else None)]
+        if stop_after is not None:  # killed after that epoch's backup
+            def kill(epoch, logs):
+                if epoch + 1 == stop_after:
+                    raise KeyboardInterrupt
+            callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=kill))
+            with pytest.raises(KeyboardInterrupt):
+                model.fit(data, epochs=epochs, verbose=0, callbacks=callbacks, shuffle=False)
+            return None
+        model.fit(data, epochs=epochs, verbose=0, callbacks=callbacks, shuffle=False)
+        return model.get_weights()[0]
+
+    whole = train("whole", 4)
+    for replay in (True, False):
+        folder = f"resumed_{replay}"
+        train(folder, 4, replay, stop_after=2)
+        resumed = train(folder, 4, replay)
+        assert np.array_equal(resumed, whole) == replay
