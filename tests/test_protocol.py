@@ -246,7 +246,6 @@ def test_backup_and_restore_replays_the_shuffles_of_a_users_fit(tmp_path):
             40, seed=2, reshuffle_each_iteration=True).batch(8)
         model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
         model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
-        model.fit(x[:1], y[:1], epochs=0, verbose=0)  # built, as the callback needs
         callbacks = [BackupAndRestore(str(tmp_path / folder), save_freq="epoch",
                                       shuffled=data if shuffled_too else None)]
         if stop_after is not None:  # killed after that epoch's backup

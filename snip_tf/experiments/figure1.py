@@ -33,8 +33,9 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, p
                                                            "iterations": iterations,
                                                            "protocol": protocol})
     budget = common.budget_label(iterations, epochs)
-    errors = {(m, s): [r["test_error"] for r in rows if r["model"] == m and r["sparsity"] == s]
+    groups = {(m, s): [r for r in rows if r["model"] == m and r["sparsity"] == s]
               for m in models for s in sparsities}
+    errors = {key: [r["test_error"] for r in group] for key, group in groups.items()}
     lines = ["| model | " + " | ".join(f"{100 * s:.0f} %" for s in sparsities) + " | seeds |",
              "|---|" + "---|" * (len(sparsities) + 1)]
     for model in models:
@@ -44,12 +45,10 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, p
                      + f" | {'–'.join(map(str, dict.fromkeys([counts[0], counts[-1]])))} |")
     lines.append(f"\ntest error % at the last iteration against sparsity, mean ± std over seeds "
                  f"{list(seeds)}, {budget} per run, protocol {common.protocol_label(protocol)}.\n")
-    groups = {(model, f"{100 * s:.0f} %"): [r for r in rows
-                                            if r["model"] == model and r["sparsity"] == s]
-              for model in models for s in sparsities}
     common.write_text(os.path.join(out, "figure1.md"),
                       "\n".join(lines) + common.diverged_note(rows) + "\n"
-                      + common.evaluations_table({k: v for k, v in groups.items() if v},
+                      + common.evaluations_table({(m, f"{100 * s:.0f} %"): group
+                                                  for (m, s), group in groups.items() if group},
                                                  ["model", "sparsity"]))
     plt = common.pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))

@@ -41,8 +41,8 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, p
                                                            "epochs": epochs,
                                                            "iterations": iterations,
                                                            "protocol": protocol})
-    errors = {s: [r["test_error"] for r in rows if r["pruning_batch_size"] == s]
-              for s in batch_sizes}
+    groups = {s: [r for r in rows if r["pruning_batch_size"] == s] for s in batch_sizes}
+    errors = {s: [r["test_error"] for r in group] for s, group in groups.items()}
     budget = common.budget_label(iterations, epochs)
     common.write_text(os.path.join(out, "figure3.md"), "\n".join([
         "| \\|D_b\\| | " + " | ".join(str(s) for s in batch_sizes) + " |",
@@ -52,8 +52,8 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, p
         f"\nLeNet-300-100 at {100 * sparsity:g} % on {dataset}: test error at the last iteration, "
         f"mean ± std over seeds {list(seeds)}, {budget} per run, protocol {common.protocol_label(protocol)}.\n"])
         + common.diverged_note(rows, "pruning_batch_size") + "\n"
-        + common.evaluations_table({(s,): [r for r in rows if r["pruning_batch_size"] == s]
-                                    for s in batch_sizes if errors[s]}, ["\\|D_b\\|"]))
+        + common.evaluations_table({(s,): group for s, group in groups.items() if group},
+                                   ["\\|D_b\\|"]))
     plt = common.pyplot()
     fig, axes = plt.subplots(1, len(batch_sizes) + 1, figsize=(2.2 * (len(batch_sizes) + 1), 2.4))
     for ax, size in zip(axes, batch_sizes):

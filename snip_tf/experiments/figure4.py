@@ -5,8 +5,8 @@
 LeNet-5-Caffe dense and pruned at 99 % (the mask always scored on true labels), trained on true
 labels and on random labels, plus the dense network on random labels with the paper's weight
 decay 0.0005 (a gradient coefficient: the L2 penalty ``0.00025 * sum(w^2)``,
-``common.WEIGHT_DECAY_L2``). The training loss and accuracy on the labels trained on are recorded after each epoch by
-``snip_tf.MemorizationCallback`` (``config.memorization``), which also says whether each run
+``common.WEIGHT_DECAY_L2``). The training loss and accuracy on the labels trained on are
+recorded after each epoch by ``snip_tf.MemorizationCallback`` (``config.memorization``), which also says whether each run
 memorized its labels. Each run's result is kept in results/figure4/runs/ as it finishes, and the
 command run again trains only what is missing (--workers=2: two at a time). Writes
 results/figure4/{figure4.csv,figure4.json,figure4.png}.

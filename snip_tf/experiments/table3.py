@@ -43,8 +43,9 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, p
     for row, cfg in zip(trained, cfgs):  # (--report_only: the runs kept so far)
         if row is not None:
             rows.append({**row, "initializer": cfg.initializer})
-    errors = {(m, i): [r["test_error"] for r in rows if r["model"] == m and r["initializer"] == i]
+    groups = {(m, i): [r for r in rows if r["model"] == m and r["initializer"] == i]
               for m in models for i in initializers}
+    errors = {key: [r["test_error"] for r in group] for key, group in groups.items()}
     orders = {m: ordering(m, initializers, errors) for m in models}
     common.write_rows(os.path.join(out, "table3.csv"), rows)
     common.write_json(os.path.join(out, "table3.json"), {"rows": rows, "seeds": list(seeds),
@@ -79,12 +80,10 @@ def run(data_dir=None, results_dir=None, seeds=(0,), epochs=10, train_limit=0, p
                      f"{agree(o['same_order'])} |")
     lines.append("\n(mean test errors ranked; differences inside the seeds' spread are not "
                  "resolved by this ranking.)\n")
-    groups = {(model, init.upper()): [r for r in rows
-                                      if r["model"] == model and r["initializer"] == init]
-              for model in models for init in initializers}
     common.write_text(os.path.join(out, "table3.md"),
                       "\n".join(lines) + common.diverged_note(rows, "initializer") + "\n"
-                      + common.evaluations_table({k: v for k, v in groups.items() if v},
+                      + common.evaluations_table({(m, i.upper()): group
+                                                  for (m, i), group in groups.items() if group},
                                                  ["model", "initializer"]))
     plt = common.pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
