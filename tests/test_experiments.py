@@ -265,8 +265,12 @@ def test_recurrent_tables_show_the_three_test_errors_where_runs_have_checkpoints
         common.FLAGS(["prog", "--set=eval_every=2"])
         (row,) = rnn_controls.run(tiny_data, str(tmp_path / "controls"), seeds=(0,),
                                   iterations=4, models=("gru-s",), variants=("baseline",))
-    assert cells((tmp_path / "controls" / "rnn_controls.md").read_text(), "| gru-s | baseline") \
-        == [common.pct(row[key]) for key in common.ERRORS]
+    table = (tmp_path / "controls" / "rnn_controls.md").read_text()
+    assert cells(table, "| gru-s | baseline") == [common.pct(row[key]) for key in common.ERRORS]
+    # and each run's own line, after its seed
+    line = next(line for line in table.splitlines() if line.startswith("| gru-s | baseline | 0 |"))
+    assert [c.strip() for c in line.split("|")[4:7]] == [common.pct(row[key])
+                                                         for key in common.ERRORS]
 
 
 # What in a command's source shows that it reads a shared flag, itself or through common.
@@ -613,7 +617,7 @@ def test_rnn_controls(tiny_data, tmp_path):
                                      for p in (tmp_path / "runs").glob("*.json"))
                if result["iterations"] == 6]
     assert long["train_error"] == pytest.approx(1 - kept["history"]["accuracy"][-1], abs=1e-6)
-    assert (f"| gru-s | long | 0 | {common.pct(long['test_error'])} | "
+    assert (f"| gru-s | long | 0 | {common.pct(long['test_error'])} | – | – | "
             f"{common.pct(long['validation_error'])} | {long['train_loss']:.3f} | "
             f"{common.pct(long['train_error'])} |") in table
     with pytest.raises(ValueError, match="unknown variants"):

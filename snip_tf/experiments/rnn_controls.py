@@ -117,11 +117,14 @@ def run(data_dir=None, results_dir=None, seeds=(0, 1), epochs=10, train_limit=0,
                  "training error is the running error over the last epoch; a training error "
                  "far below the test error is overfitting. The final training loss includes the "
                  f"weight-decay penalty where a variant has one. {common.CHECKPOINT_NOTE}\n")
-    lines += ["| model | variant | seed | test error % (last iteration) | validation error % | "
-              "final training loss | last-epoch training error % |", "|---|---|---|---|---|---|---|"]
+    lines += ["| model | variant | seed | " + " | ".join(f"test error % ({v})"
+                                                      for v in common.ERRORS.values())
+              + " | validation error % | final training loss | last-epoch training error % |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['model']} | {r['variant']} | {r['seed']} | "
-                     f"{common.pct(r['test_error'])} | {cell([r['validation_error']])} | "
+                     + " | ".join(common.error_cells([r]))
+                     + f" | {cell([r['validation_error']])} | "
                      + ("–" if r["train_loss"] is None else f"{r['train_loss']:.3f}")
                      + f" | {cell([r['train_error']])} |")
     common.write_text(os.path.join(out, "rnn_controls.md"),
