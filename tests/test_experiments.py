@@ -516,6 +516,20 @@ def test_a_run_another_process_trains_is_not_trained_again_alongside(tiny_data, 
             common.run_all([cfg], tiny_data, str(tmp_path))
 
 
+def test_a_run_finished_while_waiting_for_its_lock_is_not_trained_again(tiny_data, tmp_path,
+                                                                        monkeypatch):
+    cfg = common._named(common.config("lenet-300-100", 0.9, iterations=2, train_limit=60))
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    path = common._train(cfg.to_json(), tiny_data, str(runs), 0)
+    assert list(runs.glob("*.lock")) == []  # the lock's file goes with the run
+    kept = open(path).read()
+    # a second process that saw no result, then got the lock after the first one finished
+    monkeypatch.setattr(common.training, "run", _must_not_train)
+    assert common._train(cfg.to_json(), tiny_data, str(runs), 0) == path
+    assert open(path).read() == kept and list(runs.glob("*.lock")) == []
+
+
 def test_a_worker_exits_when_its_command_is_killed(tmp_path):
     import subprocess
     import sys

@@ -348,7 +348,8 @@ def exit_with_parent(parent: int, every: float = 2.0) -> None:
 def _locked(runs: str, cfg):
     """Hold ``<runs>/<run name>.lock`` while the run trains: a second process that starts the
     same run (another command on the same results folder) stops with an error instead of training
-    it alongside and writing the same backup and result files. The lock goes with the process."""
+    it alongside and writing the same backup and result files. The lock goes with the process;
+    :func:`_train` removes its file when the run ends."""
     import fcntl
 
     path = os.path.join(runs, f"{training.run_name(cfg)}.lock")
@@ -370,17 +371,22 @@ def _train(cfg_json: str, data_dir, runs: str, progress: int, failures_ok: bool 
     from snip_tf import pruning
 
     cfg = ml_collections.ConfigDict(json.loads(cfg_json))
+    path = os.path.join(runs, f"{training.run_name(cfg)}.json")
     lock = _locked(runs, cfg)
     try:
+        if os.path.exists(path):  # another process finished it since this one looked
+            return path
         result = training.run(cfg, data_dir=data_dir, results_dir=runs, resume=True,
                               progress=progress, label=label(cfg))
     except pruning.ScoresError as error:
         if not failures_ok:
             raise
         print(f"{label(cfg)}: failed: {error}", flush=True)
-        return atomic.write_json(os.path.join(runs, f"{training.run_name(cfg)}.json"),
-                                 {"config": cfg.to_dict(), "failed": str(error)[:500]})
+        return atomic.write_json(path, {"config": cfg.to_dict(), "failed": str(error)[:500]})
     finally:
+        # unlinked while held: a process that opened the old file gets its lock only after this
+        # one has closed it, and then finds the result file above
+        os.unlink(lock.name)
         lock.close()
     return result["results_path"]
 
