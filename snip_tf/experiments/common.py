@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -385,8 +386,10 @@ def _train(cfg_json: str, data_dir, runs: str, progress: int, failures_ok: bool 
         return atomic.write_json(path, {"config": cfg.to_dict(), "failed": str(error)[:500]})
     finally:
         # unlinked while held: a process that opened the old file gets its lock only after this
-        # one has closed it, and then finds the result file above
-        os.unlink(lock.name)
+        # one has closed it, and then finds the result file above (a file someone removed by hand
+        # meanwhile must not fail the run)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock.name)
         lock.close()
     return result["results_path"]
 
