@@ -528,6 +528,12 @@ def test_a_run_finished_while_waiting_for_its_lock_is_not_trained_again(tiny_dat
     monkeypatch.setattr(common.training, "run", _must_not_train)
     assert common._train(cfg.to_json(), tiny_data, str(runs), 0) == path
     assert open(path).read() == kept and list(runs.glob("*.lock")) == []
+    # a file under the run's name that holds another config's result is not taken for it
+    other = json.loads(kept)
+    other["config"]["seed"] += 1
+    common.atomic.write_json(path, other)
+    with pytest.raises(AssertionError, match="a kept run was trained again"):
+        common._train(cfg.to_json(), tiny_data, str(runs), 0)
     # a lock file removed by hand while its run trains does not fail the run at its end
     def run_whose_lock_file_is_removed(cfg, results_dir, **kwargs):
         os.remove(os.path.join(results_dir, f"{common.training.run_name(cfg)}.lock"))

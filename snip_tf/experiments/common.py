@@ -311,15 +311,22 @@ def _kept_runs(runs: str) -> dict:
     kept = {}
     for entry in sorted(os.listdir(runs)) if os.path.isdir(runs) else ():
         path = os.path.join(runs, entry)
-        if not entry.endswith(".json") or not os.path.isfile(path):
-            continue
-        try:
-            result = atomic.read_json(path, expect=dict)
-            config = result["config"]
-        except (ValueError, KeyError, TypeError):
-            continue  # not a run's result
-        kept[_digest(config)] = (path, result)
+        result = _kept_result(path)
+        if result is not None:
+            kept[_digest(result["config"])] = (path, result)
     return kept
+
+
+def _kept_result(path: str) -> Optional[dict]:
+    """The finished run's result in the file ``path`` (a JSON object that holds its config), or
+    None where ``path`` holds none."""
+    if not path.endswith(".json") or not os.path.isfile(path):
+        return None
+    try:
+        result = atomic.read_json(path, expect=dict)
+    except (ValueError, TypeError):
+        return None  # not a run's result
+    return result if "config" in result else None
 
 
 def use_threads(threads: int, parent: Optional[int] = None) -> None:
@@ -375,7 +382,8 @@ def _train(cfg_json: str, data_dir, runs: str, progress: int, failures_ok: bool 
     path = os.path.join(runs, f"{training.run_name(cfg)}.json")
     lock = _locked(runs, cfg)
     try:
-        if os.path.exists(path):  # another process finished it since this one looked
+        kept = _kept_result(path)  # another process may have finished it since this one looked
+        if kept is not None and _digest(kept["config"]) == _digest(cfg.to_dict()):
             return path
         result = training.run(cfg, data_dir=data_dir, results_dir=runs, resume=True,
                               progress=progress, label=label(cfg))
